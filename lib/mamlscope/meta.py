@@ -1,0 +1,285 @@
+"""Outer loops: MAML, first-order MAML, ANIL; and the supervised baseline.
+
+MAML ([F] Alg. 2): for a meta-batch of tasks 𝒯₁…𝒯_B, adapt θ on each support set
+(:mod:`mamlscope.inner`), then take an Adam step on the mean query loss
+
+    θ ← Adam(θ, ∇_θ (1/B) Σ_b L_Q,b(θ_K,b(θ))).
+
+First-order MAML drops the second-order terms; ANIL ([R]) adapts only the head in the inner
+loop, at training and at test time. The supervised baseline trains the same Conv4 on ordinary
+mini-batches of one big classification problem (MNIST, or all Omniglot training characters).
+
+Training is a pure function of the configuration: the tasks of step ``s`` are tasks
+``s·B … s·B+B−1`` of a seeded sampler, the initial weights come from ``seed``. A run is cached
+under the hash of its configuration (:mod:`mamlscope.runs`), checkpointed, and resumable.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import data
+from .evaluate import fixed_test_tasks, mean_ci95, per_task_scores
+from .inner import InnerLoop, query_loss
+from .models import build_model
+from .progress import progress_bar
+from .runs import Run
+
+ALGORITHMS = {  # name → (which parameters adapt, first order?)
+    "maml": ("all", False),
+    "fomaml": ("all", True),
+    "anil": ("head", False),
+}
+
+
+def log_spaced_steps(last: int) -> list[int]:
+    """1, 2, 5, 10, 20, 50, … up to ``last``: checkpoints for log-axis plots of training."""
+    out, decade = [], 1
+    while decade <= last:
+        out += [m * decade for m in (1, 2, 5) if m * decade <= last]
+        decade *= 10
+    return out
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Everything that determines a meta-training run (its hash keys the run directory).
+
+    ``inner_steps``/``inner_lr`` are the training inner loop; ``eval_inner_steps`` is used at
+    meta-test time (same ``inner_lr``). ``q_query`` queries per class at training and testing.
+    ``curve_tasks`` fixed test tasks are scored at every checkpoint for the learning curve.
+    Sinusoid runs use ``amplitude``/``phase`` for meta-training and ``test_amplitude``/
+    ``test_phase`` for meta-testing ([L] §5.3.1 makes them disjoint).
+    """
+
+    algorithm: str = "maml"
+    dataset: str = "omniglot"
+    n_way: int = 5
+    k_shot: int = 1
+    q_query: int = 5
+    filters: int = 32
+    inner_steps: int = 1
+    inner_lr: float = 0.4
+    eval_inner_steps: int = 3
+    meta_batch: int = 8
+    meta_lr: float = 1e-3
+    steps: int = 5000
+    checkpoint_every: int = 500
+    log_checkpoints: bool = True
+    log_every: int = 50
+    curve_tasks: int = 100
+    seed: int = 0
+    amplitude: tuple[float, float] = (0.1, 5.0)
+    phase: tuple[float, float] = (0.0, math.pi)
+    test_amplitude: tuple[float, float] = (0.1, 5.0)
+    test_phase: tuple[float, float] = (0.0, math.pi)
+
+    def __post_init__(self):
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm={self.algorithm!r}; use one of {sorted(ALGORITHMS)}.")
+        if self.dataset not in ("omniglot", "sinusoid"):
+            raise ValueError(f"dataset={self.dataset!r}; meta-training supports 'omniglot' and 'sinusoid'.")
+        for name in ("steps", "meta_batch", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
+
+    @property
+    def name(self) -> str:
+        shape = "sin" if self.dataset == "sinusoid" else f"{self.n_way}w{self.k_shot}s"
+        return f"{self.algorithm}-{self.dataset}-{shape}"
+
+    @property
+    def loss(self) -> str:
+        return "mse" if self.dataset == "sinusoid" else "cross_entropy"
+
+    def inner(self, train: bool = True) -> InnerLoop:
+        adapt, first_order = ALGORITHMS[self.algorithm]
+        steps = self.inner_steps if train else self.eval_inner_steps
+        return InnerLoop(steps, self.inner_lr, adapt, first_order)
+
+    def build_model(self):
+        if self.dataset == "sinusoid":
+            return build_model("mlp")
+        return build_model("conv4", n_way=self.n_way, filters=self.filters)
+
+    def train_tasks(self):
+        if self.dataset == "sinusoid":
+            return data.SinusoidTasks(self.k_shot, self.q_query, tuple(self.amplitude), tuple(self.phase), seed=self.seed)
+        return data.omniglot_tasks("train", self.n_way, self.k_shot, self.q_query, seed=self.seed)
+
+    def test_tasks(self, n_tasks: int):
+        extra = {}
+        if self.dataset == "sinusoid":
+            extra = {"amplitude": tuple(self.test_amplitude), "phase": tuple(self.test_phase)}
+        return fixed_test_tasks(self.dataset, self.n_way, self.k_shot, self.q_query, n_tasks, **extra)
+
+    def checkpoint_steps(self) -> list[int]:
+        steps = set(range(0, self.steps + 1, self.checkpoint_every)) | {0, self.steps}
+        if self.log_checkpoints:
+            steps |= set(log_spaced_steps(self.steps))
+        return sorted(steps)
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """Plain supervised training of the Conv4 on ``dataset`` (``"mnist"``: 10 classes;
+    ``"omniglot"``: the 1,200 training characters as classes), Adam, cross-entropy."""
+
+    dataset: str = "mnist"
+    filters: int = 32
+    batch_size: int = 100
+    lr: float = 1e-3
+    steps: int = 200
+    checkpoint_every: int = 10
+    log_checkpoints: bool = True
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in ("mnist", "omniglot"):
+            raise ValueError(f"dataset={self.dataset!r}; use 'mnist' or 'omniglot'.")
+
+    @property
+    def name(self) -> str:
+        return f"supervised-{self.dataset}"
+
+    def load(self, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``uint8 (n, 28, 28)`` and labels."""
+        if self.dataset == "mnist":
+            return data.load_mnist(train)
+        images = data.load_omniglot()[data.omniglot_split("train")]  # (1200, 20, 28, 28)
+        n_cls, n_per = images.shape[:2]
+        idx = torch.arange(n_per)
+        keep = idx < 15 if train else idx >= 15  # 15 drawings per character to train, 5 held out
+        x = images[:, keep].reshape(-1, *images.shape[2:])
+        y = torch.arange(n_cls).repeat_interleave(int(keep.sum()))
+        return x, y
+
+    @property
+    def n_classes(self) -> int:
+        return 10 if self.dataset == "mnist" else data.N_OMNIGLOT_TRAIN
+
+    def build_model(self):
+        return build_model("conv4", n_way=self.n_classes, filters=self.filters)
+
+    def checkpoint_steps(self) -> list[int]:
+        steps = set(range(0, self.steps + 1, self.checkpoint_every)) | {0, self.steps}
+        if self.log_checkpoints:
+            steps |= set(log_spaced_steps(self.steps))
+        return sorted(steps)
+
+
+# --------------------------------------------------------------------------------------------
+def _init_model(config, device):
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        return config.build_model().to(device)
+
+
+def _resume(run: Run, model, opt) -> int:
+    """Load the newest checkpoint into ``model``/``opt``; return its step (0 if none)."""
+    if not run.checkpoint_steps():
+        return 0
+    state = run.load_checkpoint()
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    run.truncate_metrics(state["step"])
+    return state["step"]
+
+
+def _save(run: Run, step: int, model, opt) -> None:
+    run.save_checkpoint(step, {"model": model.state_dict(), "optimizer": opt.state_dict()})
+
+
+def train(config, *, device="cpu", backend: str = "func", progress: bool | None = None, root=None) -> Run:
+    """Train (or resume, or reuse) the run of ``config``; returns its :class:`~mamlscope.runs.Run`.
+
+    ``device`` and ``backend`` do not enter the run's hash: they change speed, not the result
+    (up to floating-point noise).
+    """
+    run = Run(config, root)
+    if run.finished:
+        return run
+    if isinstance(config, MetaConfig):
+        _train_meta(run, config, torch.device(device), backend, progress)
+    elif isinstance(config, SupervisedConfig):
+        _train_supervised(run, config, torch.device(device), progress)
+    else:
+        raise TypeError(f"cannot train a {type(config).__name__}; use MetaConfig or SupervisedConfig.")
+    return run
+
+
+def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
+    model = _init_model(cfg, device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
+    start = _resume(run, model, opt)
+    tasks, curve = cfg.train_tasks(), cfg.test_tasks(cfg.curve_tasks)
+    ckpts = set(cfg.checkpoint_steps())
+    inner, eval_inner = cfg.inner(train=True), cfg.inner(train=False)
+    B = cfg.meta_batch
+
+    def checkpoint(step):
+        scores = per_task_scores(model, curve, eval_inner, loss=cfg.loss)
+        s = mean_ci95(scores)
+        run.log({"step": step, "test_score": s.mean, "test_ci95": s.ci95, "test_tasks": s.n})
+        _save(run, step, model, opt)
+
+    if start == 0:
+        checkpoint(0)
+    sums, count, t0 = torch.zeros(2), 0, time.perf_counter()
+    for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
+                             initial=start, total=cfg.steps):
+        batch = tasks.batch(range(step * B, (step + 1) * B)).to(device)
+        losses, scores = query_loss(model, batch, inner, loss=cfg.loss, backend=backend)
+        opt.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        opt.step()
+        sums += torch.stack([losses.mean().detach(), scores.mean().detach()]).cpu()
+        count += 1
+        done = step + 1
+        if done % cfg.log_every == 0 or done in ckpts:  # a log window never spans a checkpoint,
+            run.log({"step": done, "train_loss": sums[0].item() / count,  # so resuming logs the same
+                     "train_score": sums[1].item() / count,
+                     "seconds_per_step": (time.perf_counter() - t0) / count})
+            sums, count, t0 = torch.zeros(2), 0, time.perf_counter()
+        if done in ckpts:
+            checkpoint(done)
+    run.finish({"steps": cfg.steps, "final_curve_score": run.metrics()[-1].get("test_score")})
+
+
+def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None:
+    model = _init_model(cfg, device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start = _resume(run, model, opt)
+    x, y = cfg.load(train=True)
+    ckpts = set(cfg.checkpoint_steps())
+    if start == 0:
+        _save(run, 0, model, opt)
+    for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
+                             initial=start, total=cfg.steps):
+        idx = torch.randint(len(x), (cfg.batch_size,), generator=data.task_generator(cfg.seed, step))
+        xb = (x[idx].float() / 255.0).unsqueeze(1).to(device)
+        out = model(xb)
+        loss = F.cross_entropy(out, y[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            acc = (out.argmax(1).cpu() == y[idx]).float().mean().item()
+            run.log({"step": done, "train_loss": loss.item(), "train_score": acc})
+        if done in ckpts:
+            _save(run, done, model, opt)
+    run.finish({"steps": cfg.steps})
+
+
+# --------------------------------------------------------------------------------------------
+def load_model(run: Run, step: int | None = None, device="cpu"):
+    """The model of ``run`` at checkpoint ``step`` (default: the newest)."""
+    model = run.config.build_model().to(device)
+    model.load_state_dict(run.load_checkpoint(step, map_location=device)["model"])
+    return model

@@ -1,0 +1,140 @@
+"""The networks of the papers, with per-layer activations by name.
+
+* :class:`Conv4` — Finn et al.'s (2017) four blocks of [3×3 conv, BatchNorm, ReLU] (stride 2 for
+  Omniglot, or stride 1 + 2×2 max-pool), flattened, then a linear head. Layers are named
+  ``conv1 … conv4, head``. BatchNorm is *transductive*: batch statistics at train and test time
+  (``track_running_stats=False``), as in Finn's TensorFlow code.
+* :class:`MLP` — the 1-40-40-1 ReLU regressor for sinusoids; layers ``fc1, fc2, head``.
+
+``model(x, return_activations=True)`` returns ``(output, {layer: activation})`` in one pass, so
+every metric can ask for "layer k of θ on inputs X" — also functionally, with any parameters θ:
+``torch.func.functional_call(model, theta, (x,), {"return_activations": True})``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+ACTIVATIONS = {"relu": F.relu, "softplus": F.softplus, "tanh": torch.tanh}
+
+
+def _activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation={name!r}; use one of {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]
+
+
+class ConvBlock(nn.Module):
+    """3×3 conv → BatchNorm (batch statistics) → ReLU [→ 2×2 max-pool]."""
+
+    def __init__(self, c_in: int, c_out: int, pooling: str, activation: str = "relu"):
+        super().__init__()
+        self.act = _activation(activation)
+        stride = 2 if pooling == "stride" else 1
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+        self.bn = nn.BatchNorm2d(c_out, track_running_stats=False)
+        self.pool = pooling == "max"
+
+    def forward(self, x):
+        x = self.act(self.bn(self.conv(x)))
+        return F.max_pool2d(x, 2, ceil_mode=False) if self.pool else x
+
+
+class Conv4(nn.Module):
+    """Conv4 of [F]/[G]/[R]. Input ``(B, in_channels, H, W)`` → logits ``(B, n_way)``.
+
+    With stride 2 on 28×28 inputs the feature maps are 14, 7, 4, 2 pixels wide, so the
+    penultimate representation (flattened ``conv4``) has ``filters · 2 · 2`` features.
+    ``activation`` is ReLU in the papers; a smooth one (softplus) makes the MAML meta-loss
+    differentiable everywhere, which finite-difference checks need (with ReLU the inner-loop
+    gradient jumps at every kink, so the meta-loss itself is discontinuous).
+    """
+
+    layer_names = ("conv1", "conv2", "conv3", "conv4", "head")
+
+    def __init__(self, n_way: int, filters: int = 64, in_channels: int = 1,
+                 image_size: int = 28, pooling: str = "stride", activation: str = "relu"):
+        super().__init__()
+        if pooling not in ("stride", "max"):
+            raise ValueError(f"pooling={pooling!r}; use 'stride' (Omniglot) or 'max' (MiniImageNet).")
+        self.conv1 = ConvBlock(in_channels, filters, pooling, activation)
+        self.conv2 = ConvBlock(filters, filters, pooling, activation)
+        self.conv3 = ConvBlock(filters, filters, pooling, activation)
+        self.conv4 = ConvBlock(filters, filters, pooling, activation)
+        size = image_size
+        for _ in range(4):
+            size = (size + 1) // 2 if pooling == "stride" else size // 2
+        self.feature_dim = filters * size * size
+        self.head = nn.Linear(self.feature_dim, n_way)
+
+    def forward(self, x, return_activations: bool = False):
+        acts = OrderedDict()
+        for name in self.layer_names[:-1]:
+            x = getattr(self, name)(x)
+            acts[name] = x
+        out = self.head(x.flatten(1))
+        acts["head"] = out
+        return (out, acts) if return_activations else out
+
+
+class MLP(nn.Module):
+    """The sinusoid regressor of [F]/[L]: ``in → 40 → 40 → out`` with ReLU."""
+
+    def __init__(self, in_features: int = 1, hidden: tuple[int, ...] = (40, 40), out_features: int = 1,
+                 activation: str = "relu"):
+        super().__init__()
+        self.act = _activation(activation)
+        sizes = (in_features, *hidden)
+        self.layer_names = tuple(f"fc{i + 1}" for i in range(len(hidden))) + ("head",)
+        for name, a, b in zip(self.layer_names, sizes[:-1], sizes[1:]):
+            setattr(self, name, nn.Linear(a, b))
+        self.head = nn.Linear(sizes[-1], out_features)
+        self.feature_dim = sizes[-1]
+
+    def forward(self, x, return_activations: bool = False):
+        acts = OrderedDict()
+        for name in self.layer_names[:-1]:
+            x = self.act(getattr(self, name)(x))
+            acts[name] = x
+        out = self.head(x)
+        acts["head"] = out
+        return (out, acts) if return_activations else out
+
+
+def layer_of(param_name: str) -> str:
+    """The layer a parameter belongs to: ``"conv2.conv.weight"`` → ``"conv2"``."""
+    return param_name.split(".", 1)[0]
+
+
+def adapted_parameter_names(model: nn.Module, adapt: str = "all", *, include_batchnorm: bool = False) -> list[str]:
+    """Names of the parameters the inner loop updates.
+
+    ``adapt``: ``"all"`` (MAML), ``"head"`` (ANIL), or ``"from:<layer>"`` (that layer and every
+    later one, e.g. ``"from:conv3"``; the body below it is frozen). BatchNorm scale and shift are
+    meta-learned but not adapted unless ``include_batchnorm`` (Finn et al.'s code keeps them out
+    of the fast weights).
+    """
+    layers = list(model.layer_names)
+    if adapt == "all":
+        keep = set(layers)
+    elif adapt == "head":
+        keep = {"head"}
+    elif adapt.startswith("from:") and adapt[5:] in layers:
+        keep = set(layers[layers.index(adapt[5:]):])
+    else:
+        options = ["all", "head"] + [f"from:{l}" for l in layers]
+        raise ValueError(f"adapt={adapt!r} is not one of {options}.")
+    return [n for n, _ in model.named_parameters()
+            if layer_of(n) in keep and (include_batchnorm or ".bn." not in n)]
+
+
+def build_model(arch: str, **kwargs) -> nn.Module:
+    """``"conv4"`` → :class:`Conv4`, ``"mlp"`` → :class:`MLP`."""
+    archs = {"conv4": Conv4, "mlp": MLP}
+    if arch not in archs:
+        raise ValueError(f"unknown architecture {arch!r}; use one of {sorted(archs)}.")
+    return archs[arch](**kwargs)

@@ -1,0 +1,41 @@
+"""Where data, caches and results live.
+
+* data root   — ``$MAML_DATA``, else ``<project>/data``: the datasets in their standard layouts
+  (``omniglot-py/images_background|images_evaluation``, ``MNIST/raw``). May be read-only.
+* cache root  — ``$MAMLSCOPE_CACHE``, else ``<project>/.cache``: resized-image caches and
+  training runs (``runs/<name>-<hash>/``). Shared by every chapter.
+
+``<project>`` is the source checkout that holds this package (editable install); when the
+package is installed elsewhere the defaults fall back to ``~/.cache/mamlscope``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path | None:
+    """The checkout containing ``lib/mamlscope`` and ``pyproject.toml``, or None."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / "lib").is_dir() else None
+
+
+def _default(sub: str) -> Path:
+    root = project_root()
+    return root / sub if root is not None else Path.home() / ".cache" / "mamlscope" / sub.strip(".")
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The dataset root: ``root`` if given, else ``$MAML_DATA``, else ``<project>/data``."""
+    if root is not None:
+        return Path(root).expanduser().resolve()
+    env = os.environ.get("MAML_DATA")
+    return Path(env).expanduser().resolve() if env else _default("data")
+
+
+def cache_root(root: str | os.PathLike | None = None) -> Path:
+    """The cache root: ``root`` if given, else ``$MAMLSCOPE_CACHE``, else ``<project>/.cache``."""
+    if root is not None:
+        return Path(root).expanduser().resolve()
+    env = os.environ.get("MAMLSCOPE_CACHE")
+    return Path(env).expanduser().resolve() if env else _default(".cache")

@@ -1,0 +1,127 @@
+"""The three scales at which the book runs (papermill parameter ``profile``).
+
+* ``smoke`` — CI and nbval: every cell runs in seconds; the numbers mean nothing.
+* ``cpu``   — the default and what the built book shows: a 2-core laptop, whole book ≤ 45 min.
+  Smaller nets (32 filters), smaller meta-batches, fewer steps and inner steps than the papers.
+* ``paper`` — the papers' exact settings (Finn et al. 2017 App. A.1; Goerttler & Obermayer §4),
+  hours on a GPU.
+
+A chapter calls ``load(profile, **overrides)``. An override names a profile field
+(``test_tasks=100``) or a field of one of its training configurations
+(``omniglot_5w1s__steps=1000``, a double underscore because papermill parameters are Python
+names). Unknown profiles and unknown fields are errors that list what is valid.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+
+import torch
+
+from .meta import MetaConfig, SupervisedConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings of one profile. Training configurations are shared by all chapters, so a
+    run trained for one chapter is reused by the others (:mod:`mamlscope.runs`)."""
+
+    name: str
+    description: str
+    test_tasks: int                      # fixed meta-test tasks for accuracy (paper: 600)
+    omniglot_5w1s: MetaConfig            # Omniglot 5-way 1-shot, MAML ([F] Table 1)
+    omniglot_20w1s: MetaConfig           # Omniglot 20-way 1-shot, MAML ([F], [G], [R])
+    mnist_supervised: SupervisedConfig   # Conv4 on MNIST from a random init ([G] Fig 2)
+
+    def meta(self, setting: str, algorithm: str = "maml") -> MetaConfig:
+        """The configuration of ``setting`` (e.g. ``"omniglot_5w1s"``) trained with ``algorithm``."""
+        base = getattr(self, setting)
+        if not isinstance(base, MetaConfig):
+            raise ValueError(f"{setting!r} is not a meta-learning setting of profile {self.name!r}.")
+        return replace(base, algorithm=algorithm)
+
+
+_PAPER_5W = MetaConfig(n_way=5, k_shot=1, q_query=1, filters=64, inner_steps=1, inner_lr=0.4,
+                       eval_inner_steps=3, meta_batch=32, meta_lr=1e-3, steps=60_000,
+                       checkpoint_every=5_000, log_every=100, curve_tasks=100)
+_PAPER_20W = MetaConfig(n_way=20, k_shot=1, q_query=1, filters=64, inner_steps=5, inner_lr=0.1,
+                        eval_inner_steps=5, meta_batch=16, meta_lr=1e-3, steps=60_000,
+                        checkpoint_every=5_000, log_every=100, curve_tasks=100)
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI only: tiny nets and a few steps so that every cell runs; numbers are meaningless.",
+        test_tasks=20,
+        omniglot_5w1s=MetaConfig(n_way=5, filters=8, meta_batch=2, q_query=2, steps=12,
+                                 checkpoint_every=6, log_every=3, curve_tasks=8),
+        omniglot_20w1s=MetaConfig(n_way=20, filters=8, meta_batch=2, q_query=1, steps=6,
+                                  inner_lr=0.1, eval_inner_steps=5, checkpoint_every=3,
+                                  log_every=3, curve_tasks=4),
+        mnist_supervised=SupervisedConfig(filters=8, batch_size=20, steps=10, checkpoint_every=5, log_every=5),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description=("A 2-core CPU in minutes: 32 filters instead of 64, meta-batch 8 (5-way) / 4 "
+                     "(20-way) instead of 32 / 16, 5 queries per class, 1 inner step in training "
+                     "instead of 5 for 20-way, and thousands rather than 60,000 meta-steps."),
+        test_tasks=600,
+        omniglot_5w1s=MetaConfig(n_way=5, filters=32, meta_batch=8, q_query=5, inner_steps=1,
+                                 inner_lr=0.4, eval_inner_steps=3, steps=5000, checkpoint_every=500),
+        omniglot_20w1s=MetaConfig(n_way=20, filters=32, meta_batch=4, q_query=5, inner_steps=1,
+                                  inner_lr=0.1, eval_inner_steps=5, steps=3000, checkpoint_every=500),
+        mnist_supervised=SupervisedConfig(filters=32, batch_size=100, steps=200, checkpoint_every=10),
+    ),
+    "paper": Profile(
+        name="paper",
+        description=("The papers' settings: Finn et al. (2017) App. A.1 for Omniglot (64 filters, "
+                     "60,000 meta-steps, Adam 1e-3; 5-way: meta-batch 32, 1 inner step at 0.4, 3 at "
+                     "test; 20-way: meta-batch 16, 5 inner steps at 0.1), Goerttler & Obermayer §4 "
+                     "for MNIST (batch 100, 200 steps). Hours on a GPU."),
+        test_tasks=600,
+        omniglot_5w1s=_PAPER_5W,
+        omniglot_20w1s=_PAPER_20W,
+        mnist_supervised=SupervisedConfig(filters=64, batch_size=100, steps=200, checkpoint_every=10),
+    ),
+}
+
+
+def _valid_overrides(profile: Profile) -> list[str]:
+    keys = []
+    for f in dataclasses.fields(profile):
+        value = getattr(profile, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += [f"{f.name}__{g.name}" for g in dataclasses.fields(value)]
+        elif f.name not in ("name", "description"):
+            keys.append(f.name)
+    return keys
+
+
+def load(name: str = "cpu", **overrides) -> Profile:
+    """The profile ``name`` with ``overrides`` applied (``None`` values are ignored, so a
+    notebook can pass its optional parameters straight through)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}.")
+    profile = PROFILES[name]
+    valid = _valid_overrides(profile)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in valid:
+            raise ValueError(f"unknown parameter {key!r} for profile {name!r}; valid parameters: "
+                             f"{', '.join(valid)}.")
+        field, _, sub = key.partition("__")
+        if sub:
+            value = replace(getattr(profile, field), **{sub: value})
+        profile = replace(profile, **{field: value})
+    return profile
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use 'cpu' or 'auto'.")
+    return dev

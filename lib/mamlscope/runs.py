@@ -1,0 +1,162 @@
+"""Training runs addressed by their configuration: config → hash → run directory.
+
+A run directory ``<cache root>/runs/<name>-<hash12>/`` holds
+
+* ``config.json``   — the full configuration (its SHA-256 is the directory's key);
+* ``ckpt/step_0000500.pt`` — checkpoints (model, optimiser, step), written atomically;
+* ``metrics.jsonl`` — one JSON record per logged step;
+* ``final.json``    — written last; its presence means the run is finished and is reused.
+
+Any two chapters asking for the same configuration share one run; an interrupted run resumes
+from its newest checkpoint. Nothing is silently overwritten: an unreadable checkpoint stops the
+run with an error that says which file and what to do, and the file is left where it is.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .paths import cache_root
+
+RUN_FORMAT = 1  # bump when a change to the training code changes what a config produces
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be read (e.g. truncated by a crash)."""
+
+
+class RunConfigMismatch(RuntimeError):
+    """A run directory holds a different configuration than its name promises."""
+
+
+def config_dict(config) -> dict:
+    """A dataclass config as a plain dict, tagged with its type and the run format."""
+    return {"type": type(config).__name__, "run_format": RUN_FORMAT, **dataclasses.asdict(config)}
+
+
+def config_hash(config) -> str:
+    """SHA-256 of the canonical JSON of :func:`config_dict` (sorted keys, no spaces)."""
+    blob = json.dumps(config_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class Run:
+    """The directory of one training run. ``config`` is a dataclass with a ``name`` property."""
+
+    def __init__(self, config, root=None):
+        self.config = config
+        self.hash = config_hash(config)
+        self.dir = cache_root(root) / "runs" / f"{config.name}-{self.hash[:12]}"
+        self.ckpt_dir = self.dir / "ckpt"
+        self._check_or_write_config()
+
+    def __repr__(self) -> str:
+        return f"Run({self.dir.name}, finished={self.finished})"
+
+    # -- configuration ---------------------------------------------------------------------
+    def _check_or_write_config(self) -> None:
+        path = self.dir / "config.json"
+        mine = config_dict(self.config)
+        if path.is_file():
+            try:
+                theirs = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise RunConfigMismatch(
+                    f"{path} is not valid JSON ({err}); the run directory {self.dir} is damaged. "
+                    "Move it aside to retrain (nothing was changed).") from err
+            if theirs != json.loads(json.dumps(mine)):
+                raise RunConfigMismatch(
+                    f"{path} holds a different configuration than this run's hash promises. "
+                    f"Move {self.dir} aside to retrain (nothing was changed).")
+            return
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(path, lambda p: p.write_text(json.dumps(mine, indent=2, sort_keys=True)))
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def checkpoint_path(self, step: int) -> Path:
+        return self.ckpt_dir / f"step_{step:07d}.pt"
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps that have a checkpoint, ascending."""
+        if not self.ckpt_dir.is_dir():
+            return []
+        return sorted(int(p.stem[5:]) for p in self.ckpt_dir.glob("step_*.pt"))
+
+    def save_checkpoint(self, step: int, state: dict) -> Path:
+        """Write ``state`` (tensors, numbers, dicts) for ``step`` atomically (temp file + rename)."""
+        path = self.checkpoint_path(step)
+        _atomic_write_bytes(path, lambda p: torch.save({"step": step, "run_hash": self.hash, **state}, p))
+        return path
+
+    def load_checkpoint(self, step: int | None = None, map_location="cpu") -> dict:
+        """The checkpoint at ``step`` (default: the newest). Raises :class:`CorruptCheckpointError`
+        with the file's path and a fix when it cannot be read; never deletes it."""
+        steps = self.checkpoint_steps()
+        if step is None:
+            if not steps:
+                raise FileNotFoundError(f"run {self.dir} has no checkpoint yet; train it first.")
+            step = steps[-1]
+        path = self.checkpoint_path(step)
+        if not path.is_file():
+            raise FileNotFoundError(f"run {self.dir} has no checkpoint at step {step}; it has {steps}.")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:
+            earlier = [s for s in steps if s < step]
+            hint = (f"move it aside (e.g. rename it to {path.name}.corrupt) to resume from step "
+                    f"{earlier[-1]}" if earlier else "move it aside to start the run afresh")
+            raise CorruptCheckpointError(
+                f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it was probably "
+                f"truncated by an interrupted write. It was left untouched: {hint}.") from err
+        if not isinstance(state, dict) or state.get("run_hash") != self.hash or state.get("step") != step:
+            raise CorruptCheckpointError(
+                f"checkpoint {path} does not belong to this run (step or run hash differ); "
+                "it was left untouched: move it aside to continue.")
+        return state
+
+    # -- metrics ---------------------------------------------------------------------------
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    def log(self, record: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_path.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop records logged after ``step`` (they will be recomputed identically on resume)."""
+        kept = [r for r in self.metrics() if r.get("step", 0) <= step]
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        _atomic_write_bytes(self.metrics_path, lambda p: p.write_text(text))
+
+    # -- completion ------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return (self.dir / "final.json").is_file()
+
+    def finish(self, summary: dict) -> None:
+        _atomic_write_bytes(self.dir / "final.json",
+                            lambda p: p.write_text(json.dumps(summary, indent=2, sort_keys=True)))
+
+    def summary(self) -> dict:
+        return json.loads((self.dir / "final.json").read_text())

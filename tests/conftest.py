@@ -1,0 +1,38 @@
+"""Test set-up: the data root defaults to ../shared/data (this workplace) when MAML_DATA is unset;
+training runs and results go to temporary folders so the user's cache is never touched."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+if "MAML_DATA" not in os.environ:
+    for candidate in (ROOT / "data", ROOT.parent / "shared" / "data"):
+        if (candidate / "omniglot-py").is_dir():
+            os.environ["MAML_DATA"] = str(candidate)
+            break
+os.environ.setdefault("MAMLSCOPE_PROGRESS", "0")
+
+
+def _have_data() -> bool:
+    return (Path(os.environ.get("MAML_DATA", ROOT / "data")) / "omniglot-py").is_dir()
+
+
+requires_data = pytest.mark.skipif(not _have_data(), reason="Omniglot/MNIST not under MAML_DATA")
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    d = tmp_path / "results"
+    monkeypatch.setenv("MAMLSCOPE_RESULTS", str(d))
+    return d
+
+
+@pytest.fixture
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

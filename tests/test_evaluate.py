@@ -1,0 +1,48 @@
+import math
+
+import numpy as np
+import torch
+
+from mamlscope import evaluate
+from mamlscope.data import Task
+from mamlscope.inner import InnerLoop
+from mamlscope.models import Conv4
+from conftest import requires_data
+
+
+def test_mean_ci95_formula():
+    v = torch.tensor([0.2, 0.4, 0.9, 1.0, 0.6])
+    s = evaluate.mean_ci95(v)
+    assert math.isclose(s.mean, 0.62, rel_tol=1e-9)
+    assert math.isclose(s.ci95, 1.96 * np.std(v.numpy().astype(float), ddof=1) / math.sqrt(5), rel_tol=1e-9)
+    assert s.n == 5 and str(evaluate.Score(0.9512, 0.0031, 600)) == "95.1 ± 0.3%"
+
+
+@requires_data
+def test_fixed_test_tasks_do_not_depend_on_anything_else():
+    a = evaluate.fixed_test_tasks("omniglot", 5, 1, 2, n_tasks=3)
+    b = evaluate.fixed_test_tasks("omniglot", 5, 1, 2, n_tasks=5)
+    assert torch.equal(a.x_query, b.x_query[:3])
+
+
+def test_per_task_scores_chunking_is_invisible():
+    torch.manual_seed(0)
+    model = Conv4(n_way=2, filters=4, image_size=8)
+    g = torch.Generator().manual_seed(0)
+    tasks = Task(torch.randn(5, 2, 1, 8, 8, generator=g), torch.tensor([[0, 1]] * 5),
+                 torch.randn(5, 4, 1, 8, 8, generator=g), torch.tensor([[0, 0, 1, 1]] * 5))
+    inner = InnerLoop(steps=2, lr=0.5)
+    torch.testing.assert_close(evaluate.per_task_scores(model, tasks, inner, chunk=2),
+                               evaluate.per_task_scores(model, tasks, inner, chunk=100))
+
+
+def test_nil_classifies_copies_of_the_support_set():
+    torch.manual_seed(0)
+    model = Conv4(n_way=3, filters=8, image_size=8)
+    x = torch.randn(4, 3, 1, 8, 8)
+    y = torch.tensor([[0, 1, 2]] * 4)
+    tasks = Task(x, y, x.clone(), y.clone())  # each query is a support example
+    acc = evaluate.nil_accuracy(model, tasks)
+    assert acc.shape == (4,) and acc.min() == 1.0
+    flipped = Task(x, y, x.clone(), (y + 1) % 3)
+    assert evaluate.nil_accuracy(model, flipped).max() == 0.0
