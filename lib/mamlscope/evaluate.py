@@ -103,3 +103,26 @@ def nil_accuracy(model, tasks: Task, *, params=None, chunk: int = 100) -> torch.
             votes = sim.softmax(dim=1) @ F.one_hot(t.y_support, n_way).to(sim.dtype)
             accs.append((votes.argmax(1) == t.y_query).float().mean().cpu())
     return torch.stack(accs)
+
+
+def run_score(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None, device="cpu") -> Score:
+    """Accuracy ± 95% CI of a meta-training run's checkpoint (default: the last) over the first
+    ``n_tasks`` fixed test tasks, with the run's own test-time inner loop. Cached in the run
+    directory (``scores.json``), so chapters that share a run share its score."""
+    import json
+
+    from .meta import load_model
+
+    cfg = run.config
+    step = run.checkpoint_steps()[-1] if step is None else step
+    key = f"step={step},tasks={n_tasks}"
+    path = run.dir / "scores.json"
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    if key not in cache:
+        model = load_model(run, step, device=device)
+        score = evaluate(model, cfg.test_tasks(n_tasks), cfg.inner(train=False), loss=cfg.loss)
+        cache[key] = {"mean": score.mean, "ci95": score.ci95, "n": score.n}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
+        tmp.replace(path)
+    return Score(**cache[key])

@@ -1,0 +1,43 @@
+"""Tables for the chapters: settings beside the paper's, scores beside the paper's."""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from .profiles import Profile
+
+SETTING_FIELDS = {
+    "n_way": "ways", "k_shot": "shots", "q_query": "queries per class", "filters": "conv filters",
+    "meta_batch": "meta-batch (tasks)", "inner_steps": "inner steps (training)",
+    "eval_inner_steps": "inner steps (testing)", "inner_lr": "inner step size α",
+    "meta_lr": "meta step size (Adam)", "steps": "meta-training steps",
+}
+
+
+def settings_table(profile: Profile, paper: Profile, settings: list[str]) -> pd.DataFrame:
+    """One row per hyper-parameter, one column per (setting, profile), differences marked *."""
+    columns = {}
+    for s in settings:
+        mine, theirs = getattr(profile, s), getattr(paper, s)
+        columns[f"{s} — {profile.name}"] = [
+            f"{getattr(mine, f)}{'' if getattr(mine, f) == getattr(theirs, f) else ' *'}" for f in SETTING_FIELDS]
+        columns[f"{s} — paper"] = [str(getattr(theirs, f)) for f in SETTING_FIELDS]
+    return pd.DataFrame(columns, index=list(SETTING_FIELDS.values()))
+
+
+def seconds_per_step(run) -> float:
+    """Median wall-clock seconds per meta-step over the run's training log."""
+    values = sorted(r["seconds_per_step"] for r in run.metrics() if "seconds_per_step" in r)
+    return values[len(values) // 2] if values else float("nan")
+
+
+def training_seconds(run) -> float:
+    """Total wall-clock training time logged by the run (each log line covers the steps since
+    the previous one)."""
+    total, previous = 0.0, 0
+    for r in run.metrics():
+        if "seconds_per_step" in r:
+            total += r["seconds_per_step"] * (r["step"] - previous)
+            previous = r["step"]
+    return total

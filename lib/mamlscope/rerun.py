@@ -1,0 +1,104 @@
+"""Run the book's chapters through papermill at a chosen profile, then optionally build the HTML.
+
+    python -m mamlscope.rerun                          # every chapter, profile cpu, in place
+    python -m mamlscope.rerun 01_maml_on_omniglot -p profile=smoke -p test_tasks=50 \
+        --output-dir /tmp/out                          # one chapter, elsewhere
+    python -m mamlscope.rerun --profile paper --html   # the papers' settings, then jupyter-book
+
+``-p name=value`` sets any parameter the chapter lists (``papermill --help-notebook
+book/<chapter>.ipynb``); values are parsed as YAML (``3`` → int, ``null`` → None). Chapters are
+the notebooks named in ``_toc.yml``, in order. Executing in place rewrites the notebook's
+outputs (the book shows them); ``--output-dir`` leaves the committed notebooks alone.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .paths import project_root
+from .profiles import PROFILES
+
+
+def chapters(root: Path) -> list[str]:
+    """Notebook chapters listed in ``_toc.yml``, in order (names without ``book/`` and suffix)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return [Path(f).name for f in files if (root / f"{f}.ipynb").is_file()]
+
+
+def _parse_parameters(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"-p {pair!r}: use name=value, e.g. -p test_tasks=100")
+        name, value = pair.split("=", 1)
+        params[name.strip()] = yaml.safe_load(value)
+    return params
+
+
+def execute(chapter: str, parameters: dict, output_dir: Path | None, root: Path) -> Path:
+    import papermill as pm
+
+    source = root / "book" / f"{chapter}.ipynb"
+    target = (output_dir / source.name) if output_dir else source
+    target.parent.mkdir(parents=True, exist_ok=True)
+    declared = {p for p in pm.inspect_notebook(str(source))}
+    unknown = set(parameters) - declared
+    if unknown:
+        raise SystemExit(f"{chapter}: unknown parameter(s) {sorted(unknown)}; "
+                         f"this chapter takes {sorted(declared)}.")
+    pm.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(root / "book"),
+                        progress_bar=False, kernel_name="python3")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = project_root() or Path.cwd()
+    parser = argparse.ArgumentParser(prog="python -m mamlscope.rerun", description=__doc__.split("\n")[0])
+    parser.add_argument("chapters", nargs="*", help="chapter names (default: every chapter in _toc.yml)")
+    parser.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: the chapter's, cpu)")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--output-dir", type=Path, default=None, help="write executed notebooks here instead of in place")
+    parser.add_argument("--html", action="store_true", help="build _build/html with jupyter-book afterwards")
+    args = parser.parse_args(argv)
+
+    params = _parse_parameters(args.parameter)
+    if args.profile is not None:
+        if args.profile not in PROFILES:
+            parser.error(f"unknown profile {args.profile!r}; valid profiles: {', '.join(PROFILES)}")
+        params["profile"] = args.profile
+    known = chapters(root)
+    todo = args.chapters or known
+    for name in todo:
+        if name not in known:
+            parser.error(f"unknown chapter {name!r}; chapters: {', '.join(known)}")
+    for name in todo:
+        start = time.perf_counter()
+        out = execute(name, params, args.output_dir, root)
+        print(f"{name}: executed in {time.perf_counter() - start:.0f} s → {out}", flush=True)
+    if args.html:
+        if args.output_dir:
+            parser.error("--html builds the book from the notebooks in book/; drop --output-dir")
+        subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
