@@ -29,6 +29,9 @@ class Profile:
     name: str
     description: str
     test_tasks: int                      # fixed meta-test tasks for accuracy (paper: 600)
+    analysis_tasks: int                  # meta-test tasks per representation measurement ([G] Fig 1a: 50)
+    analysis_inputs: int                 # MNIST test images per RDM / CKA ([G] Fig 2)
+    supervised_seeds: int                # independent supervised runs (error bars over seeds)
     omniglot_5w1s: MetaConfig            # Omniglot 5-way 1-shot, MAML ([F] Table 1)
     omniglot_20w1s: MetaConfig           # Omniglot 20-way 1-shot, MAML ([F], [G], [R])
     mnist_supervised: SupervisedConfig   # Conv4 on MNIST from a random init ([G] Fig 2)
@@ -46,17 +49,20 @@ _PAPER_5W = MetaConfig(n_way=5, k_shot=1, q_query=1, filters=64, inner_steps=1, 
                        checkpoint_every=5_000, log_every=100, curve_tasks=100)
 _PAPER_20W = MetaConfig(n_way=20, k_shot=1, q_query=1, filters=64, inner_steps=5, inner_lr=0.1,
                         eval_inner_steps=5, meta_batch=16, meta_lr=1e-3, steps=60_000,
-                        checkpoint_every=5_000, log_every=100, curve_tasks=100)
+                        checkpoint_every=1_000, log_every=100, curve_tasks=100)
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="CI only: tiny nets and a few steps so that every cell runs; numbers are meaningless.",
         test_tasks=20,
+        analysis_tasks=4,
+        analysis_inputs=40,
+        supervised_seeds=2,
         omniglot_5w1s=MetaConfig(n_way=5, filters=8, meta_batch=2, q_query=2, steps=12,
                                  checkpoint_every=6, log_every=3, curve_tasks=8),
         omniglot_20w1s=MetaConfig(n_way=20, filters=8, meta_batch=2, q_query=1, steps=6,
-                                  inner_lr=0.1, eval_inner_steps=5, checkpoint_every=3,
+                                  inner_lr=0.1, eval_inner_steps=5, checkpoint_every=1,
                                   log_every=3, curve_tasks=4),
         mnist_supervised=SupervisedConfig(filters=8, batch_size=20, steps=10, checkpoint_every=5, log_every=5),
     ),
@@ -66,10 +72,13 @@ PROFILES: dict[str, Profile] = {
                      "(20-way) instead of 32 / 16, 5 queries per class, 1 inner step in training "
                      "instead of 5 for 20-way, and thousands rather than 60,000 meta-steps."),
         test_tasks=600,
+        analysis_tasks=50,
+        analysis_inputs=500,
+        supervised_seeds=5,
         omniglot_5w1s=MetaConfig(n_way=5, filters=32, meta_batch=8, q_query=5, inner_steps=1,
                                  inner_lr=0.4, eval_inner_steps=3, steps=5000, checkpoint_every=500),
         omniglot_20w1s=MetaConfig(n_way=20, filters=32, meta_batch=4, q_query=5, inner_steps=1,
-                                  inner_lr=0.1, eval_inner_steps=5, steps=3000, checkpoint_every=500),
+                                  inner_lr=0.1, eval_inner_steps=5, steps=3000, checkpoint_every=250),
         mnist_supervised=SupervisedConfig(filters=32, batch_size=100, steps=200, checkpoint_every=10),
     ),
     "paper": Profile(
@@ -79,6 +88,9 @@ PROFILES: dict[str, Profile] = {
                      "test; 20-way: meta-batch 16, 5 inner steps at 0.1), Goerttler & Obermayer §4 "
                      "for MNIST (batch 100, 200 steps). Hours on a GPU."),
         test_tasks=600,
+        analysis_tasks=50,
+        analysis_inputs=500,
+        supervised_seeds=5,
         omniglot_5w1s=_PAPER_5W,
         omniglot_20w1s=_PAPER_20W,
         mnist_supervised=SupervisedConfig(filters=64, batch_size=100, steps=200, checkpoint_every=10),
