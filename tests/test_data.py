@@ -73,7 +73,7 @@ def test_missing_data_root_is_a_clear_error_and_touches_nothing(tmp_path, monkey
     root.mkdir()
     (root / "notes.txt").write_text("mine")
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(data.DataNotFoundError, match=r"Omniglot not found under the data root .*MAML_DATA"):
+    with pytest.raises(data.DataNotFoundError, match=r"(?s)Omniglot not found under the data root .*MAML_DATA"):
         data.load_omniglot(root, download=False)
 
     def offline(_root):

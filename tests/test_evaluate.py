@@ -11,7 +11,7 @@ from conftest import requires_data
 
 
 def test_mean_ci95_formula():
-    v = torch.tensor([0.2, 0.4, 0.9, 1.0, 0.6])
+    v = torch.tensor([0.2, 0.4, 0.9, 1.0, 0.6], dtype=torch.float64)
     s = evaluate.mean_ci95(v)
     assert math.isclose(s.mean, 0.62, rel_tol=1e-9)
     assert math.isclose(s.ci95, 1.96 * np.std(v.numpy().astype(float), ddof=1) / math.sqrt(5), rel_tol=1e-9)

@@ -99,10 +99,10 @@ def test_meta_training_learns(tmp_path):
 
 @requires_data
 def test_supervised_mnist_learns(tmp_path):
-    cfg = meta.SupervisedConfig(filters=8, batch_size=50, steps=30, checkpoint_every=10, log_every=10)
+    cfg = meta.SupervisedConfig(filters=8, batch_size=50, steps=60, checkpoint_every=20, log_every=10)
     run = meta.train(cfg, root=tmp_path)
-    assert run.checkpoint_steps() == [0, 1, 2, 5, 10, 20, 30]
+    assert run.checkpoint_steps() == [0, 1, 2, 5, 10, 20, 40, 50, 60]
     model = meta.load_model(run)
     x, y = cfg.load(train=False)
     acc = (model(x[:500].float().div(255).unsqueeze(1)).argmax(1) == y[:500]).float().mean()
-    assert acc > 0.5  # chance is 0.1
+    assert acc > 0.5  # chance is 0.1; measured 0.62
