@@ -8,7 +8,7 @@ MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
 
-.PHONY: book html test execute setup clean-html
+.PHONY: book html test goldens execute setup clean-html
 
 book: execute html        ## set up, execute all chapters at $(PROFILE), build the HTML
 
@@ -20,6 +20,9 @@ html: setup               ## render the committed notebooks only (no execution)
 
 test: setup               ## run the test suite
 	$(BIN)/python -m pytest
+
+goldens: setup            ## re-execute the chapters at the smoke profile into tests/goldens/ (nbval's expected outputs)
+	$(BIN)/python tools/make_goldens.py $(CHAPTERS)
 
 setup: $(VENV)/.installed
 

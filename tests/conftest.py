@@ -10,14 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 if "MAML_DATA" not in os.environ:
     for candidate in (ROOT / "data", ROOT.parent / "shared" / "data"):
-        if (candidate / "omniglot-py").is_dir():
+        if (candidate / "omniglot-py" / "images_background").is_dir():
             os.environ["MAML_DATA"] = str(candidate)
             break
 os.environ.setdefault("MAMLSCOPE_PROGRESS", "0")
 
 
 def _have_data() -> bool:
-    return (Path(os.environ.get("MAML_DATA", ROOT / "data")) / "omniglot-py").is_dir()
+    return (Path(os.environ.get("MAML_DATA", ROOT / "data")) / "omniglot-py" / "images_background").is_dir()
 
 
 requires_data = pytest.mark.skipif(not _have_data(), reason="Omniglot/MNIST not under MAML_DATA")

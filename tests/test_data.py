@@ -88,6 +88,20 @@ def test_missing_data_root_is_a_clear_error_and_touches_nothing(tmp_path, monkey
     assert (root / "notes.txt").read_text() == "mine"
 
 
+def test_failed_download_leaves_no_empty_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "new-root"
+
+    def half_download(r):
+        (r / "omniglot-py" / "images_background").mkdir(parents=True)
+        raise OSError("no network")
+
+    monkeypatch.setattr(data, "_download_omniglot", half_download)
+    with pytest.raises(data.DataNotFoundError, match="download failed"):
+        data.load_omniglot(root)
+    assert not root.exists()
+
+
 @requires_data
 def test_mnist_through_torchvision():
     x, y = data.load_mnist(train=False)

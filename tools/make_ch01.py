@@ -26,10 +26,12 @@ meta-test tasks, with a 95% confidence interval (1.96 standard errors over tasks
 **Rule for the verdicts**, fixed before measuring: *reproduced* when the measured 95% interval
 overlaps the paper's (|measured − paper| ≤ CI_measured + CI_paper); *partly* when the measured
 mean is at most 3 percentage points below the paper's; *not reproduced* otherwise."""),
-code("""profile: str = "cpu"          # scale: smoke (CI), cpu (this book's numbers), paper (the papers' settings, GPU)
+code("""from typing import Optional
+
+profile: str = "cpu"          # scale: smoke (CI), cpu (this book's numbers), paper (the papers' settings, GPU)
 device: str = "auto"          # auto (CUDA when available), cpu or cuda
-test_tasks: int | None = None  # number of fixed meta-test tasks to score (None: the profile's; 600 at cpu and paper)
-train_steps: int | None = None # meta-training steps of every run (None: the profile's)""", metadata={"tags": ["parameters"]}),
+test_tasks: Optional[int] = None  # number of fixed meta-test tasks to score (None: the profile's; 600 at cpu and paper)
+train_steps: Optional[int] = None # meta-training steps of every run (None: the profile's)""", metadata={"tags": ["parameters"]}),
 code("""import pandas as pd
 from mamlscope import evaluate, meta, plots, profiles, report, results
 

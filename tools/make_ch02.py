@@ -36,11 +36,13 @@ interval. ρ = 1 means the dissimilarity strictly increases with depth.
 Dissimilarity is [G]'s RSA: Euclidean representational dissimilarity matrices over the same
 inputs, compared by 1 − Spearman correlation of their upper triangles
 {cite}`kriegeskorte2008rsa`; CKA is linear CKA {cite}`kornblith2019cka`."""),
-code("""profile: str = "cpu"                # scale: smoke (CI), cpu (this book's numbers), paper (the papers' settings, GPU)
+code("""from typing import Optional
+
+profile: str = "cpu"                # scale: smoke (CI), cpu (this book's numbers), paper (the papers' settings, GPU)
 device: str = "auto"                # auto (CUDA when available), cpu or cuda
-analysis_tasks: int | None = None   # held-out tasks per checkpoint for G1 (None: the profile's; 50 at cpu and paper)
-analysis_inputs: int | None = None  # MNIST test images per RDM for G2 (None: the profile's)
-supervised_seeds: int | None = None # independent supervised MNIST runs for G2 (None: the profile's)""",
+analysis_tasks: Optional[int] = None   # held-out tasks per checkpoint for G1 (None: the profile's; 50 at cpu and paper)
+analysis_inputs: Optional[int] = None  # MNIST test images per RDM for G2 (None: the profile's)
+supervised_seeds: Optional[int] = None # independent supervised MNIST runs for G2 (None: the profile's)""",
      metadata={"tags": ["parameters"]}),
 code("""import dataclasses
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +163,22 @@ def _download_omniglot(root: Path) -> None:
                                          filename=archive + ".zip", md5=md5)
 
 
+def _undo_empty_folders(path: Path, root: Path, root_existed: bool) -> None:
+    """Remove the empty folders a failed download left: under ``path``, ``path`` itself and its
+    parents up to ``root`` (``root`` only if the download created it). A folder holding a file
+    is kept, and so is every folder above it."""
+    if path.is_dir():
+        for dirpath, _, _ in os.walk(path, topdown=False):
+            if not any(Path(dirpath).iterdir()):
+                Path(dirpath).rmdir()
+    top = root if root_existed else root.parent
+    for folder in [path, *path.parents]:
+        if folder == top or (folder.is_dir() and any(folder.iterdir())):
+            break
+        if folder.is_dir():
+            folder.rmdir()
+
+
 def _locate_omniglot(root: Path, download: bool) -> list[Path]:
     dirs = _omniglot_character_dirs(root)
     if len(dirs) == N_OMNIGLOT_CHARACTERS:
@@ -173,9 +190,11 @@ def _locate_omniglot(root: Path, download: bool) -> list[Path]:
             f"found {len(dirs)} of {N_OMNIGLOT_CHARACTERS} character folders"))
     if not download:
         raise DataNotFoundError(_data_missing_message("Omniglot", root, expected, "download=False"))
+    existed = root.exists()
     try:
         _download_omniglot(root)
     except Exception as err:  # no network, read-only root, bad checksum, ...
+        _undo_empty_folders(root / "omniglot-py", root, existed)
         raise DataNotFoundError(_data_missing_message(
             "Omniglot", root, expected, f"the download failed: {type(err).__name__}: {err}")) from err
     return _locate_omniglot(root, download=False)
@@ -255,9 +274,11 @@ def load_mnist(train: bool = True, root=None, *, download: bool = True) -> tuple
     except RuntimeError:
         if not download:
             raise DataNotFoundError(_data_missing_message("MNIST", root, expected, "download=False")) from None
+        existed = root.exists()
         try:
             ds = MNIST(str(root), train=train, download=True)
         except Exception as err:
+            _undo_empty_folders(root / "MNIST" / "raw", root, existed)
             raise DataNotFoundError(_data_missing_message(
                 "MNIST", root, expected, f"the download failed: {type(err).__name__}: {err}")) from err
     return ds.data, ds.targets

@@ -7,8 +7,10 @@
 
 ``-p name=value`` sets any parameter the chapter lists (``papermill --help-notebook
 book/<chapter>.ipynb``); values are parsed as YAML (``3`` → int, ``null`` → None). Chapters are
-the notebooks named in ``_toc.yml``, in order. Executing in place rewrites the notebook's
-outputs (the book shows them); ``--output-dir`` leaves the committed notebooks alone.
+the notebooks named in ``_toc.yml``, in order; summary pages (:data:`SUMMARY_PAGES`, the
+scorecard) gather what the chapters recorded, so they run after them, with the parameters they
+declare (``profile``). Executing in place rewrites the notebook's outputs (the book shows them);
+``--output-dir`` leaves the committed notebooks alone.
 """
 from __future__ import annotations
 
@@ -23,9 +25,21 @@ import yaml
 from .paths import project_root
 from .profiles import PROFILES
 
+SUMMARY_PAGES = ("scorecard",)  # notebooks that read the chapters' results: executed last
+
 
 def chapters(root: Path) -> list[str]:
-    """Notebook chapters listed in ``_toc.yml``, in order (names without ``book/`` and suffix)."""
+    """Notebook chapters listed in ``_toc.yml``, in order (names without ``book/`` and suffix),
+    summary pages excluded."""
+    return [name for name in _notebooks(root) if name not in SUMMARY_PAGES]
+
+
+def summary_pages(root: Path) -> list[str]:
+    """The :data:`SUMMARY_PAGES` listed in ``_toc.yml``."""
+    return [name for name in _notebooks(root) if name in SUMMARY_PAGES]
+
+
+def _notebooks(root: Path) -> list[str]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = []
 
@@ -51,6 +65,12 @@ def _parse_parameters(pairs: list[str]) -> dict:
         name, value = pair.split("=", 1)
         params[name.strip()] = yaml.safe_load(value)
     return params
+
+
+def _declared(root: Path, chapter: str) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(root / "book" / f"{chapter}.ipynb"))
 
 
 def execute(chapter: str, parameters: dict, output_dir: Path | None, root: Path) -> Path:
@@ -84,14 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile not in PROFILES:
             parser.error(f"unknown profile {args.profile!r}; valid profiles: {', '.join(PROFILES)}")
         params["profile"] = args.profile
-    known = chapters(root)
-    todo = args.chapters or known
+    known, summaries = chapters(root), summary_pages(root)
+    todo = args.chapters or known + summaries
     for name in todo:
-        if name not in known:
-            parser.error(f"unknown chapter {name!r}; chapters: {', '.join(known)}")
+        if name not in known + summaries:
+            parser.error(f"unknown chapter {name!r}; chapters: {', '.join(known + summaries)}")
+    todo = sorted(todo, key=lambda name: name in summaries)  # summary pages last
     for name in todo:
         start = time.perf_counter()
-        out = execute(name, params, args.output_dir, root)
+        page_params = params
+        if name in summaries:  # they take only some parameters (profile)
+            declared = set(_declared(root, name))
+            page_params = {k: v for k, v in params.items() if k in declared}
+        out = execute(name, page_params, args.output_dir, root)
         print(f"{name}: executed in {time.perf_counter() - start:.0f} s → {out}", flush=True)
     if args.html:
         if args.output_dir:

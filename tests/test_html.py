@@ -1,0 +1,268 @@
+"""The book as a reader gets it: built with Jupyter Book (Sphinx warnings are errors) from the
+notebooks as they are (with whatever outputs they carry; nothing is executed here), then every
+page opened in headless Chromium.
+
+* every chapter carries its outputs (executed, no errors), and its page shows its figures
+  (images that exist and decode) and its verdict table;
+* the scorecard lists every claim and links to chapters;
+* citations resolve to bibliography entries; no internal link or resource is broken;
+* every notebook page has a Binder launch link.
+
+The browser checks skip only when no Chromium is installed (Debian: ``apt-get install chromium``;
+or point ``$CHROMIUM`` at one). ``$MAMLSCOPE_HTML_SOURCE`` builds another copy of the book.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+from mamlscope import scorecard
+from mamlscope.rerun import chapters, summary_pages
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = Path(os.environ.get("MAMLSCOPE_HTML_SOURCE", ROOT))
+CHAPTERS = chapters(SOURCE)
+SUMMARIES = summary_pages(SOURCE)
+VERDICT_WORDS = re.compile(r"\b(reproduced|partly|not reproduced)\b")
+EXTERNAL = ("http:", "https:", "mailto:", "data:", "javascript:", "tel:", "about:")
+
+
+def find_chromium() -> str | None:
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
+                 "google-chrome-stable"):
+        if name and (path := shutil.which(name)):
+            return path
+    return None
+
+
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (apt-get install chromium, or set $CHROMIUM)")
+
+
+class Page(HTMLParser):
+    """What the checks need from one HTML document."""
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, set[str]]] = []
+        self.refs: list[tuple[str, str]] = []        # (tag, href/src)
+        self.imgs: list[str] = []
+        self.ids: set[str] = set()
+        self.citations: list[str] = []               # hrefs of in-text citations
+        self.bib_entries: set[str] = set()           # ids of bibliography entries
+        self.tables: list[str] = []                  # text of each table
+        self.text: list[str] = []
+        self._table: list[str] | None = None
+        self.path: Path | None = None                # the file it was read from
+        self.feed(html)
+
+    def _inside(self, cls: str) -> bool:
+        return any(cls in classes for _, classes in self.stack)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        classes = set((a.get("class") or "").split())
+        if a.get("id"):
+            self.ids.add(a["id"])
+        for key in ("href", "src"):
+            if a.get(key) is not None and tag in ("a", "link", "img", "script", "iframe", "source"):
+                self.refs.append((tag, a[key]))
+        if tag == "img":
+            self.imgs.append(a.get("src") or "")
+        if tag == "a" and a.get("href") and self._inside("bibtex-citation"):
+            self.citations.append(a["href"])
+        if "citation" in classes and a.get("role") == "doc-biblioentry" and a.get("id"):
+            self.bib_entries.add(a["id"])
+        if tag == "table":
+            self._table = []
+        if tag not in self.VOID:
+            self.stack.append((tag, classes))
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self._table is not None:
+            self.tables.append(" ".join("".join(self._table).split()))
+            self._table = None
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == tag:
+                del self.stack[i:]
+                break
+
+    def handle_data(self, data):
+        if any(tag in ("script", "style") for tag, _ in self.stack):
+            return
+        self.text.append(data)
+        if self._table is not None:
+            self._table.append(data + " ")
+
+
+def local_target(page: Path, ref: str) -> tuple[Path, str] | None:
+    """The file and fragment a relative href/src points at, or None for external ones."""
+    if not ref or ref.startswith(EXTERNAL) or ref.startswith("//"):
+        return None
+    parts = urlsplit(ref)
+    if parts.scheme and parts.scheme != "file":
+        return None
+    path = unquote(parts.path)
+    target = page if not path else (Path(path) if path.startswith("/") else page.parent / path)
+    return target.resolve(), unquote(parts.fragment)
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    """The book built once (into a temporary folder; the source tree is not written to)."""
+    out = tmp_path_factory.mktemp("book-html")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    proc = subprocess.run([str(jb), "build", str(SOURCE), "--path-output", str(out), "--warningiserror",
+                           "--keep-going"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"jupyter-book build failed (warnings are errors):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    return out / "_build" / "html"
+
+
+def page_names() -> list[str]:
+    toc = yaml.safe_load((SOURCE / "_toc.yml").read_text())
+    return [toc["root"]] + [f"book/{name}" for name in SUMMARIES + CHAPTERS]
+
+
+@pytest.fixture(scope="module")
+def rendered(html, tmp_path_factory) -> dict[str, Page]:
+    """Every page of the table of contents as Chromium renders it (the DOM after scripts ran)."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set $CHROMIUM)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    pages = {}
+    for name in page_names():
+        path = html / f"{name}.html"
+        assert path.is_file(), f"{name} was not built"
+        proc = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-extensions", "--no-first-run", "--no-default-browser-check",
+             f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", path.as_uri()],
+            capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "</html>" in proc.stdout, f"Chromium could not open {name}: {proc.stderr[-2000:]}"
+        pages[name] = Page(proc.stdout)
+        pages[name].path = path
+    return pages
+
+
+def notebook(name: str) -> dict:
+    return json.loads((SOURCE / "book" / f"{name}.ipynb").read_text())
+
+
+@pytest.mark.parametrize("name", CHAPTERS + SUMMARIES)
+def test_notebook_carries_its_outputs(name):
+    """The book shows committed outputs: every code cell ran, none raised."""
+    cells = [c for c in notebook(name)["cells"] if c["cell_type"] == "code"]
+    unrun = [i for i, c in enumerate(cells) if c.get("execution_count") is None]
+    assert not unrun, f"book/{name}.ipynb: code cells {unrun} were not executed: run make book (or python -m mamlscope.rerun {name})"
+    errors = [o.get("ename") for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors, f"book/{name}.ipynb carries errors {errors}"
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_page_shows_figures_and_verdicts(rendered, name):
+    page = rendered[f"book/{name}"]
+    from PIL import Image
+
+    for src in page.imgs:
+        assert src, f"{name}: an <img> without src"
+        target = local_target(page.path, src)
+        if target is None:
+            continue
+        file = target[0]
+        assert file.is_file(), f"{name}: image {src} is missing"
+        if file.suffix == ".svg":
+            assert "<svg" in file.read_text(errors="replace"), f"{name}: {src} is not an SVG"
+        else:
+            with Image.open(file) as img:  # a real picture, not an empty or broken file
+                assert min(img.size) > 0, f"{name}: {src} is empty"
+                img.verify()
+    figures = [s for s in page.imgs if "_images/" in s]
+    expected = sum(1 for c in notebook(name)["cells"] for o in c.get("outputs", [])
+                   if any(k.startswith("image/") for k in o.get("data", {})))
+    assert len(figures) >= expected, f"{name}: {expected} figures in the notebook, {len(figures)} on the page"
+    assert any(VERDICT_WORDS.search(t) for t in page.tables), f"{name}: no verdict table on the page"
+
+
+@needs_chromium
+def test_scorecard_page_lists_every_claim(rendered):
+    if not SUMMARIES:
+        pytest.skip("no scorecard in _toc.yml")
+    page = rendered["book/scorecard"]
+    table = next((t for t in page.tables if " claim " in f" {t} " and "verdict" in t), None)
+    assert table, "the scorecard page has no claims table"
+    for claim_id in scorecard.CLAIM_LINES:
+        assert re.search(rf"\b{claim_id}\b", table), f"{claim_id} missing from the scorecard"
+    assert VERDICT_WORDS.search(table) or scorecard.NOT_RUN in table
+    links = [r for tag, r in page.refs
+             if tag == "a" and any(r.split("#")[0].endswith(f"{c}.html") for c in CHAPTERS)]
+    if VERDICT_WORDS.search(table):  # some claim was judged: its row links to its chapter
+        assert links, "judged claims do not link to their chapters"
+
+
+@needs_chromium
+def test_citations_resolve(rendered, html):
+    cited_pages = 0
+    for name, page in rendered.items():
+        text = " ".join(page.text)
+        assert "??" not in text, f"{name}: '??' in the text (an unresolved reference)"
+        assert not re.search(r"\{cite\}|:cite:`", text), f"{name}: a citation role was not rendered"
+        source = (SOURCE / f"{name}.md") if (SOURCE / f"{name}.md").is_file() else None
+        raw = source.read_text() if source else "".join(
+            "".join(c["source"]) for c in notebook(Path(name).name)["cells"] if c["cell_type"] == "markdown")
+        keys = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", raw) for k in group.split(",")}
+        if not keys:
+            continue
+        cited_pages += 1
+        assert len(page.citations) >= len(keys), f"{name}: {len(keys)} keys cited, {len(page.citations)} rendered"
+        for href in page.citations:
+            target, fragment = local_target(page.path, href)
+            entries = rendered.get(str(target.relative_to(html.resolve()).with_suffix("")))
+            entries = entries or Page(target.read_text())
+            assert fragment in entries.bib_entries, f"{name}: citation {href} does not lead to a bibliography entry"
+    assert cited_pages, "no page cites anything: the bibliography check found nothing to check"
+
+
+def test_no_broken_internal_links(html):
+    """Every relative href/src of every built page exists; anchors into book pages exist too."""
+    broken = []
+    pages = sorted(p for p in html.rglob("*.html") if "_static" not in p.relative_to(html).parts)
+    parsed = {p.resolve(): Page(p.read_text(errors="replace")) for p in pages}
+    for path, page in parsed.items():
+        for tag, ref in page.refs:
+            target = local_target(path, ref)
+            if target is None:
+                continue
+            file, fragment = target
+            if file.is_dir():
+                file = file / "index.html"
+            if not file.exists():
+                broken.append(f"{path.relative_to(html.resolve())}: {tag} {ref}")
+            elif fragment and file in parsed and tag == "a" and fragment not in parsed[file].ids:
+                broken.append(f"{path.relative_to(html.resolve())}: {ref} (no such anchor)")
+    assert not broken, "broken links:\n" + "\n".join(broken[:50])
+
+
+@needs_chromium
+def test_notebook_pages_have_a_binder_link(rendered):
+    config = yaml.safe_load((SOURCE / "_config.yml").read_text())
+    repo = urlsplit(config["repository"]["url"]).path.strip("/")
+    hub = config["launch_buttons"]["binderhub_url"].rstrip("/")
+    assert (SOURCE / "environment.yml").is_file(), "Binder builds from environment.yml"
+    for name in CHAPTERS + SUMMARIES:
+        want = f"{hub}/v2/gh/{repo}/{config['repository']['branch']}?urlpath=tree/book/{name}.ipynb"
+        links = [r for tag, r in rendered[f"book/{name}"].refs if tag == "a"]
+        assert want in links, f"{name}: no Binder launch link ({want})"

@@ -1,0 +1,135 @@
+"""Regression tests: each chapter, executed at the smoke profile, prints what its golden
+(``tests/goldens/<chapter>.ipynb``, written by ``make goldens``) recorded.
+
+nbval re-executes every golden in a fresh kernel (in ``book/``, with temporary cache and results
+folders) and compares each cell's outputs with the golden's, after the substitutions of
+``tests/nbval_sanitize.cfg`` (timings, paths, addresses, float digits beyond the third decimal).
+Images and cells tagged ``nbval-ignore-output`` are not compared. A golden whose chapter's cells
+changed since it was made is stale and fails before anything runs.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mamlscope.rerun import chapters
+from conftest import requires_data
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import make_goldens  # noqa: E402
+
+CHAPTERS = chapters(ROOT)
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_golden_exists_and_matches_its_chapter(chapter):
+    problem = make_goldens.golden_problem(chapter)
+    assert problem is None, problem
+
+
+def test_no_golden_without_a_chapter():
+    extra = [p.name for p in make_goldens.orphans(CHAPTERS)]
+    assert not extra, f"goldens without a chapter in _toc.yml: {extra}: run make goldens"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_golden_is_clean(chapter):
+    """Made at the smoke profile, without errors, timestamps or kernel start-up noise."""
+    path = make_goldens.golden_path(chapter)
+    if not path.is_file():
+        pytest.skip("no golden (test_golden_exists_and_matches_its_chapter fails)")
+    nb = json.loads(path.read_text())
+    assert nb["metadata"][make_goldens.KEY]["parameters"] == {"profile": "smoke"}
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and 'profile = "smoke"' in "".join(injected[0]["source"])
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert outputs, "the golden has no outputs"
+    assert all(o["output_type"] != "error" for o in outputs)
+    text = json.dumps(outputs)
+    assert "Kernel is running over TCP" not in text and "papermill" not in json.dumps(nb["metadata"])
+
+
+def test_source_hash_ignores_outputs_and_injected_parameters(tmp_path, monkeypatch):
+    nb = {"metadata": {}, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# Title"},
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ["profile: str = 'cpu'"],
+         "outputs": [], "execution_count": None},
+    ]}
+    digest = make_goldens.source_hash(nb)
+    executed = json.loads(json.dumps(nb))
+    executed["cells"].insert(2, {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]},
+                                 "source": 'profile = "smoke"', "outputs": [], "execution_count": 2})
+    executed["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "x"}]
+    assert make_goldens.source_hash(executed) == digest
+    edited = json.loads(json.dumps(nb))
+    edited["cells"][0]["source"] = "# Another title"  # markdown counts, not only code
+    assert make_goldens.source_hash(edited) != digest
+
+    # stale and missing goldens are reported with the command that fixes them
+    monkeypatch.setattr(make_goldens, "GOLDENS", tmp_path / "goldens")
+    monkeypatch.setattr(make_goldens, "chapter_path", lambda chapter: tmp_path / f"{chapter}.ipynb")
+    (tmp_path / "99_x.ipynb").write_text(json.dumps(nb))
+    assert make_goldens.golden_problem("99_x") == (
+        "chapter 99_x has no golden (tests/goldens/99_x.ipynb): run make goldens")
+    (tmp_path / "goldens").mkdir()
+    make_goldens.clean(executed, "99_x", digest)
+    (tmp_path / "goldens" / "99_x.ipynb").write_text(json.dumps(executed))
+    assert make_goldens.golden_problem("99_x") is None
+    (tmp_path / "99_x.ipynb").write_text(json.dumps(edited))
+    assert make_goldens.golden_problem("99_x") == (
+        "golden for 99_x is stale (its chapter's cells changed): run make goldens")
+
+
+def test_sanitizer():
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns(SANITIZE.read_text())
+
+    def sanitize(s):
+        for regex, replace in patterns:
+            s = re.sub(regex, replace, s)
+        return s
+
+    # float noise beyond the third decimal is forgiven; shown digits are compared exactly
+    assert sanitize("loss 0.123456789, cka 0.98765") == sanitize("loss 0.12349, cka 0.9876") == \
+        "loss 0.123, cka 0.987"
+    assert sanitize("45.5 ± 6.9%") == "45.5 ± 6.9%" and sanitize("0.1240") != sanitize("0.1230")
+    # timings, addresses, temporary folders and checkout paths
+    assert sanitize("executed in 12 s; 0.31 s per step, 3.2 min, 4.1 it/s") == \
+        "executed in <DURATION>; <DURATION> per step, <DURATION>, <RATE>"
+    assert sanitize("12 meta-steps (20 tasks), 5 inner steps") == "12 meta-steps (20 tasks), 5 inner steps"
+    assert sanitize("<Run at 0x7f3a1c2b9e50>") == "<Run at 0x<ADDR>>"
+    assert sanitize("/tmp/pytest-of-ci/pytest-3/t0/mamlscope-cache/runs/x") == "<cache>/runs/x"
+    assert sanitize("/home/ci/src/lib/mamlscope/meta.py:123: UserWarning") == \
+        "<project>/lib/mamlscope/meta.py:<N>: UserWarning"
+    # run directories keep their configuration hash: a changed hash is a changed configuration
+    assert sanitize("maml-omniglot-5w1s-2f369691cd35") == "maml-omniglot-5w1s-2f369691cd35"
+
+
+def run_nbval(golden: Path, workdir: Path) -> subprocess.CompletedProcess:
+    """``pytest --nbval`` on one golden, in a subprocess with its own cache and results."""
+    env = make_goldens.isolated_env(workdir)
+    env.update(NBVAL_KERNEL_CWD=str(ROOT / "book"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "--nbval-sanitize-with",
+           str(SANITIZE), "-p", "no:cacheprovider", "-p", "nbval_book_cwd", "-q", "--color=no",
+           str(golden)]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+@requires_data
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_reproduces_its_golden(chapter, tmp_path):
+    problem = make_goldens.golden_problem(chapter)
+    if problem:
+        pytest.skip(f"{problem} (test_golden_exists_and_matches_its_chapter fails)")
+    proc = run_nbval(make_goldens.golden_path(chapter), tmp_path)
+    assert proc.returncode == 0, (
+        f"{chapter} at the smoke profile no longer prints what tests/goldens/{chapter}.ipynb "
+        f"recorded (if the change is intended: make goldens):\n{proc.stdout[-12000:]}\n{proc.stderr[-3000:]}")
