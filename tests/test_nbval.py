@@ -133,3 +133,8 @@ def test_chapter_reproduces_its_golden(chapter, tmp_path):
     assert proc.returncode == 0, (
         f"{chapter} at the smoke profile no longer prints what tests/goldens/{chapter}.ipynb "
         f"recorded (if the change is intended: make goldens):\n{proc.stdout[-12000:]}\n{proc.stderr[-3000:]}")
+    # every chapter ends with verdicts recorded through mamlscope.results
+    recorded = list((tmp_path / "mamlscope-results" / "smoke").glob("*.json"))
+    assert recorded, f"{chapter} recorded no verdict"
+    for path in recorded:
+        assert json.loads(path.read_text())["verdict"] in ("reproduced", "partly", "not reproduced")

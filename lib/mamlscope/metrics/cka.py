@@ -1,0 +1,197 @@
+"""Centered kernel alignment (CKA), Kornblith et al. (2019), as used by Raghu et al. [R] (2020).
+
+For two representations of the same ``n`` examples, ``X ∈ R^{n×d₁}`` and ``Y ∈ R^{n×d₂}``, with
+Gram matrices ``K = k(X, X)`` and ``L = l(Y, Y)`` (``n×n``):
+
+    CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) · HSIC(L, L))
+
+With the biased HSIC estimator ``HSIC(K, L) = tr(K H L H) / (n − 1)²`` (``H = I − 11ᵀ/n``) the
+normalisation cancels, so ``CKA = ⟨HKH, HLH⟩_F / (‖HKH‖_F ‖HLH‖_F)``.  For the linear kernel this
+equals the feature-space formula (Kornblith et al. 2019, eq. 5, centred columns)
+
+    CKA_lin(X, Y) = ‖YᵀX‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F).
+
+``debiased=True`` replaces HSIC by the unbiased estimator of Song et al. (2012), as suggested for
+"debiased CKA" by Nguyen et al. (2021): with ``K̃``, ``L̃`` the Gram matrices with zeroed diagonals,
+
+    HSIC₁(K, L) = [ tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1) / ((n−1)(n−2)) − 2/(n−2) · 1ᵀK̃L̃1 ] / (n(n−3)),
+
+which needs ``n ≥ 4``.  The biased CKA of two *independent* representations is pulled upwards
+when ``d`` is large compared to ``n``; the debiased one is close to 0.
+
+CKA is invariant to orthogonal transformations and isotropic scaling of either representation
+(and, for the linear kernel, to translations), but *not* to arbitrary invertible linear maps.
+
+All functions flatten activations per example (``(n, ...) -> (n, d)``), compute in float64 and
+return python floats, except the Gram-matrix helpers which return float64 tensors ``(n, n)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .rsa import _check_same_n, flatten_examples
+
+__all__ = [
+    "gram_linear",
+    "gram_rbf",
+    "hsic",
+    "cka",
+    "linear_cka",
+    "rbf_cka",
+    "linear_cka_features",
+    "CKA_KERNELS",
+]
+
+CKA_KERNELS = ("linear", "rbf")
+
+
+def _median(v: torch.Tensor) -> torch.Tensor:
+    """Median of a 1-D tensor, averaging the two middle values for even length (as NumPy)."""
+    s = v.sort().values
+    m = s.numel()
+    return s[m // 2] if m % 2 else 0.5 * (s[m // 2 - 1] + s[m // 2])
+
+
+def gram_linear(x) -> torch.Tensor:
+    """Linear-kernel Gram matrix ``K = X_c X_cᵀ`` ``(n, n)`` of mean-centred features (float64).
+
+    Centring the features first does not change (biased or debiased) CKA, which centres the
+    kernel anyway, but keeps the products better conditioned.
+    """
+    x = flatten_examples(x, name="x", min_examples=2)
+    x = x - x.mean(dim=0, keepdim=True)
+    return x @ x.T
+
+
+def gram_rbf(x, sigma_frac: float = 0.5) -> torch.Tensor:
+    """RBF Gram matrix ``K_ij = exp(−‖x_i − x_j‖² / (2σ²))`` ``(n, n)`` (float64).
+
+    Bandwidth as in Kornblith et al. (2019): ``σ = sigma_frac × median_{i<j} ‖x_i − x_j‖``.  The
+    median is taken over the ``n(n−1)/2`` distinct pairs, averaging the two middle values when
+    their number is even.  (Kornblith's released code uses ``sqrt(median(d²))`` over all ``n²``
+    entries, zero diagonal included, which is slightly smaller.)
+    """
+    if not sigma_frac > 0:
+        raise ValueError(f"sigma_frac must be positive, got {sigma_frac}")
+    x = flatten_examples(x, name="x", min_examples=2)
+    x = x - x.mean(dim=0, keepdim=True)
+    g = x @ x.T
+    sq = g.diagonal()
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * g).clamp_min_(0.0)
+    d2.fill_diagonal_(0.0)
+    i, j = torch.triu_indices(*d2.shape, offset=1, device=d2.device)
+    med = _median(d2[i, j].sqrt())
+    if med <= 0:
+        raise ValueError("RBF bandwidth is zero: at least half of the example pairs coincide")
+    sigma = sigma_frac * med
+    return torch.exp(-d2 / (2.0 * sigma**2))
+
+
+def _centre_gram(k: torch.Tensor) -> torch.Tensor:
+    """``H K H`` with ``H = I − 11ᵀ/n`` (double centring of an ``(n, n)`` matrix)."""
+    k = k - k.mean(dim=0, keepdim=True)
+    return k - k.mean(dim=1, keepdim=True)
+
+
+def _hsic_biased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """``tr(K H L H) / (n − 1)²`` (Gretton et al. 2005)."""
+    n = k.shape[0]
+    return (_centre_gram(k) * _centre_gram(l)).sum() / (n - 1) ** 2
+
+
+def _hsic_unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Unbiased HSIC estimator of Song et al. (2012), see the module docstring; ``n ≥ 4``."""
+    n = k.shape[0]
+    kt = k.clone()
+    lt = l.clone()
+    kt.fill_diagonal_(0.0)
+    lt.fill_diagonal_(0.0)
+    trace_term = (kt * lt).sum()  # tr(K̃L̃) for symmetric matrices
+    sums_term = kt.sum() * lt.sum() / ((n - 1) * (n - 2))
+    cross_term = 2.0 / (n - 2) * (kt.sum(dim=0) @ lt.sum(dim=1))  # 1ᵀK̃L̃1
+    return (trace_term + sums_term - cross_term) / (n * (n - 3))
+
+
+def hsic(k, l, debiased: bool = False) -> float:
+    """HSIC between two Gram matrices ``k``, ``l`` ``(n, n)``: biased (default) or unbiased.
+
+    Returns a python float.  ``debiased=True`` needs ``n ≥ 4``.
+    """
+    k, l = torch.as_tensor(k, dtype=torch.float64), torch.as_tensor(l, dtype=torch.float64)
+    _check_gram_pair(k, l, debiased)
+    return float(_hsic_unbiased(k, l.to(k.device)) if debiased else _hsic_biased(k, l.to(k.device)))
+
+
+def _check_gram_pair(k: torch.Tensor, l: torch.Tensor, debiased: bool) -> None:
+    for name, g in (("k", k), ("l", l)):
+        if g.dim() != 2 or g.shape[0] != g.shape[1]:
+            raise ValueError(f"Gram matrix {name} must be square (n, n), got shape {tuple(g.shape)}")
+    if k.shape != l.shape:
+        raise ValueError(f"Gram matrices describe different numbers of examples: {k.shape[0]} vs {l.shape[0]}")
+    if debiased and k.shape[0] < 4:
+        raise ValueError(f"debiased (unbiased-HSIC) CKA needs at least 4 examples, got {k.shape[0]}")
+
+
+def _cka_from_grams(k: torch.Tensor, l: torch.Tensor, debiased: bool) -> float:
+    """``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` with the chosen estimator."""
+    _check_gram_pair(k, l, debiased)
+    h = _hsic_unbiased if debiased else _hsic_biased
+    kl, kk, ll = h(k, l), h(k, k), h(l, l)
+    if kk <= 0 or ll <= 0:
+        which = "x" if kk <= 0 else "y"
+        raise ValueError(
+            f"CKA is undefined: the {'unbiased ' if debiased else ''}self-HSIC of {which} is "
+            f"{float(kk if which == 'x' else ll):.3g} ≤ 0 (a constant representation"
+            + (", or too few examples for the unbiased estimator" if debiased else "") + ")"
+        )
+    return float(kl / torch.sqrt(kk * ll))
+
+
+def cka(x, y, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.5) -> float:
+    """CKA between activations ``x`` ``(n, ...)`` and ``y`` ``(n, ...)`` of the same ``n`` inputs.
+
+    ``kernel``: ``"linear"`` (what [R] report) or ``"rbf"`` (bandwidth ``sigma_frac`` × median
+    pairwise distance, computed separately for ``x`` and ``y``).  ``debiased``: use the unbiased
+    HSIC estimator (Song et al. 2012).  Returns a python float, 1 for identical representations.
+    """
+    xf = flatten_examples(x, name="x", min_examples=2)
+    yf = flatten_examples(y, name="y", min_examples=2)
+    _check_same_n(xf, yf)
+    yf = yf.to(xf.device)
+    if kernel == "linear":
+        k, l = gram_linear(xf), gram_linear(yf)
+    elif kernel == "rbf":
+        k, l = gram_rbf(xf, sigma_frac), gram_rbf(yf, sigma_frac)
+    else:
+        raise ValueError(f"unknown CKA kernel {kernel!r}; choose one of {CKA_KERNELS}")
+    return _cka_from_grams(k, l, debiased)
+
+
+def linear_cka(x, y, debiased: bool = False) -> float:
+    """Linear-kernel CKA, ``cka(x, y, kernel="linear", debiased=debiased)``; a python float."""
+    return cka(x, y, kernel="linear", debiased=debiased)
+
+
+def rbf_cka(x, y, sigma_frac: float = 0.5, debiased: bool = False) -> float:
+    """RBF-kernel CKA, ``cka(x, y, kernel="rbf", sigma_frac=..., debiased=...)``; a python float."""
+    return cka(x, y, kernel="rbf", debiased=debiased, sigma_frac=sigma_frac)
+
+
+def linear_cka_features(x, y) -> float:
+    """Linear CKA in feature space: ``‖YᵀX‖_F² / (‖XᵀX‖_F ‖YᵀY‖_F)`` with centred columns.
+
+    ``x`` ``(n, ...)``, ``y`` ``(n, ...)``; costs ``O(n d₁ d₂)`` instead of ``O(n² (d₁+d₂))`` and
+    equals the (biased) Gram-space :func:`linear_cka` (Kornblith et al. 2019, eq. 5).  Returns a
+    python float.
+    """
+    xf = flatten_examples(x, name="x", min_examples=2)
+    yf = flatten_examples(y, name="y", min_examples=2)
+    _check_same_n(xf, yf)
+    yf = yf.to(xf.device)
+    xc = xf - xf.mean(dim=0, keepdim=True)
+    yc = yf - yf.mean(dim=0, keepdim=True)
+    den = torch.linalg.matrix_norm(xc.T @ xc) * torch.linalg.matrix_norm(yc.T @ yc)
+    if den <= 0:
+        raise ValueError("CKA is undefined for a constant representation (zero centred features)")
+    return float(torch.linalg.matrix_norm(yc.T @ xc) ** 2 / den)
