@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,14 @@ def log_spaced_steps(last: int) -> list[int]:
         out += [m * decade for m in (1, 2, 5) if m * decade <= last]
         decade *= 10
     return out
+
+
+def checkpoint_steps(last: int, every: int, log_spaced: bool) -> list[int]:
+    """0, every multiple of ``every``, ``last``, and (if ``log_spaced``) 1, 2, 5, 10, …"""
+    steps = set(range(0, last + 1, every)) | {0, last}
+    if log_spaced:
+        steps |= set(log_spaced_steps(last))
+    return sorted(steps)
 
 
 @dataclass(frozen=True)
@@ -118,10 +126,7 @@ class MetaConfig:
         return fixed_test_tasks(self.dataset, self.n_way, self.k_shot, self.q_query, n_tasks, **extra)
 
     def checkpoint_steps(self) -> list[int]:
-        steps = set(range(0, self.steps + 1, self.checkpoint_every)) | {0, self.steps}
-        if self.log_checkpoints:
-            steps |= set(log_spaced_steps(self.steps))
-        return sorted(steps)
+        return checkpoint_steps(self.steps, self.checkpoint_every, self.log_checkpoints)
 
 
 @dataclass(frozen=True)
@@ -167,10 +172,7 @@ class SupervisedConfig:
         return build_model("conv4", n_way=self.n_classes, filters=self.filters)
 
     def checkpoint_steps(self) -> list[int]:
-        steps = set(range(0, self.steps + 1, self.checkpoint_every)) | {0, self.steps}
-        if self.log_checkpoints:
-            steps |= set(log_spaced_steps(self.steps))
-        return sorted(steps)
+        return checkpoint_steps(self.steps, self.checkpoint_every, self.log_checkpoints)
 
 
 # --------------------------------------------------------------------------------------------
