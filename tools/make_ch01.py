@@ -35,6 +35,8 @@ train_steps: Optional[int] = None # meta-training steps of every run (None: the 
 code("""import pandas as pd
 from mamlscope import evaluate, meta, plots, profiles, report, results
 
+pd.set_option("display.max_colwidth", None)  # show verdicts and measurements in full
+
 P = profiles.load(profile, test_tasks=test_tasks,
                   omniglot_5w1s__steps=train_steps, omniglot_20w1s__steps=train_steps)
 PAPER = profiles.load("paper")

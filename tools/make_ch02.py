@@ -53,6 +53,8 @@ import pandas as pd
 from mamlscope import data, meta, plots, profiles, report, representations as R, results
 from mamlscope.inner import InnerLoop
 
+pd.set_option("display.max_colwidth", None)  # show verdicts and measurements in full
+
 P = profiles.load(profile, analysis_tasks=analysis_tasks, analysis_inputs=analysis_inputs,
                   supervised_seeds=supervised_seeds)
 dev = profiles.resolve_device(device)

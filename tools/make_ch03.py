@@ -48,6 +48,8 @@ from mamlscope import meta, plots, profiles, representations as R, results
 from mamlscope.inner import InnerLoop, adapt
 from mamlscope.metrics import mds_embedding
 
+pd.set_option("display.max_colwidth", None)  # show verdicts and measurements in full
+
 P = profiles.load(profile)
 if not 0 < n_tasks <= eval_task:
     raise ValueError(f"n_tasks={n_tasks}, eval_task={eval_task}: the evaluation task must not be one of "
@@ -94,7 +96,8 @@ change = pd.DataFrame({layer: R.inner_and_meta_change(labels, rdm2[layer]) for l
 change["d(0→1)/d(0→10)"] = change["inner_1"] / change["inner_10"]
 print(f"checkpoints {analysed}, {n_tasks} tasks, inner steps 0/1/5/10 at α = {cfg.inner_lr}")
 change.round(3)"""),
-code("""fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.4))
+code("""fig, grid_axes = plt.subplots(2, 3, figsize=(12, 7.5))
+axes, legend_ax = grid_axes.flat[: len(layers)], grid_axes.flat[-1]
 markers = {0: "o", 1: "^", 5: "s", 10: "D"}
 cmap = plt.get_cmap("viridis")
 for ax, layer in zip(axes, layers):
@@ -112,9 +115,11 @@ for ax, layer in zip(axes, layers):
     ax.set(title=layer, xticks=[], yticks=[])
 handles = [plt.Line2D([], [], marker=m, ls="", color="grey", label=f"{s} inner steps") for s, m in markers.items()]
 handles += [plt.Line2D([], [], color=cmap(c / max(1, len(analysed) - 1)), label=f"step {s}") for c, s in enumerate(analysed)]
-fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+legend_ax.axis("off")
+legend_ax.legend(handles=handles, loc="center", fontsize=9, frameon=False,
+                 title="marker: inner steps; colour: checkpoint")
 fig.suptitle("MDS of the RDM of RDMs: checkpoints × tasks × inner steps, per layer")
-fig.tight_layout(rect=(0, 0.08, 1, 0.95))"""),
+fig.tight_layout()"""),
 md("""## Verdicts"""),
 code("""g3_checks = {"every layer settles": bool((g3[half:].mean(0) <= g3[:half].mean(0)).all()),
              "conv1 plateau < last layer's": bool(plateau[0] < plateau[-1]),
