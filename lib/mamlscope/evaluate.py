@@ -9,15 +9,16 @@ The fixed test tasks are tasks ``0 … n−1`` of the test-split sampler with se
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
 from .data import SinusoidTasks, Task, omniglot_tasks
-from .inner import InnerLoop, query_loss_func
+from .inner import InnerLoop, detached, query_loss_func
 
 TEST_SEED = 20170309  # fixed: the arXiv date of MAML; never tied to a run's seed
 N_TEST_TASKS = 600
@@ -68,8 +69,8 @@ def per_task_scores(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_
     inner loop runs first-order, which gives the same adapted weights.
     """
     device = next(model.parameters()).device
-    theta = {n: p.detach() for n, p in (params or dict(model.named_parameters())).items()}
-    inner = InnerLoop(inner.steps, inner.lr, inner.adapt, first_order=True)
+    theta = detached(params or dict(model.named_parameters()))
+    inner = replace(inner, first_order=True)
     out = []
     for start in range(0, len(tasks), chunk):
         sl = slice(start, start + chunk)
@@ -88,7 +89,7 @@ def nil_accuracy(model, tasks: Task, *, params=None, chunk: int = 100) -> torch.
     similarities to the support examples' penultimate features, summed per class (the support
     labels weighted as in Matching Networks). Returns per-task accuracies ``(n_tasks,)``."""
     device = next(model.parameters()).device
-    theta = {n: p.detach() for n, p in (params or dict(model.named_parameters())).items()}
+    theta = detached(params or dict(model.named_parameters()))
     accs = []
     with torch.no_grad():
         for i in range(len(tasks)):
@@ -109,9 +110,7 @@ def run_score(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None, devi
     """Accuracy ± 95% CI of a meta-training run's checkpoint (default: the last) over the first
     ``n_tasks`` fixed test tasks, with the run's own test-time inner loop. Cached in the run
     directory (``scores.json``), so chapters that share a run share its score."""
-    import json
-
-    from .meta import load_model
+    from .meta import load_model  # meta imports this module
 
     cfg = run.config
     step = run.checkpoint_steps()[-1] if step is None else step

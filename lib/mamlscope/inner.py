@@ -70,6 +70,11 @@ def model_params(model: torch.nn.Module) -> Params:
     return dict(model.named_parameters())
 
 
+def detached(params: Mapping[str, torch.Tensor]) -> Params:
+    """θ cut from the autograd graph: for measuring, not for meta-gradients."""
+    return {n: p.detach() for n, p in params.items()}
+
+
 # --------------------------------------------------------------------------------------------
 # torch.func backend
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ model with parameters θ on inputs X (:meth:`mamlscope.models.Conv4.forward` wit
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from scipy import stats
 from torch.func import functional_call
 
 from .data import Task
-from .inner import InnerLoop, adapt
+from .inner import InnerLoop, adapt, detached
 from .metrics import linear_cka, rdm, rdm_of_rdms, compare_rdms
 
 Params = Mapping[str, torch.Tensor]
@@ -52,16 +53,12 @@ def layer_cka(model, params_a: Params, params_b: Params, x: torch.Tensor) -> dic
     return {k: linear_cka(aa[k], ab[k]) for k in aa}
 
 
-def detached(params: Params) -> dict[str, torch.Tensor]:
-    return {k: v.detach() for k, v in params.items()}
-
-
 def finetune_dissimilarity(model, theta: Params, tasks: Task, inner: InnerLoop, *, on: str = "query") -> np.ndarray:
     """[G] Fig 1a: for each task, adapt θ on its support set with ``inner`` and compare every
     layer's representation of the task's ``on`` inputs (``"query"`` or ``"support"``) after
     adaptation with the one at θ.  Returns ``(n_tasks, n_layers)``, layers in model order."""
     theta = detached(theta)
-    inner = InnerLoop(inner.steps, inner.lr, inner.adapt, first_order=True)
+    inner = replace(inner, first_order=True)
     rows = []
     for i in range(len(tasks)):
         t = tasks[i]
@@ -103,7 +100,7 @@ def inner_vs_meta_rdms(model, thetas: Sequence[Params], tasks: Task, eval_x: tor
     support set for s steps.  Returns ``(labels, {layer: RDM-of-RDMs (m, m)})`` with one label
     ``(c, i, s)`` per representation (s = 0 once per checkpoint, since it does not depend on i)."""
     max_steps = max(inner_steps)
-    long_inner = InnerLoop(max_steps, inner.lr, inner.adapt, first_order=True)
+    long_inner = replace(inner, steps=max_steps, first_order=True)
     labels, rdms = [], {}
     for c, theta in enumerate(thetas):
         theta = detached(theta)
