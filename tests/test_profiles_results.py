@@ -60,3 +60,13 @@ def test_verdict_from_checks():
     assert results.verdict_from_checks(0, 3) == "not reproduced"
     with pytest.raises(ValueError):
         results.verdict_from_checks(4, 3)
+
+
+def test_verdict_table(results_dir):
+    a = results.record("F1", chapter="01", profile="smoke", statement="s", measured="m1", paper="p1",
+                       verdict="partly", rule="r")
+    b = results.record("F2", chapter="01", profile="smoke", statement="s", measured="m2", paper="p2",
+                       verdict="reproduced", rule="r")
+    table = results.verdict_table([a, b])
+    assert list(table.index) == ["F1", "F2"] and list(table.columns) == ["measured", "paper", "verdict"]
+    assert table.loc["F2", "verdict"] == "reproduced"

@@ -125,8 +125,7 @@ for claim, (label, statement) in CLAIMS.items():
         rule="CI overlap → reproduced; ≤ 3 points below → partly; else not reproduced",
         values={"mean": s.mean, "ci95": s.ci95, "n_tasks": s.n, "paper_mean": p_mean / 100,
                 "paper_ci95": p_ci / 100, "profile_steps": runs[label].config.steps}))
-pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
-              for r in recorded]).set_index("claim")"""),
+results.verdict_table(recorded)"""),
 code("""gap5 = 100 * (PAPER_SCORES["MAML 5-way"][1] / 100 - scores["MAML 5-way"].mean)
 gap20 = 100 * (PAPER_SCORES["MAML 20-way"][1] / 100 - scores["MAML 20-way"].mean)
 anil_vs_maml = 100 * (scores["ANIL 5-way"].mean - scores["MAML 5-way"].mean)

@@ -170,8 +170,7 @@ g2 = results.record(
     rule="3 checks (RSA ρ CI > 0, CKA ρ CI < 0, conv1 CKA > 1 − RSA): all → reproduced, some → partly",
     values={"rsa_rho": rsa_rho, "cka_rho": cka_rho, "conv1_cka": conv1_cka, "conv1_rsa_similarity": conv1_rsa_sim,
             "checks": {k: bool(v) for k, v in checks.items()}, "seeds": len(sup_runs)})
-pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
-              for r in (g1, g2)]).set_index("claim")"""),
+results.verdict_table([g1, g2])"""),
 md("""## Reading the result, and how this profile differs from the paper
 
 [G] train MAML with 64 filters for 60,000 meta-steps (meta-batch 16, 5 inner steps at α = 0.1).

@@ -154,8 +154,7 @@ r5 = results.record(
     verdict=results.verdict_from_checks(int((first > 0.5).sum()), len(first)),
     rule="per layer ratio > 0.5; all layers → reproduced, some → partly",
     values={"first_step_share": first.to_dict()})
-pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
-              for r in (r3, r4, r5)]).set_index("claim")"""),
+results.verdict_table([r3, r4, r5])"""),
 md("""## What the verdicts do not say
 
 The G3 rule tests the ordering of the plateaus and whether the change settles, not its size;

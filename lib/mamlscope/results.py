@@ -78,3 +78,11 @@ def _plain(values):
     if hasattr(values, "item"):
         return values.item()
     return values
+
+
+def verdict_table(records: list[ClaimResult]):
+    """The table that ends a chapter: one row per claim (index), measured, paper, verdict."""
+    import pandas as pd
+
+    return pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
+                         for r in records]).set_index("claim")
