@@ -8,7 +8,7 @@ MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
 
-.PHONY: book html test goldens execute setup clean-html
+.PHONY: book html test goldens execute sync setup lock clean-html
 
 book: execute html        ## set up, execute all chapters at $(PROFILE), build the HTML
 
@@ -21,16 +21,37 @@ html: setup               ## render the committed notebooks only (no execution)
 test: setup               ## run the test suite
 	$(BIN)/python -m pytest
 
+sync: setup               ## after editing book/<chapter>.md: copy its cells into the paired .ipynb (outputs of unchanged cells kept)
+	$(BIN)/python -m mamlscope.notebooks sync $(CHAPTERS)
+
 goldens: setup            ## re-execute the chapters at the smoke profile into tests/goldens/ (nbval's expected outputs)
 	$(BIN)/python tools/make_goldens.py $(CHAPTERS)
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the lock (requirements.txt), then the project itself without dependencies.
+# pip is left at the version the venv was created with (the lock pins no pip).
+$(VENV)/.installed: pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
+
+# The lock: requirements.txt pins every package (transitive ones included) resolved by pip-tools
+# from pyproject.toml (dependencies + extras book and test), for Linux x86_64 / CPython 3.11;
+# environment.yml (Binder) is regenerated from it. Existing pins are kept unless pyproject.toml
+# needs otherwise; `make lock LOCKFLAGS=--upgrade` moves everything to the newest allowed versions
+# (or LOCKFLAGS='--upgrade-package NAME'). pip-tools lives in its own venv, $(LOCKVENV).
+LOCKVENV ?= $(VENV)/lock-tools
+PIP_TOOLS ?= pip-tools==7.6.2
+LOCKFLAGS ?=
+lock:                     ## re-resolve requirements.txt from pyproject.toml with pip-compile, regenerate environment.yml
+	test -x $(LOCKVENV)/bin/python || $(PYTHON) -m venv $(LOCKVENV)
+	$(LOCKVENV)/bin/python -m pip install --quiet '$(PIP_TOOLS)'
+	$(LOCKVENV)/bin/pip-compile --quiet $(LOCKFLAGS) --extra book --extra test --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.txt pyproject.toml
+	$(LOCKVENV)/bin/python tools/lock.py
 
 clean-html:
 	rm -rf _build

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from mamlscope import evaluate
+from mamlscope import data, evaluate
 from mamlscope.data import Task
 from mamlscope.inner import InnerLoop
 from mamlscope.models import Conv4
@@ -18,10 +18,31 @@ def test_mean_ci95_formula():
     assert s.n == 5 and str(evaluate.Score(0.9512, 0.0031, 600)) == "95.1 ± 0.3%"
 
 
+def test_mean_ci95_does_not_depend_on_summation_order():
+    """Exactly rounded sums: a permutation of the values gives the same bits (a vectorised
+    float sum generally does not, which moved printed digits between CPUs)."""
+    g = torch.Generator().manual_seed(1)
+    v = torch.rand(600, generator=g, dtype=torch.float64) * 1e3 + torch.rand(600, generator=g, dtype=torch.float64) * 1e-9
+    s, t = evaluate.mean_ci95(v), evaluate.mean_ci95(v.flip(0)[torch.randperm(600, generator=g)])
+    assert (s.mean, s.ci95) == (t.mean, t.ci95)
+
+
+def test_score_cache_key_holds_everything_that_changes_a_score():
+    base = evaluate.score_key(100, 600, InnerLoop(steps=3, lr=0.4))
+    assert base == evaluate.score_key(100, 600, InnerLoop(steps=3, lr=0.4))
+    for other in (evaluate.score_key(101, 600, InnerLoop(steps=3, lr=0.4)),
+                  evaluate.score_key(100, 50, InnerLoop(steps=3, lr=0.4)),
+                  evaluate.score_key(100, 600, InnerLoop(steps=5, lr=0.4)),
+                  evaluate.score_key(100, 600, InnerLoop(steps=3, lr=0.1)),
+                  evaluate.score_key(100, 600, InnerLoop(steps=3, lr=0.4, adapt="head")),
+                  evaluate.score_key(100, 600, InnerLoop(steps=3, lr=0.4, first_order=True))):
+        assert other != base
+
+
 @requires_data
 def test_fixed_test_tasks_do_not_depend_on_anything_else():
-    a = evaluate.fixed_test_tasks("omniglot", 5, 1, 2, n_tasks=3)
-    b = evaluate.fixed_test_tasks("omniglot", 5, 1, 2, n_tasks=5)
+    a = data.fixed_test_tasks("omniglot", 5, 1, 2, n_tasks=3)
+    b = data.fixed_test_tasks("omniglot", 5, 1, 2, n_tasks=5)
     assert torch.equal(a.x_query, b.x_query[:3])
 
 

@@ -85,10 +85,26 @@ def test_gram_space_equals_feature_space_formula():
     assert ref == pytest.approx(hs(k, l) / np.sqrt(hs(k, k) * hs(l, l)), abs=1e-12)
 
 
-def _np_rbf_gram(x, frac):
+def _np_rbf_gram_pairs(x, frac):
     d2 = squareform(pdist(x, "sqeuclidean"))
     sigma = frac * np.median(pdist(x))  # median over distinct pairs
     return np.exp(-d2 / (2 * sigma**2))
+
+
+def _np_rbf_gram_kornblith(x, threshold):
+    """Kornblith et al.'s released ``gram_rbf`` (their CKA notebook), line for line: the median
+    of all n² squared distances, zero diagonal included, scaled by threshold²."""
+    dot_products = x.dot(x.T)
+    sq_norms = np.diag(dot_products)
+    sq_distances = -2 * dot_products + sq_norms[:, None] + sq_norms[None, :]
+    sq_median_distance = np.median(sq_distances)
+    return np.exp(-sq_distances / (2 * threshold ** 2 * sq_median_distance))
+
+
+def _np_biased_cka(k, l):
+    h = np.eye(k.shape[0]) - 1 / k.shape[0]
+    kc, lc = h @ k @ h, h @ l @ h
+    return (kc * lc).sum() / np.sqrt((kc * kc).sum() * (lc * lc).sum())
 
 
 def _np_debiased_cka(k, l):
@@ -106,16 +122,27 @@ def _np_debiased_cka(k, l):
     return (kc * lc).sum() / np.sqrt((kc * kc).sum() * (lc * lc).sum())
 
 
-def test_rbf_cka_matches_numpy_reference():
+def test_rbf_cka_default_is_kornblith_released_code():
     x, y = _pair(n=40)
     xn, yn = x.numpy(), y.numpy()
     for frac in (0.5, 1.0):
-        k, l = _np_rbf_gram(xn, frac), _np_rbf_gram(yn, frac)
-        h = np.eye(40) - 1 / 40
-        kc, lc = h @ k @ h, h @ l @ h
-        ref = (kc * lc).sum() / np.sqrt((kc * kc).sum() * (lc * lc).sum())
-        assert rbf_cka(x, y, sigma_frac=frac) == pytest.approx(ref, abs=1e-10)
+        k, l = _np_rbf_gram_kornblith(xn, frac), _np_rbf_gram_kornblith(yn, frac)
+        assert rbf_cka(x, y, sigma_frac=frac) == pytest.approx(_np_biased_cka(k, l), abs=1e-10)
         assert rbf_cka(x, y, sigma_frac=frac, debiased=True) == pytest.approx(_np_debiased_cka(k, l), abs=1e-10)
+
+
+def test_rbf_cka_distinct_pairs_convention():
+    x, y = _pair(n=40)
+    xn, yn = x.numpy(), y.numpy()
+    for frac in (0.5, 1.0):
+        k, l = _np_rbf_gram_pairs(xn, frac), _np_rbf_gram_pairs(yn, frac)
+        assert rbf_cka(x, y, sigma_frac=frac, median="pairs") == pytest.approx(_np_biased_cka(k, l), abs=1e-10)
+        assert rbf_cka(x, y, sigma_frac=frac, median="pairs", debiased=True) == pytest.approx(
+            _np_debiased_cka(k, l), abs=1e-10)
+    # the two conventions give different numbers (the released code's bandwidth is smaller)
+    assert abs(rbf_cka(x, y) - rbf_cka(x, y, median="pairs")) > 1e-4
+    with pytest.raises(ValueError, match="median='mean'"):
+        rbf_cka(x, y, median="mean")
 
 
 def test_debiased_linear_cka_matches_u_centring_reference():

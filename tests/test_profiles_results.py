@@ -1,9 +1,11 @@
+import dataclasses
 import json
 
 import pytest
 import torch
 
-from mamlscope import profiles, results
+from mamlscope import claims, profiles, results
+from mamlscope.results import AllChecks, Check, MatchesPaper
 
 
 def test_unknown_profile_lists_valid_ones():
@@ -44,14 +46,22 @@ def test_device_choice():
             profiles.resolve_device("cuda")
 
 
+def test_smoke_profile_is_float64_everywhere():
+    p = profiles.load("smoke")
+    assert p.torch_dtype == torch.float64
+    assert {p.omniglot_5w1s.dtype, p.omniglot_20w1s.dtype, p.mnist_supervised.dtype} == {"float64"}
+    assert p.omniglot_5w1s.build_model().head.weight.dtype == torch.float64
+    assert profiles.load("cpu").omniglot_20w1s.dtype == "float32"
+    assert profiles.load("cpu", dtype="float64").mnist_supervised.dtype == "float64"
+
+
 def test_results_roundtrip(results_dir):
-    r = results.record("F1", chapter="01", profile="smoke", statement="s", measured="95.0 ± 1.0%",
-                       paper="98.7 ± 0.4%", verdict="partly", rule="r", values={"acc": torch.tensor(0.95)})
-    assert json.loads((results_dir / "smoke" / "F1.json").read_text())["values"]["acc"] == pytest.approx(0.95)
+    r = claims.record("F1", {"mean": torch.tensor(0.96, dtype=torch.float64), "ci95": 0.01, "n_tasks": 600}, "smoke")
+    saved = json.loads((results_dir / "smoke" / "F1.json").read_text())
+    assert saved["values"]["mean"] == 0.96 and saved["verdict"] == "partly"
     assert results.load_all("smoke") == [r]
     with pytest.raises(ValueError, match="verdict='maybe'"):
-        results.record("F1", chapter="01", profile="smoke", statement="s", measured="m", paper="p",
-                       verdict="maybe", rule="r")
+        results.write(results.ClaimResult("F1", "01", "smoke", "s", "m", "p", "maybe", "r"))
 
 
 def test_verdict_from_checks():
@@ -62,11 +72,56 @@ def test_verdict_from_checks():
         results.verdict_from_checks(4, 3)
 
 
+def test_check_compares_numbers_lists_dicts_and_other_values():
+    v = {"a": 0.3, "b": [0.1, 0.5, -0.2], "c": {"conv1": 2.0, "head": 0.5}, "d": {"conv1": 1.0, "head": 1.0}}
+    assert Check("a small", "a", "<", 0.5).outcomes(v) == {"a small": True}
+    assert Check("b positive", "b", ">", 0).outcomes(v) == {"b positive": False}  # all elements
+    assert Check("b positive", "b", ">", 0, each=True).outcomes(v) == {
+        "b positive [0]": True, "b positive [1]": True, "b positive [2]": False}
+    assert Check("c above d", "c", ">", "d", each=True).outcomes(v) == {
+        "c above d [conv1]": True, "c above d [head]": False}
+    assert Check("c above a", "c", ">", "a").outcomes(v) == {"c above a": True}
+    with pytest.raises(KeyError, match="no 'zz'"):
+        Check("x", "zz", ">", 0).outcomes(v)
+    with pytest.raises(ValueError, match="op='=='"):
+        Check("x", "a", "==", 0)
+
+
+def test_all_checks_verdicts_can_fail():
+    rule = AllChecks((Check("positive at each", "x", ">", 0, each=True),))
+    assert rule.judge({"x": [1, 2]})[0] == "reproduced"
+    assert rule.judge({"x": [1, -2]})[0] == "partly"
+    assert rule.judge({"x": [-1, -2]})[0] == "not reproduced"  # a null effect fails
+
+
+def test_matches_paper():
+    rule = MatchesPaper(0.987, 0.004, partly_below=0.03)
+    assert rule.judge({"mean": 0.985, "ci95": 0.004})[0] == "reproduced"
+    assert rule.judge({"mean": 0.96, "ci95": 0.004})[0] == "partly"
+    assert rule.judge({"mean": 0.90, "ci95": 0.004})[0] == "not reproduced"
+
+
+def test_failed_precondition_is_inconclusive(monkeypatch, results_dir):
+    c = claims.CLAIMS["G5"]
+    gated = dataclasses.replace(c, precondition=Check("support loss not saturated", "loss_1", ">", 0.1))
+    monkeypatch.setitem(claims.CLAIMS, "G5", gated)
+    share = {"conv1": 0.9, "head": 0.9}
+    r = claims.record("G5", {"first_step_share": share, "loss_1": 0.001}, "smoke")
+    assert r.verdict == "inconclusive" and "FAILS" in r.precondition and r.rule.startswith("precondition")
+    assert claims.record("G5", {"first_step_share": share, "loss_1": 0.5}, "smoke").verdict == "reproduced"
+
+
+def test_claims_table_shows_the_registered_rules():
+    t = claims.table("03_inner_steps_vs_meta_steps")
+    assert list(t.index) == ["G3", "G4", "G5"]
+    assert t.loc["G4", "rule (registered before measuring)"] == claims.CLAIMS["G4"].rule_text()
+    with pytest.raises(KeyError, match="unknown claim 'Z9'"):
+        claims.claim("Z9")
+
+
 def test_verdict_table(results_dir):
-    a = results.record("F1", chapter="01", profile="smoke", statement="s", measured="m1", paper="p1",
-                       verdict="partly", rule="r")
-    b = results.record("F2", chapter="01", profile="smoke", statement="s", measured="m2", paper="p2",
-                       verdict="reproduced", rule="r")
-    table = results.verdict_table([a, b])
+    a = claims.record("F1", {"mean": 0.96, "ci95": 0.004, "n_tasks": 600}, "smoke")
+    b = claims.record("F2", {"mean": 0.958, "ci95": 0.004, "n_tasks": 600}, "smoke")
+    table = claims.verdict_table([a, b])
     assert list(table.index) == ["F1", "F2"] and list(table.columns) == ["measured", "paper", "verdict"]
-    assert table.loc["F2", "verdict"] == "reproduced"
+    assert table.loc["F2", "verdict"] == "reproduced" and table.loc["F1", "measured"] == "96.0 ± 0.4% (600 tasks)"

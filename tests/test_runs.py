@@ -1,6 +1,7 @@
 """Cached runs: content-addressed, reused, resumable to the same numbers, and a damaged
 checkpoint is a clear error that leaves every file as it was."""
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -18,6 +19,43 @@ def test_hash_is_stable_and_sensitive():
     assert config_hash(TINY) != config_hash(dataclasses.replace(TINY, seed=1))
     assert config_hash(TINY) != config_hash(dataclasses.replace(TINY, algorithm="anil"))
     assert len({config_hash(TINY), config_hash(meta.SupervisedConfig())}) == 2
+
+
+# The hashes of the default configurations, as they were when runs were first cached. A change
+# here means every cached run would retrain: add new fields with meta.added(default) instead, and
+# never change a default.
+PINNED = {"MetaConfig": "62f1ab2563bb", "SupervisedConfig": "d20fec5f6d22"}
+
+
+def test_default_hashes_are_pinned():
+    assert config_hash(meta.MetaConfig())[:12] == PINNED["MetaConfig"]
+    assert config_hash(meta.SupervisedConfig())[:12] == PINNED["SupervisedConfig"]
+
+
+def test_an_added_field_keeps_old_hashes_until_it_is_set():
+    @dataclasses.dataclass(frozen=True)
+    class Old:
+        a: int = 1
+        name = "x"
+
+    @dataclasses.dataclass(frozen=True)
+    class New:  # Old plus a field added later, with its default
+        a: int = 1
+        b: str = meta.added("plain")
+        name = "x"
+
+    Old.__name__ = New.__name__ = "Config"
+    assert config_hash(New()) == config_hash(Old())
+    assert config_hash(New(b="other")) != config_hash(Old())
+    assert config_hash(dataclasses.replace(TINY, dtype="float64")) != config_hash(TINY)
+
+
+def test_run_written_before_a_field_was_added_is_reused(tmp_path):
+    run = Run(TINY, tmp_path)
+    written = json.loads((run.dir / "config.json").read_text())
+    del written["dtype"]  # as an older version wrote it
+    (run.dir / "config.json").write_text(json.dumps(written))
+    assert Run(TINY, tmp_path).dir == run.dir  # accepted, same directory
 
 
 def test_log_spaced_checkpoints():
@@ -102,7 +140,7 @@ def test_supervised_mnist_learns(tmp_path):
     cfg = meta.SupervisedConfig(filters=8, batch_size=50, steps=60, checkpoint_every=20, log_every=10)
     run = meta.train(cfg, root=tmp_path)
     assert run.checkpoint_steps() == [0, 1, 2, 5, 10, 20, 40, 50, 60]
-    model = meta.load_model(run)
+    model = run.load_model()
     x, y = cfg.load(train=False)
     acc = (model(x[:500].float().div(255).unsqueeze(1)).argmax(1) == y[:500]).float().mean()
     assert acc > 0.5  # chance is 0.1; measured 0.62

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from mamlscope import rerun, results, scorecard
+from mamlscope import claims, rerun, results, scorecard
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS_IDS = ["G1", "G2", "G3", "G4", "G5", "L1", "L2", "L3", "L4", "L5", "L6",
               "R1", "R2", "R3", "R4", "R5", "A1"]
+REGISTERED = CLAIMS_IDS + ["F1", "F2"]  # CLAIMS.md's claims, then the base protocol's
 
 
 def _record(claim, verdict="partly", chapter="01_maml_on_omniglot", statement="a statement"):
-    return results.record(claim, chapter=chapter, profile="smoke", statement=statement,
-                          measured="45.5 ± 6.9% (20 tasks)", paper="98.7 ± 0.4% (Finn et al. 2017)",
-                          verdict=verdict, rule="r")
+    return results.write(results.ClaimResult(
+        claim, chapter, "smoke", statement, "45.5 ± 6.9% (20 tasks)", "98.7 ± 0.4% (Finn et al. 2017)",
+        verdict, "r"))
 
 
 def _rows(markdown: str) -> dict[str, list[str]]:
@@ -28,13 +29,17 @@ def _rows(markdown: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_claim_lines_cover_claims_md():
-    assert list(scorecard.CLAIM_LINES) == CLAIMS_IDS
+def test_registry_covers_claims_md():
+    assert list(claims.CLAIMS) == REGISTERED
     claims_md = ROOT.parent / "shared" / "CLAIMS.md"
     if claims_md.is_file():  # the ids in the claims list, in its order
         ids = re.findall(r"^\| ([A-Z]\d+) \|", claims_md.read_text(), flags=re.MULTILINE)
         assert ids == CLAIMS_IDS
-    assert all(line and "\n" not in line for line in scorecard.CLAIM_LINES.values())
+    assert all(c.statement and "\n" not in c.statement for c in claims.CLAIMS.values())
+    # a claim with a chapter has a rule, and its chapter exists
+    for c in claims.CLAIMS.values():
+        if c.chapter:
+            assert c.rule is not None and (ROOT / "book" / f"{c.chapter}.md").is_file(), c.id
 
 
 def test_recorded_claim_shows_its_verdict_and_links_its_chapter(results_dir):
@@ -42,7 +47,7 @@ def test_recorded_claim_shows_its_verdict_and_links_its_chapter(results_dir):
     table = scorecard.scorecard("smoke")
     row = table.set_index("id").loc["G3"]
     assert (row.verdict, row.chapter, row.claim) == ("reproduced", "01_maml_on_omniglot",
-                                                     scorecard.CLAIM_LINES["G3"])
+                                                     claims.CLAIMS["G3"].statement)
     assert row.measured == "45.5 ± 6.9% (20 tasks)" and row.paper == "98.7 ± 0.4% (Finn et al. 2017)"
     md = _rows(scorecard.markdown_table(table, book_dir=ROOT / "book"))
     assert md["G3"][4] == "**reproduced**"
@@ -52,24 +57,26 @@ def test_recorded_claim_shows_its_verdict_and_links_its_chapter(results_dir):
 def test_unrecorded_claims_are_not_yet_run(results_dir):
     _record("G3")
     table = scorecard.scorecard("smoke")
-    assert list(table["id"]) == CLAIMS_IDS
+    assert list(table["id"]) == REGISTERED
     assert set(table.set_index("id").drop("G3")["verdict"]) == {scorecard.NOT_RUN}
     md = _rows(scorecard.markdown_table(table))
     assert md["R1"][4] == "*not yet run*" and md["R1"][5] == "—"
-    assert md["R1"][1] == scorecard.CLAIM_LINES["R1"]
+    assert md["R1"][1] == claims.CLAIMS["R1"].statement
 
 
-def test_extra_ids_follow_in_order_with_their_own_statement(results_dir):
-    for claim in ("F10", "F2", "F1"):
+def test_unregistered_ids_follow_in_order_with_their_own_statement(results_dir):
+    for claim in ("X10", "X2", "F1"):
         _record(claim, verdict="not reproduced", statement=f"statement of {claim} | with a pipe")
+    _record("G1", verdict="inconclusive")
     table = scorecard.scorecard("smoke")
-    assert list(table["id"]) == CLAIMS_IDS + ["F1", "F2", "F10"]
+    assert list(table["id"]) == REGISTERED + ["X2", "X10"]
     md = scorecard.markdown_table(table)
-    assert _rows(md)["F2"][1] == "statement of F2 \\| with a pipe"
-    assert _rows(md)["F10"][4] == "**not reproduced**"
+    assert _rows(md)["X2"][1] == "statement of X2 \\| with a pipe"
+    assert _rows(md)["F1"][1] == claims.CLAIMS["F1"].statement  # the registry's, not the record's
+    assert _rows(md)["X10"][4] == "**not reproduced**"
     assert scorecard.counts(table) == {"reproduced": 0, "partly": 0, "not reproduced": 3,
-                                       "not yet run": 17}
-    assert scorecard.summary(table, "smoke").startswith("3 of 20 claims judged at the `smoke` profile")
+                                       "inconclusive": 1, "not yet run": 17}
+    assert scorecard.summary(table, "smoke").startswith("4 of 21 claims judged at the `smoke` profile")
 
 
 def test_other_profiles_and_bad_records(results_dir):
@@ -102,7 +109,7 @@ def test_rerun_executes_summary_pages_last_with_their_parameters(monkeypatch, tm
     monkeypatch.setattr(rerun, "execute", lambda name, params, out, root: done.append((name, params)) or out)
     monkeypatch.setattr(rerun, "chapters", lambda root: ["01_a", "02_b"])
     monkeypatch.setattr(rerun, "summary_pages", lambda root: ["scorecard"])
-    monkeypatch.setattr(rerun, "_declared", lambda root, name: {"profile": {}})
+    monkeypatch.setattr(rerun.notebooks, "parameters", lambda root, name: {"profile": {}})
     rerun.main(["--profile", "smoke", "-p", "test_tasks=5", "--output-dir", str(tmp_path)])
     assert done == [("01_a", {"profile": "smoke", "test_tasks": 5}),
                     ("02_b", {"profile": "smoke", "test_tasks": 5}),
@@ -116,5 +123,7 @@ def test_scorecard_notebook_has_a_described_profile_parameter():
     import papermill as pm
 
     params = pm.inspect_notebook(str(ROOT / "book" / "scorecard.ipynb"))
+    from mamlscope import notebooks
+    assert notebooks.parameters(ROOT, "scorecard") == params
     assert list(params) == ["profile"]
     assert params["profile"]["default"] == '"cpu"' and params["profile"]["help"]

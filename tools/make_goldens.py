@@ -4,19 +4,20 @@
     python tools/make_goldens.py 01_maml_on_omniglot    # only these
     python tools/make_goldens.py --check                # only report missing / stale goldens
 
-A golden, ``tests/goldens/<chapter>.ipynb``, is the chapter executed by papermill with
-``profile="smoke"``, exactly as ``tests/test_nbval.py`` re-executes it: in ``book/``, with a fresh
-cache (``<tmp>/mamlscope-cache``; the resized Omniglot is shared from the real cache) and results
-folder (``<tmp>/mamlscope-results``), ``MAMLSCOPE_PROGRESS=0`` and ``OMP_NUM_THREADS=1`` unless
-set. Its metadata ``mamlscope_golden.source_sha256`` is :func:`source_hash` of the chapter, so
-the tests can tell a golden that no longer matches its chapter. What nbval does not compare is
-dropped, to keep the diff of a regeneration down to real changes: images, the outputs of cells
-tagged ``nbval-ignore-output`` (timings), papermill's timestamps and random cell id.
+A golden, ``tests/goldens/<chapter>.ipynb``, is the chapter's source ``book/<chapter>.md``
+executed by papermill with ``profile="smoke"`` (float64, so its digits do not depend on the CPU),
+exactly as ``tests/test_nbval.py`` re-executes it: in ``book/``, with a fresh cache
+(``<tmp>/mamlscope-cache``; the resized Omniglot is shared from the real cache) and results
+folder (``<tmp>/mamlscope-results``), ``MAMLSCOPE_PROGRESS=0``. Its metadata
+``mamlscope_golden.source_sha256`` is :func:`mamlscope.notebooks.code_hash` of the chapter (code
+cells only: a prose fix does not stale a golden), so the tests can tell a golden that no longer
+matches its chapter. What nbval does not compare is dropped, to keep the diff of a regeneration
+down to real changes: images, the outputs of cells tagged ``nbval-ignore-output`` (timings),
+papermill's timestamps and random cell id.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -35,16 +36,11 @@ FORBIDDEN = ("Kernel is running over TCP",)  # kernel start-up noise must not be
 KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
 
 
-def source_hash(nb: dict) -> str:
-    """SHA-256 of the cells' types and sources (code, markdown, raw), in order, without the
-    cell papermill injects (tag ``injected-parameters``)."""
-    cells = [[c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]]
-             for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+def source_hash(chapter: str) -> str:
+    """:func:`mamlscope.notebooks.code_hash` of the chapter's source (its code cells)."""
+    from mamlscope import notebooks
 
-
-def chapter_path(chapter: str) -> Path:
-    return ROOT / "book" / f"{chapter}.ipynb"
+    return notebooks.code_hash(notebooks.read_source(ROOT, chapter))
 
 
 def golden_path(chapter: str) -> Path:
@@ -57,8 +53,8 @@ def golden_problem(chapter: str) -> str | None:
     if not golden.is_file():
         return f"chapter {chapter} has no golden (tests/goldens/{chapter}.ipynb): run make goldens"
     stamp = json.loads(golden.read_text()).get("metadata", {}).get(KEY, {}).get("source_sha256")
-    if stamp != source_hash(json.loads(chapter_path(chapter).read_text())):
-        return f"golden for {chapter} is stale (its chapter's cells changed): run make goldens"
+    if stamp != source_hash(chapter):
+        return f"golden for {chapter} is stale (its chapter's code cells changed): run make goldens"
     return None
 
 
@@ -85,7 +81,6 @@ def isolated_env(workdir: Path) -> dict[str, str]:
             if (candidate / "omniglot-py" / "images_background").is_dir():
                 env["MAML_DATA"] = str(candidate)
                 break
-    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
@@ -115,7 +110,7 @@ def clean(nb: dict, chapter: str, source_sha256: str) -> list[str]:
                              f"{''.join(out['text'])[:200]!r}")
     nb["metadata"].pop("papermill", None)
     nb["metadata"][KEY] = {
-        "chapter": f"book/{chapter}.ipynb",
+        "chapter": f"book/{chapter}.md",
         "source_sha256": source_sha256,
         "parameters": PARAMETERS,
         "made_with": {"python": ".".join(map(str, sys.version_info[:3])), "torch": version("torch")},
@@ -145,10 +140,9 @@ def kernel_stderr_filtered():
 
 
 def make_golden(chapter: str) -> list[str]:
-    import papermill as pm
+    from mamlscope import notebooks
 
-    source = chapter_path(chapter)
-    digest = source_hash(json.loads(source.read_text()))
+    digest = source_hash(chapter)
     GOLDENS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"golden-{chapter}-") as tmp:
         saved = dict(os.environ)
@@ -156,8 +150,7 @@ def make_golden(chapter: str) -> list[str]:
         try:
             out = Path(tmp) / f"{chapter}.ipynb"
             with kernel_stderr_filtered():
-                pm.execute_notebook(str(source), str(out), parameters=PARAMETERS, cwd=str(ROOT / "book"),
-                                    progress_bar=False, log_output=False, kernel_name="python3")
+                notebooks.execute(ROOT, chapter, PARAMETERS, out, log_output=False)
         finally:
             os.environ.clear()
             os.environ.update(saved)

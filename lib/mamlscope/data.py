@@ -33,6 +33,8 @@ N_OMNIGLOT_CHARACTERS = 1623
 N_OMNIGLOT_TRAIN = 1200
 OMNIGLOT_SPLIT_SEED = 1  # the split of Finn's code: random.seed(1); random.shuffle(characters)
 IMAGE_SIZE = 28
+TEST_SEED = 20170309  # the fixed meta-test tasks: the arXiv date of MAML; never tied to a run's seed
+N_TEST_TASKS = 600
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -323,3 +325,22 @@ class SinusoidTasks:
 
     def batch(self, indices) -> Task:
         return Task.stack([self.task(int(i)) for i in indices])
+
+
+# --------------------------------------------------------------------------------------------
+# The fixed meta-test tasks: tasks 0 … n−1 of the test split's sampler with seed TEST_SEED, so
+# every chapter and every run is scored on the same tasks.
+# --------------------------------------------------------------------------------------------
+def test_task_sampler(dataset: str, n_way: int, k_shot: int, q_query: int, **sinusoid_ranges):
+    """The sampler behind the fixed meta-test tasks of ``dataset``."""
+    if dataset == "omniglot":
+        return omniglot_tasks("test", n_way, k_shot, q_query, seed=TEST_SEED)
+    if dataset == "sinusoid":
+        return SinusoidTasks(k_shot=k_shot, q_query=q_query, seed=TEST_SEED, **sinusoid_ranges)
+    raise ValueError(f"no meta-test tasks for dataset {dataset!r}; use 'omniglot' or 'sinusoid'.")
+
+
+def fixed_test_tasks(dataset: str, n_way: int, k_shot: int, q_query: int,
+                     n_tasks: int = N_TEST_TASKS, **sinusoid_ranges) -> Task:
+    """Tasks ``0 … n_tasks−1`` of :func:`test_task_sampler`, stacked (leading task axis)."""
+    return test_task_sampler(dataset, n_way, k_shot, q_query, **sinusoid_ranges).batch(range(n_tasks))

@@ -4,24 +4,21 @@ Following Finn et al.'s evaluation code, the score is the mean over tasks of the
 after adaptation, and the interval is ``1.96 · s / √n`` with ``s`` the standard deviation of the
 per-task accuracies (here the sample standard deviation, ddof = 1).
 
-The fixed test tasks are tasks ``0 … n−1`` of the test-split sampler with seed
-:data:`TEST_SEED`, so every chapter and every run is scored on the same 600 tasks.
+The fixed test tasks (:func:`mamlscope.data.fixed_test_tasks`) are the same for every chapter
+and every run. Scores of a run are cached in its directory, keyed by everything that changes them.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .data import SinusoidTasks, Task, omniglot_tasks
+from .data import N_TEST_TASKS, Task
 from .inner import InnerLoop, detached, query_loss_func
-
-TEST_SEED = 20170309  # fixed: the arXiv date of MAML; never tied to a run's seed
-N_TEST_TASKS = 600
 
 
 @dataclass(frozen=True)
@@ -35,30 +32,25 @@ class Score:
     def __str__(self) -> str:
         return f"{100 * self.mean:.1f} ± {100 * self.ci95:.1f}%"
 
+    def values(self) -> dict:
+        """What an accuracy claim's rule reads: ``mean``, ``ci95``, ``n_tasks``."""
+        return {"mean": self.mean, "ci95": self.ci95, "n_tasks": self.n}
+
 
 def mean_ci95(values: torch.Tensor) -> Score:
-    """``mean ± 1.96 · std(ddof=1) / √n`` of a 1-D tensor of per-task values."""
-    v = values.detach().double().flatten()
-    n = v.numel()
+    """``mean ± 1.96 · std(ddof=1) / √n`` of a 1-D tensor of per-task values.
+
+    Sums are exact-then-rounded (:func:`math.fsum`), so the result does not depend on the order
+    in which a machine's vector kernels add: the same per-task values give the same digits on
+    every CPU (per-task accuracies are ratios of integers, identical wherever the predictions are).
+    """
+    v = [float(x) for x in values.detach().double().flatten().tolist()]
+    n = len(v)
     if n == 0:
         raise ValueError("mean_ci95 needs at least one value.")
-    ci = 1.96 * v.std(unbiased=True).item() / math.sqrt(n) if n > 1 else float("nan")
-    return Score(v.mean().item(), ci, n)
-
-
-def test_task_sampler(dataset: str, n_way: int, k_shot: int, q_query: int, **sinusoid_ranges):
-    """The sampler behind the fixed meta-test tasks of ``dataset``."""
-    if dataset == "omniglot":
-        return omniglot_tasks("test", n_way, k_shot, q_query, seed=TEST_SEED)
-    if dataset == "sinusoid":
-        return SinusoidTasks(k_shot=k_shot, q_query=q_query, seed=TEST_SEED, **sinusoid_ranges)
-    raise ValueError(f"no meta-test tasks for dataset {dataset!r}; use 'omniglot' or 'sinusoid'.")
-
-
-def fixed_test_tasks(dataset: str, n_way: int, k_shot: int, q_query: int,
-                     n_tasks: int = N_TEST_TASKS, **sinusoid_ranges) -> Task:
-    """Tasks ``0 … n_tasks−1`` of :func:`test_task_sampler`, stacked (leading task axis)."""
-    return test_task_sampler(dataset, n_way, k_shot, q_query, **sinusoid_ranges).batch(range(n_tasks))
+    mean = math.fsum(v) / n
+    ci = 1.96 * math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (n - 1)) / math.sqrt(n) if n > 1 else float("nan")
+    return Score(mean, ci, n)
 
 
 def per_task_scores(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy",
@@ -68,13 +60,13 @@ def per_task_scores(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_
     Adapts from ``params`` (default: the model's own θ, detached). No graph to θ is kept, so the
     inner loop runs first-order, which gives the same adapted weights.
     """
-    device = next(model.parameters()).device
+    p = next(model.parameters())
     theta = detached(params or dict(model.named_parameters()))
     inner = replace(inner, first_order=True)
     out = []
     for start in range(0, len(tasks), chunk):
         sl = slice(start, start + chunk)
-        batch = Task(tasks.x_support[sl], tasks.y_support[sl], tasks.x_query[sl], tasks.y_query[sl]).to(device)
+        batch = Task(tasks.x_support[sl], tasks.y_support[sl], tasks.x_query[sl], tasks.y_query[sl]).to(p.device, p.dtype)
         out.append(query_loss_func(model, theta, batch, inner, loss=loss)[1].detach().cpu())
     return torch.cat(out)
 
@@ -88,12 +80,12 @@ def nil_accuracy(model, tasks: Task, *, params=None, chunk: int = 100) -> torch.
     """NIL ([R] §4): no inner loop, no head. Each query is classified by a softmax over its cosine
     similarities to the support examples' penultimate features, summed per class (the support
     labels weighted as in Matching Networks). Returns per-task accuracies ``(n_tasks,)``."""
-    device = next(model.parameters()).device
+    p = next(model.parameters())
     theta = detached(params or dict(model.named_parameters()))
     accs = []
     with torch.no_grad():
         for i in range(len(tasks)):
-            t = tasks[i].to(device)
+            t = tasks[i].to(p.device, p.dtype)
             n_way = int(t.y_support.max()) + 1
 
             def features(x):
@@ -106,20 +98,27 @@ def nil_accuracy(model, tasks: Task, *, params=None, chunk: int = 100) -> torch.
     return torch.stack(accs)
 
 
-def run_score(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None, device="cpu") -> Score:
-    """Accuracy ± 95% CI of a meta-training run's checkpoint (default: the last) over the first
-    ``n_tasks`` fixed test tasks, with the run's own test-time inner loop. Cached in the run
-    directory (``scores.json``), so chapters that share a run share its score."""
-    from .meta import load_model  # meta imports this module
+def score_key(step: int, n_tasks: int, inner: InnerLoop) -> str:
+    """The cache key of a score: the checkpoint, the number of fixed test tasks and every field
+    of the test-time inner loop (steps, step size, which parameters adapt, order, reduction)."""
+    return json.dumps({"step": step, "tasks": n_tasks, "inner": asdict(inner)}, sort_keys=True)
 
+
+def run_score(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None,
+              inner: InnerLoop | None = None, device="cpu") -> Score:
+    """Accuracy ± 95% CI of a meta-training run's checkpoint (default: the last) over the first
+    ``n_tasks`` fixed test tasks, adapted with ``inner`` (default: the run's own test-time inner
+    loop). Cached in the run directory (``scores.json``, keyed by :func:`score_key`), so
+    chapters that share a run share its scores."""
     cfg = run.config
     step = run.checkpoint_steps()[-1] if step is None else step
-    key = f"step={step},tasks={n_tasks}"
+    inner = cfg.inner(train=False) if inner is None else inner
+    key = score_key(step, n_tasks, inner)
     path = run.dir / "scores.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
     if key not in cache:
-        model = load_model(run, step, device=device)
-        score = evaluate(model, cfg.test_tasks(n_tasks), cfg.inner(train=False), loss=cfg.loss)
+        model = run.load_model(step, device=device)
+        score = evaluate(model, cfg.test_tasks(n_tasks), inner, loss=cfg.loss)
         cache[key] = {"mean": score.mean, "ci95": score.ci95, "n": score.n}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))

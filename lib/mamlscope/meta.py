@@ -17,17 +17,41 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from . import data
-from .evaluate import fixed_test_tasks, mean_ci95, per_task_scores
+from .evaluate import mean_ci95, per_task_scores
 from .inner import InnerLoop, query_loss
 from .models import build_model
 from .progress import progress_bar
-from .runs import Run
+from .runs import ADDED, Run
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def added(default):
+    """A configuration field added after runs were cached: it enters a run's hash only when it
+    differs from ``default`` (:mod:`mamlscope.runs`), so cached runs keep their directories."""
+    return field(default=default, metadata={ADDED: True})
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r}; use one of {sorted(DTYPES)}.")
+
+
+def _build_in(dtype: str, arch: str, **kwargs):
+    """``build_model(arch, **kwargs)`` with parameters created *and initialised* in ``dtype``
+    (a float32 init cast to float64 would carry the float32 kernels' last-bit differences)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(DTYPES[dtype])
+    try:
+        return build_model(arch, **kwargs)
+    finally:
+        torch.set_default_dtype(old)
 
 ALGORITHMS = {  # name → (which parameters adapt, first order?)
     "maml": ("all", False),
@@ -61,7 +85,9 @@ class MetaConfig:
     meta-test time (same ``inner_lr``). ``q_query`` queries per class at training and testing.
     ``curve_tasks`` fixed test tasks are scored at every checkpoint for the learning curve.
     Sinusoid runs use ``amplitude``/``phase`` for meta-training and ``test_amplitude``/
-    ``test_phase`` for meta-testing ([L] §5.3.1 makes them disjoint).
+    ``test_phase`` for meta-testing ([L] §5.3.1 makes them disjoint). ``dtype`` is the floating
+    point type of weights and inputs (the ``smoke`` profile trains in float64 so that what the
+    regression tests print does not depend on the CPU's vector kernels).
     """
 
     algorithm: str = "maml"
@@ -85,8 +111,10 @@ class MetaConfig:
     phase: tuple[float, float] = (0.0, math.pi)
     test_amplitude: tuple[float, float] = (0.1, 5.0)
     test_phase: tuple[float, float] = (0.0, math.pi)
+    dtype: str = added("float32")
 
     def __post_init__(self):
+        _check_dtype(self.dtype)
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm={self.algorithm!r}; use one of {sorted(ALGORITHMS)}.")
         if self.dataset not in ("omniglot", "sinusoid"):
@@ -111,8 +139,8 @@ class MetaConfig:
 
     def build_model(self):
         if self.dataset == "sinusoid":
-            return build_model("mlp")
-        return build_model("conv4", n_way=self.n_way, filters=self.filters)
+            return _build_in(self.dtype, "mlp")
+        return _build_in(self.dtype, "conv4", n_way=self.n_way, filters=self.filters)
 
     def train_tasks(self):
         if self.dataset == "sinusoid":
@@ -123,7 +151,7 @@ class MetaConfig:
         extra = {}
         if self.dataset == "sinusoid":
             extra = {"amplitude": tuple(self.test_amplitude), "phase": tuple(self.test_phase)}
-        return fixed_test_tasks(self.dataset, self.n_way, self.k_shot, self.q_query, n_tasks, **extra)
+        return data.fixed_test_tasks(self.dataset, self.n_way, self.k_shot, self.q_query, n_tasks, **extra)
 
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.steps, self.checkpoint_every, self.log_checkpoints)
@@ -143,8 +171,10 @@ class SupervisedConfig:
     log_checkpoints: bool = True
     log_every: int = 10
     seed: int = 0
+    dtype: str = added("float32")
 
     def __post_init__(self):
+        _check_dtype(self.dtype)
         if self.dataset not in ("mnist", "omniglot"):
             raise ValueError(f"dataset={self.dataset!r}; use 'mnist' or 'omniglot'.")
 
@@ -169,7 +199,7 @@ class SupervisedConfig:
         return 10 if self.dataset == "mnist" else data.N_OMNIGLOT_TRAIN
 
     def build_model(self):
-        return build_model("conv4", n_way=self.n_classes, filters=self.filters)
+        return _build_in(self.dtype, "conv4", n_way=self.n_classes, filters=self.filters)
 
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.steps, self.checkpoint_every, self.log_checkpoints)
@@ -235,7 +265,7 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
     sums, count, t0 = torch.zeros(2), 0, time.perf_counter()
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
-        batch = tasks.batch(range(step * B, (step + 1) * B)).to(device)
+        batch = tasks.batch(range(step * B, (step + 1) * B)).to(device, DTYPES[cfg.dtype])
         losses, scores = query_loss(model, batch, inner, loss=cfg.loss, backend=backend)
         opt.zero_grad(set_to_none=True)
         losses.mean().backward()
@@ -264,7 +294,7 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
         idx = torch.randint(len(x), (cfg.batch_size,), generator=data.task_generator(cfg.seed, step))
-        xb = (x[idx].float() / 255.0).unsqueeze(1).to(device)
+        xb = (x[idx].float() / 255.0).unsqueeze(1).to(device, DTYPES[cfg.dtype])
         out = model(xb)
         loss = F.cross_entropy(out, y[idx].to(device))
         opt.zero_grad(set_to_none=True)
@@ -277,11 +307,3 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None
         if done in ckpts:
             _save(run, done, model, opt)
     run.finish({"steps": cfg.steps})
-
-
-# --------------------------------------------------------------------------------------------
-def load_model(run: Run, step: int | None = None, device="cpu"):
-    """The model of ``run`` at checkpoint ``step`` (default: the newest)."""
-    model = run.config.build_model().to(device)
-    model.load_state_dict(run.load_checkpoint(step, map_location=device)["model"])
-    return model

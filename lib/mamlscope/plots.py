@@ -34,3 +34,109 @@ def learning_curves(runs: dict[str, Run], *, title: str = "", ax=None, log_x: bo
     ax.set(xlabel="meta-training step", ylabel="query accuracy after adaptation (%)", title=title)
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def learning_curve_panels(panels: dict[str, dict[str, Run]]):
+    """One panel of :func:`learning_curves` per entry ``title → {label: run}``, side by side."""
+    style()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), sharey=True, squeeze=False)
+    for ax, (title, runs) in zip(axes[0], panels.items()):
+        learning_curves(runs, title=title, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def finetune_change(fc):
+    """[G] Fig 1a (:class:`~mamlscope.representations.FinetuneChange`): left, dissimilarity per
+    layer after fine-tuning at each checkpoint; right, the depth ordering ρ over training."""
+    from .representations import mean_ci
+
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    cmap = plt.get_cmap("viridis")
+    n = len(fc.layers)
+    for k, s in enumerate(fc.steps):
+        mean, ci = mean_ci(fc.d[k])
+        axes[0].errorbar(range(n), mean, yerr=ci, color=cmap(k / max(1, len(fc.steps) - 1)),
+                         marker="o", ms=3, capsize=2, label=f"step {s}")
+    axes[0].set(xticks=range(n), xticklabels=fc.layers, ylabel="RSA dissimilarity (adapted vs θ_c)",
+                title="After the fine-tuning inner loop, per layer, at each checkpoint")
+    axes[0].legend(fontsize=7, ncol=2)
+    trend = fc.trend()
+    axes[1].errorbar(trend.index.to_numpy() + 1, trend.rho, yerr=[trend.rho - trend.lo, trend.hi - trend.rho],
+                     marker="o", capsize=3)
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set(xscale="log", xlabel="meta-training step + 1", ylabel="ρ(layer index, dissimilarity)",
+                title="Depth ordering over meta-training (mean ± 95% CI over tasks)", ylim=(-1.05, 1.05))
+    fig.tight_layout()
+    return fig
+
+
+def supervised_change(sc):
+    """[G] Fig 2 (:class:`~mamlscope.representations.SupervisedChange`): RSA dissimilarity and
+    linear CKA to the random init over supervised training, per layer (mean ± 95% CI over seeds)."""
+    from .representations import mean_ci
+
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharex=True)
+    for j, layer in enumerate(sc.layers):
+        for ax, curves in zip(axes, (sc.rsa, sc.cka)):
+            mean, ci = mean_ci(curves[:, :, j])
+            ax.plot(sc.steps, mean, marker="o", ms=2, label=layer)
+            ax.fill_between(sc.steps, mean - ci, mean + ci, alpha=0.2)
+    axes[0].set(ylabel="RSA dissimilarity to the random init", title="RSA (dissimilarity)")
+    axes[1].set(ylabel="linear CKA with the random init", title="CKA (similarity)")
+    for ax in axes:
+        ax.set(xlabel="supervised training step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def meta_change(mc):
+    """[G] Fig 1b (:class:`~mamlscope.representations.MetaChange`): change of θ's representation
+    per checkpoint interval, per layer."""
+    style()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for j, layer in enumerate(mc.layers):
+        ax.plot(mc.grid[1:], mc.d[:, j], marker="o", ms=3, label=layer)
+    ax.set(xscale="log", yscale="symlog", xlabel="meta-training step t",
+           ylabel=f"d(θ_t, θ_(t−{mc.delta}))", title="Change of θ's representation per checkpoint interval")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def inner_vs_meta_mds(ivm):
+    """[G] Fig 3 (:class:`~mamlscope.representations.InnerVsMeta`): per layer, a metric-MDS map
+    of the RDM of RDMs. Colour: checkpoint; marker: number of inner steps; dotted: one task's
+    inner loop from its checkpoint."""
+    from .metrics import mds_embedding
+
+    style()
+    fig, grid_axes = plt.subplots(2, 3, figsize=(12, 7.5))
+    axes, legend_ax = grid_axes.flat[: len(ivm.layers)], grid_axes.flat[-1]
+    markers = dict(zip(ivm.inner_steps, "o^sDvP"))
+    cmap = plt.get_cmap("viridis")
+    colour = lambda c: cmap(c / max(1, len(ivm.checkpoints) - 1))  # noqa: E731
+    index = {lab: k for k, lab in enumerate(ivm.labels)}
+    later = [s for s in ivm.inner_steps if s]
+    for ax, layer in zip(axes, ivm.layers):
+        xy = mds_embedding(ivm.rdm2[layer], seed=0).cpu().numpy()
+        for c in range(len(ivm.checkpoints)):
+            for i in range(ivm.n_tasks):
+                path = [index[(c, None, 0)]] + [index[(c, i, s)] for s in later]
+                ax.plot(xy[path, 0], xy[path, 1], ":", color=colour(c), lw=0.8)
+            for (cc, i, s), k in index.items():
+                if cc == c:
+                    ax.scatter(*xy[k], color=colour(c), marker=markers[s], s=28 if s == 0 else 14,
+                               edgecolor="black" if s == 0 else "none", zorder=3)
+        ax.set(title=layer, xticks=[], yticks=[])
+    handles = [plt.Line2D([], [], marker=m, ls="", color="grey", label=f"{s} inner steps") for s, m in markers.items()]
+    handles += [plt.Line2D([], [], color=colour(c), label=f"step {s}") for c, s in enumerate(ivm.checkpoints)]
+    legend_ax.axis("off")
+    legend_ax.legend(handles=handles, loc="center", fontsize=9, frameon=False,
+                     title="marker: inner steps; colour: checkpoint")
+    fig.suptitle("MDS of the RDM of RDMs: checkpoints × tasks × inner steps, per layer")
+    fig.tight_layout()
+    return fig

@@ -41,3 +41,28 @@ def training_seconds(run) -> float:
             total += r["seconds_per_step"] * (r["step"] - previous)
             previous = r["step"]
     return total
+
+
+def training_cost(runs: dict) -> pd.DataFrame:
+    """Seconds per meta-step and training minutes of each run (``label → run``), from its log.
+    Machine-dependent: tag the cell ``nbval-ignore-output``."""
+    return pd.DataFrame({
+        "seconds per meta-step": {k: round(seconds_per_step(r), 3) for k, r in runs.items()},
+        "training minutes": {k: round(training_seconds(r) / 60, 1) for k, r in runs.items()},
+    })
+
+
+def scores_table(scores: dict) -> pd.DataFrame:
+    """``label → Score`` as a table: accuracy ± 95% CI (%) and the number of tasks."""
+    return pd.DataFrame({
+        "accuracy (%)": {k: f"{100 * s.mean:.1f} ± {100 * s.ci95:.1f}" for k, s in scores.items()},
+        "tasks": {k: s.n for k, s in scores.items()},
+    })
+
+
+def points_below_paper(score, claim_id: str) -> float:
+    """How many percentage points ``score`` lies below the paper's mean of an accuracy claim
+    (its registered :class:`~mamlscope.results.MatchesPaper` rule)."""
+    from .claims import claim
+
+    return 100 * (claim(claim_id).rule.paper_mean - score.mean)

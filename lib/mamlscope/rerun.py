@@ -9,8 +9,9 @@
 book/<chapter>.ipynb``); values are parsed as YAML (``3`` → int, ``null`` → None). Chapters are
 the notebooks named in ``_toc.yml``, in order; summary pages (:data:`SUMMARY_PAGES`, the
 scorecard) gather what the chapters recorded, so they run after them, with the parameters they
-declare (``profile``). Executing in place rewrites the notebook's outputs (the book shows them);
-``--output-dir`` leaves the committed notebooks alone.
+declare (``profile``). A chapter is executed from its source, ``book/<chapter>.md``
+(:mod:`mamlscope.notebooks`); executing in place rewrites ``book/<chapter>.ipynb``, the outputs
+the book shows; ``--output-dir`` leaves the committed notebooks alone.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from . import notebooks
 from .paths import project_root
 from .profiles import PROFILES
 
@@ -54,7 +56,7 @@ def _notebooks(root: Path) -> list[str]:
                 walk(item)
 
     walk(toc.get("parts", toc.get("chapters", [])))
-    return [Path(f).name for f in files if (root / f"{f}.ipynb").is_file()]
+    return [Path(f).name for f in files if (root / f"{f}.md").is_file()]
 
 
 def _parse_parameters(pairs: list[str]) -> dict:
@@ -67,26 +69,14 @@ def _parse_parameters(pairs: list[str]) -> dict:
     return params
 
 
-def _declared(root: Path, chapter: str) -> dict:
-    import papermill as pm
-
-    return pm.inspect_notebook(str(root / "book" / f"{chapter}.ipynb"))
-
-
 def execute(chapter: str, parameters: dict, output_dir: Path | None, root: Path) -> Path:
-    import papermill as pm
-
-    source = root / "book" / f"{chapter}.ipynb"
-    target = (output_dir / source.name) if output_dir else source
-    target.parent.mkdir(parents=True, exist_ok=True)
-    declared = {p for p in pm.inspect_notebook(str(source))}
-    unknown = set(parameters) - declared
+    declared = notebooks.parameters(root, chapter)
+    unknown = set(parameters) - set(declared)
     if unknown:
         raise SystemExit(f"{chapter}: unknown parameter(s) {sorted(unknown)}; "
                          f"this chapter takes {sorted(declared)}.")
-    pm.execute_notebook(str(source), str(target), parameters=parameters, cwd=str(root / "book"),
-                        progress_bar=False, kernel_name="python3")
-    return target
+    target = (output_dir or root / "book") / f"{chapter}.ipynb"
+    return notebooks.execute(root, chapter, parameters, target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         page_params = params
         if name in summaries:  # they take only some parameters (profile)
-            declared = set(_declared(root, name))
+            declared = set(notebooks.parameters(root, name))
             page_params = {k: v for k, v in params.items() if k in declared}
         out = execute(name, page_params, args.output_dir, root)
         print(f"{name}: executed in {time.perf_counter() - start:.0f} s → {out}", flush=True)

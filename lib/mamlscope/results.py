@@ -1,34 +1,163 @@
-"""Claim records: what a chapter measured, what the paper reported, and the computed verdict.
+"""Verdict rules, and the claim records that the chapters write and the scorecard reads.
 
-Each chapter ends by calling :func:`record` once per claim. A record is a small JSON file
-``<results root>/<profile>/<claim>.json`` (results root: ``$MAMLSCOPE_RESULTS``, else
-``<project>/book/results``), so the scorecard page can gather every verdict of a profile
-without re-running anything. A verdict is never typed in: chapters compute it with a rule that
-they state in the text before computing it (e.g. :func:`verdict_from_checks`).
+A *rule* turns measured values into a verdict. It is registered with its claim before anything is
+measured (:mod:`mamlscope.claims`), so a chapter cannot pick its rule after seeing its numbers.
+There is one implementation per kind of rule:
+
+* :class:`AllChecks` — named comparisons ``value <op> threshold`` (:class:`Check`); *reproduced*
+  when every one passes, *partly* when some do, *not reproduced* when none does.
+* :class:`MatchesPaper` — an accuracy against the paper's: *reproduced* when the 95% intervals
+  overlap, *partly* when the measured mean is at most a stated margin below, else *not reproduced*.
+
+A claim may also carry a *precondition* (a :class:`Check`): when it fails, the claim cannot be
+judged at this profile and the verdict is *inconclusive*, recorded with the reason.
+
+Each judged claim is a small JSON file ``<results root>/<profile>/<claim>.json`` (results root:
+``$MAMLSCOPE_RESULTS``, else ``<project>/book/results``), so the scorecard page can gather every
+verdict of a profile without re-running anything.
 """
 from __future__ import annotations
 
 import json
+import operator
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from .paths import project_root
 
-VERDICTS = ("reproduced", "partly", "not reproduced")
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+# --------------------------------------------------------------------------------------------
+# Rules
+# --------------------------------------------------------------------------------------------
+def lookup(values: Mapping, key: str):
+    """``values["a"]["b"]`` for ``key="a.b"``; a clear error naming the missing key."""
+    node = values
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"measured values have no {key!r} (a rule needs it); they have "
+                           f"{sorted(values)}.")
+        node = node[part]
+    return node
+
+
+def _elements(value) -> dict[str, float]:
+    """A measured value as ``{label: number}``: a dict keeps its keys, a list is numbered."""
+    if isinstance(value, Mapping):
+        return {str(k): float(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return {str(i): float(v) for i, v in enumerate(value)}
+    return {"": float(value)}
 
 
 @dataclass(frozen=True)
+class Check:
+    """One comparison stated before measuring: ``values[key] <op> threshold``.
+
+    ``threshold`` is a number or the key of another measured value. A measured value that is a
+    list or dict is compared element by element (against a number, or against the matching
+    element of another list/dict). With ``each=True`` every element counts as a check of its own
+    (e.g. "at every checkpoint"); otherwise the check passes only when every element passes.
+    """
+
+    name: str
+    key: str
+    op: str
+    threshold: float | str
+    each: bool = False
+
+    def __post_init__(self):
+        if self.op not in OPS:
+            raise ValueError(f"op={self.op!r}; use one of {sorted(OPS)}.")
+
+    def text(self) -> str:
+        scope = " (each)" if self.each else ""
+        return f"{self.name}: {self.key} {self.op} {self.threshold}{scope}"
+
+    def outcomes(self, values: Mapping) -> dict[str, bool]:
+        """``{label: passed}``: one entry, or one per element with ``each=True``."""
+        left = _elements(lookup(values, self.key))
+        if isinstance(self.threshold, str):
+            right = _elements(lookup(values, self.threshold))
+            if len(right) == 1 and len(left) > 1:
+                right = {k: next(iter(right.values())) for k in left}
+            if set(right) != set(left):
+                raise ValueError(f"{self.name}: {self.key} and {self.threshold} have different elements "
+                                 f"({sorted(left)} vs {sorted(right)}).")
+        else:
+            right = {k: float(self.threshold) for k in left}
+        passed = {k: bool(OPS[self.op](left[k], right[k])) for k in left}
+        if self.each:
+            return {f"{self.name} [{k}]" if k else self.name: v for k, v in passed.items()}
+        return {self.name: all(passed.values())}
+
+
+def verdict_from_checks(passed: int, total: int) -> str:
+    """All checks pass → reproduced; some → partly; none → not reproduced."""
+    if total < 1 or not 0 <= passed <= total:
+        raise ValueError(f"passed={passed}, total={total}: need 0 <= passed <= total, total >= 1.")
+    return VERDICTS[0] if passed == total else VERDICTS[1] if passed > 0 else VERDICTS[2]
+
+
+@dataclass(frozen=True)
+class AllChecks:
+    """*reproduced* when every check passes, *partly* when some do, *not reproduced* when none."""
+
+    checks: tuple[Check, ...]
+
+    def text(self) -> str:
+        return "; ".join(c.text() for c in self.checks) + " — all pass → reproduced, some → partly, none → not reproduced"
+
+    def judge(self, values: Mapping) -> tuple[str, dict[str, bool]]:
+        outcomes = {}
+        for c in self.checks:
+            outcomes.update(c.outcomes(values))
+        return verdict_from_checks(sum(outcomes.values()), len(outcomes)), outcomes
+
+
+@dataclass(frozen=True)
+class MatchesPaper:
+    """An accuracy against the paper's (fractions): *reproduced* when the 95% intervals overlap,
+    ``|m − p| ≤ ci_m + ci_p``; *partly* when ``m ≥ p − partly_below``; else *not reproduced*.
+    Measured values: ``mean`` and ``ci95``."""
+
+    paper_mean: float
+    paper_ci95: float
+    partly_below: float = 0.03
+
+    def text(self) -> str:
+        return (f"95% CIs overlap → reproduced; at most {100 * self.partly_below:g} points below the paper "
+                "→ partly; else not reproduced")
+
+    def judge(self, values: Mapping) -> tuple[str, dict[str, bool]]:
+        m, c = float(lookup(values, "mean")), float(lookup(values, "ci95"))
+        overlap = abs(m - self.paper_mean) <= c + self.paper_ci95
+        close = m >= self.paper_mean - self.partly_below
+        outcomes = {"95% CIs overlap": overlap, f"≤ {100 * self.partly_below:g} points below": close}
+        verdict = VERDICTS[0] if overlap else VERDICTS[1] if close else VERDICTS[2]
+        return verdict, outcomes
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class ClaimResult:
-    claim: str          # id from CLAIMS.md, e.g. "G1"
+    claim: str          # id, e.g. "G1"
     chapter: str        # notebook name, e.g. "01_maml_on_omniglot"
     profile: str
     statement: str      # the claim in one line
     measured: str       # what this book measured, as shown (with CI)
     paper: str          # what the paper reported
     verdict: str        # one of VERDICTS
-    rule: str           # how the verdict was computed from the measurements
+    rule: str           # the registered rule, as text
     values: dict = field(default_factory=dict)  # the raw numbers behind `measured`
+    checks: dict = field(default_factory=dict)  # each check of the rule: passed?
+    precondition: str = ""                      # the precondition, and whether it held
 
 
 def results_root(root=None) -> Path:
@@ -41,24 +170,14 @@ def results_root(root=None) -> Path:
     return proj / "book" / "results" if proj is not None else Path.cwd() / "results"
 
 
-def verdict_from_checks(passed: int, total: int) -> str:
-    """All checks pass → reproduced; some → partly; none → not reproduced."""
-    if total < 1 or not 0 <= passed <= total:
-        raise ValueError(f"passed={passed}, total={total}: need 0 <= passed <= total, total >= 1.")
-    return VERDICTS[0] if passed == total else VERDICTS[1] if passed > 0 else VERDICTS[2]
-
-
-def record(claim: str, *, chapter: str, profile: str, statement: str, measured: str, paper: str,
-           verdict: str, rule: str, values: dict | None = None, root=None) -> ClaimResult:
-    """Write one claim's result (overwriting the same claim's earlier result for this profile)."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict={verdict!r}; use one of {VERDICTS}.")
-    result = ClaimResult(claim, chapter, profile, statement, measured, paper, verdict, rule,
-                         _plain(values or {}))
-    path = results_root(root) / profile / f"{claim}.json"
+def write(result: ClaimResult, root=None) -> ClaimResult:
+    """Write one claim's result (replacing the same claim's earlier result for this profile)."""
+    if result.verdict not in VERDICTS:
+        raise ValueError(f"verdict={result.verdict!r}; use one of {VERDICTS}.")
+    path = results_root(root) / result.profile / f"{result.claim}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(asdict(result), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return result
 
@@ -69,20 +188,14 @@ def load_all(profile: str, root=None) -> list[ClaimResult]:
     return [ClaimResult(**json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
 
 
-def _plain(values):
-    """Numbers as plain floats/ints (numpy and torch scalars are not JSON)."""
-    if isinstance(values, dict):
-        return {str(k): _plain(v) for k, v in values.items()}
+def plain(values):
+    """Numbers as plain floats/ints (numpy and torch scalars and arrays are not JSON)."""
+    if isinstance(values, Mapping):
+        return {str(k): plain(v) for k, v in values.items()}
     if isinstance(values, (list, tuple)):
-        return [_plain(v) for v in values]
+        return [plain(v) for v in values]
+    if hasattr(values, "tolist"):
+        return plain(values.tolist())
     if hasattr(values, "item"):
         return values.item()
     return values
-
-
-def verdict_table(records: list[ClaimResult]):
-    """The table that ends a chapter: one row per claim (index), measured, paper, verdict."""
-    import pandas as pd
-
-    return pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
-                         for r in records]).set_index("claim")

@@ -25,6 +25,12 @@ from .paths import cache_root
 
 RUN_FORMAT = 1  # bump when a change to the training code changes what a config produces
 
+# A field added to a configuration after runs were cached carries ``metadata={"added": True}``:
+# it enters the hash only when it differs from its default, so every run cached before the
+# field existed keeps its hash (and its directory). The default of such a field must never
+# change afterwards (tests/test_runs.py pins the hashes of the default configurations).
+ADDED = "added"
+
 
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be read (e.g. truncated by a crash)."""
@@ -39,9 +45,28 @@ def config_dict(config) -> dict:
     return {"type": type(config).__name__, "run_format": RUN_FORMAT, **dataclasses.asdict(config)}
 
 
+def _added_defaults(config) -> dict:
+    """``{name: default}`` of the fields added after runs were cached (``metadata["added"]``)."""
+    return {f.name: f.default for f in dataclasses.fields(config) if f.metadata.get(ADDED)}
+
+
+def hashed_dict(config) -> dict:
+    """What the hash covers: :func:`config_dict` without the added fields that keep their
+    default (so adding a defaulted field changes no existing hash)."""
+    d = config_dict(config)
+    for name, default in _added_defaults(config).items():
+        if d[name] == _plain_json(default):
+            del d[name]
+    return d
+
+
+def _plain_json(value):
+    return json.loads(json.dumps(value))
+
+
 def config_hash(config) -> str:
-    """SHA-256 of the canonical JSON of :func:`config_dict` (sorted keys, no spaces)."""
-    blob = json.dumps(config_dict(config), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the canonical JSON of :func:`hashed_dict` (sorted keys, no spaces)."""
+    blob = json.dumps(hashed_dict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -79,7 +104,9 @@ class Run:
                 raise RunConfigMismatch(
                     f"{path} is not valid JSON ({err}); the run directory {self.dir} is damaged. "
                     "Move it aside to retrain (nothing was changed).") from err
-            if theirs != json.loads(json.dumps(mine)):
+            # a config.json written before a field was added lacks it: it had the default
+            theirs = {**_plain_json(_added_defaults(self.config)), **theirs}
+            if theirs != _plain_json(mine):
                 raise RunConfigMismatch(
                     f"{path} holds a different configuration than this run's hash promises. "
                     f"Move {self.dir} aside to retrain (nothing was changed).")
@@ -128,6 +155,13 @@ class Run:
                 f"checkpoint {path} does not belong to this run (step or run hash differ); "
                 "it was left untouched: move it aside to continue.")
         return state
+
+    def load_model(self, step: int | None = None, device="cpu"):
+        """The run's model (``config.build_model()``) with the weights of checkpoint ``step``
+        (default: the newest), on ``device``."""
+        model = self.config.build_model().to(device)
+        model.load_state_dict(self.load_checkpoint(step, map_location=device)["model"])
+        return model
 
     # -- metrics ---------------------------------------------------------------------------
     @property

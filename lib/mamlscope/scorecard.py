@@ -2,11 +2,8 @@
 
 Nothing here is measured or judged: :func:`scorecard` reads the records of a profile
 (:func:`mamlscope.results.load_all`, files ``<results root>/<profile>/<claim>.json``) and lists
-
-* every claim of ``CLAIMS.md`` (:data:`CLAIM_LINES`, in that order), recorded or not — a claim
-  that no chapter recorded yet says ``not yet run``;
-* then every other claim id a chapter recorded (e.g. chapter 1's F1, F2), with the chapter's own
-  one-line statement.
+every claim of the registry (:data:`mamlscope.claims.CLAIMS`, in its order), recorded or not — a
+claim that no chapter recorded yet says ``not yet run`` — then any other id a record carries.
 
 :func:`markdown_table` renders it with a link to each claim's chapter; ``book/scorecard.ipynb``
 displays it.
@@ -19,48 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import results
+from . import claims, results
 from .paths import project_root
 
 NOT_RUN = "not yet run"
-
-# One line per claim of CLAIMS.md, paraphrased (the chapters state each claim in full).
-CLAIM_LINES: dict[str, str] = {
-    # Goerttler & Obermayer — similarity of representations
-    "G1": "After fine-tuning on new tasks, early layers stay closer to the meta-initialisation's "
-          "representations than later layers, at every stage of meta-training",
-    "G2": "The same depth ordering appears in plain supervised training on MNIST (RSA and CKA), "
-          "so it is not specific to MAML",
-    "G3": "The representation change caused by meta-training levels off at a small plateau: "
-          "near zero in the first layers, larger (≈ 0.1) in the last",
-    "G4": "The inner loop, even a single step, changes representations more than meta-training "
-          "does between checkpoints, in every layer",
-    "G5": "Most of the inner loop's change happens in its first step; further steps add little",
-    # Guiroy, Verma & Pal — objective landscapes
-    "L1": "Curvature at adapted meta-test solutions rises, then falls, and keeps falling after "
-          "meta-overfitting: flatness does not track generalisation",
-    "L2": "The mean cosine between meta-test adaptation directions tracks target accuracy; for a "
-          "fine-tuned baseline the directions are near-orthogonal",
-    "L3": "With one inner step, the mean inner product of meta-test gradients at θ tracks "
-          "generalisation",
-    "L4": "That gradient coherence also tracks generalisation in few-shot sinusoid regression",
-    "L5": "The mean inner product of penultimate features on meta-test data tracks generalisation, "
-          "meta-overfitting included",
-    "L6": "Penalising the angle between each task's update and the mean update raises Omniglot "
-          "20-way 1-shot accuracy",
-    # Raghu et al. — rapid learning or feature reuse
-    "R1": "ANIL, which adapts only the head, matches MAML's few-shot accuracy",
-    "R2": "ANIL is cheaper than MAML to train and to adapt",
-    "R3": "Adapting only the top layers at test time barely changes a MAML-trained network's "
-          "accuracy (feature reuse)",
-    "R4": "The inner loop leaves the body's representations almost unchanged (CCA, CKA ≈ 1); "
-          "only the head changes",
-    "R5": "NIL — no head, queries classified by cosine similarity to the support features — is "
-          "about as accurate as MAML and ANIL",
-    # Agarwal — what the features look like
-    "A1": "Filters, feature embeddings and units' preferred inputs show what a MAML-trained "
-          "network learned, beside a supervised one",
-}
 
 COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter"]
 
@@ -72,8 +31,8 @@ def _id_key(claim_id: str):
 
 
 def scorecard(profile: str, root=None) -> pd.DataFrame:
-    """One row per claim (columns :data:`COLUMNS`): CLAIMS.md ids first, in their order, then
-    the other recorded ids. ``chapter`` is the notebook's name ('' when not yet run)."""
+    """One row per claim (columns :data:`COLUMNS`): the registry's ids, in its order, then any
+    other recorded id. ``chapter`` is the notebook's name ('' when not yet run)."""
     from .profiles import PROFILES
 
     if profile not in PROFILES:
@@ -84,11 +43,11 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
             raise ValueError(f"{r.claim} ({profile}): verdict {r.verdict!r} is not one of "
                              f"{results.VERDICTS}; re-run chapter {r.chapter}.")
         recorded[r.claim] = r
-    ids = list(CLAIM_LINES) + sorted(set(recorded) - set(CLAIM_LINES), key=_id_key)
+    ids = list(claims.CLAIMS) + sorted(set(recorded) - set(claims.CLAIMS), key=_id_key)
     rows = []
     for claim_id in ids:
         r = recorded.get(claim_id)
-        line = CLAIM_LINES.get(claim_id) or (r.statement if r else "")
+        line = claims.CLAIMS[claim_id].statement if claim_id in claims.CLAIMS else (r.statement if r else "")
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
                              chapter=""))

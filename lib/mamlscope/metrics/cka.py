@@ -64,28 +64,39 @@ def gram_linear(x) -> torch.Tensor:
     return x @ x.T
 
 
-def gram_rbf(x, sigma_frac: float = 0.5) -> torch.Tensor:
+RBF_MEDIANS = ("all", "pairs")
+
+
+def gram_rbf(x, sigma_frac: float = 0.5, median: str = "all") -> torch.Tensor:
     """RBF Gram matrix ``K_ij = exp(−‖x_i − x_j‖² / (2σ²))`` ``(n, n)`` (float64).
 
-    Bandwidth as in Kornblith et al. (2019): ``σ = sigma_frac × median_{i<j} ‖x_i − x_j‖``.  The
-    median is taken over the ``n(n−1)/2`` distinct pairs, averaging the two middle values when
-    their number is even.  (Kornblith's released code uses ``sqrt(median(d²))`` over all ``n²``
-    entries, zero diagonal included, which is slightly smaller.)
+    The bandwidth is a fraction of a median distance (Kornblith et al. 2019):
+
+    * ``median="all"`` (default) — as in Kornblith et al.'s released code, which [G] and most
+      later papers used: ``σ² = sigma_frac² · median_{i,j} ‖x_i − x_j‖²`` over all ``n²`` entries,
+      the ``n`` zeros of the diagonal included;
+    * ``median="pairs"`` — ``σ = sigma_frac · median_{i<j} ‖x_i − x_j‖`` over the ``n(n−1)/2``
+      distinct pairs (the two middle values averaged when their number is even). Slightly larger
+      than the released code's, so CKA values differ a little.
     """
     if not sigma_frac > 0:
         raise ValueError(f"sigma_frac must be positive, got {sigma_frac}")
+    if median not in RBF_MEDIANS:
+        raise ValueError(f"median={median!r}; use 'all' (Kornblith et al.'s code) or 'pairs'")
     x = flatten_examples(x, name="x", min_examples=2)
     x = x - x.mean(dim=0, keepdim=True)
     g = x @ x.T
     sq = g.diagonal()
     d2 = (sq[:, None] + sq[None, :] - 2.0 * g).clamp_min_(0.0)
     d2.fill_diagonal_(0.0)
-    i, j = torch.triu_indices(*d2.shape, offset=1, device=d2.device)
-    med = _median(d2[i, j].sqrt())
-    if med <= 0:
+    if median == "all":
+        sigma2 = sigma_frac**2 * _median(d2.flatten())
+    else:
+        i, j = torch.triu_indices(*d2.shape, offset=1, device=d2.device)
+        sigma2 = (sigma_frac * _median(d2[i, j].sqrt())) ** 2
+    if sigma2 <= 0:
         raise ValueError("RBF bandwidth is zero: at least half of the example pairs coincide")
-    sigma = sigma_frac * med
-    return torch.exp(-d2 / (2.0 * sigma**2))
+    return torch.exp(-d2 / (2.0 * sigma2))
 
 
 def _centre_gram(k: torch.Tensor) -> torch.Tensor:
@@ -148,11 +159,12 @@ def _cka_from_grams(k: torch.Tensor, l: torch.Tensor, debiased: bool) -> float:
     return float(kl / torch.sqrt(kk * ll))
 
 
-def cka(x, y, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.5) -> float:
+def cka(x, y, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.5,
+        median: str = "all") -> float:
     """CKA between activations ``x`` ``(n, ...)`` and ``y`` ``(n, ...)`` of the same ``n`` inputs.
 
-    ``kernel``: ``"linear"`` (what [R] report) or ``"rbf"`` (bandwidth ``sigma_frac`` × median
-    pairwise distance, computed separately for ``x`` and ``y``).  ``debiased``: use the unbiased
+    ``kernel``: ``"linear"`` (what [R] report) or ``"rbf"`` (bandwidth from ``sigma_frac`` and a
+    median distance, computed separately for ``x`` and ``y``; ``median`` as in :func:`gram_rbf`).  ``debiased``: use the unbiased
     HSIC estimator (Song et al. 2012).  Returns a python float, 1 for identical representations.
     """
     xf = flatten_examples(x, name="x", min_examples=2)
@@ -162,7 +174,7 @@ def cka(x, y, kernel: str = "linear", debiased: bool = False, sigma_frac: float 
     if kernel == "linear":
         k, l = gram_linear(xf), gram_linear(yf)
     elif kernel == "rbf":
-        k, l = gram_rbf(xf, sigma_frac), gram_rbf(yf, sigma_frac)
+        k, l = gram_rbf(xf, sigma_frac, median), gram_rbf(yf, sigma_frac, median)
     else:
         raise ValueError(f"unknown CKA kernel {kernel!r}; choose one of {CKA_KERNELS}")
     return _cka_from_grams(k, l, debiased)
@@ -173,9 +185,10 @@ def linear_cka(x, y, debiased: bool = False) -> float:
     return cka(x, y, kernel="linear", debiased=debiased)
 
 
-def rbf_cka(x, y, sigma_frac: float = 0.5, debiased: bool = False) -> float:
-    """RBF-kernel CKA, ``cka(x, y, kernel="rbf", sigma_frac=..., debiased=...)``; a python float."""
-    return cka(x, y, kernel="rbf", debiased=debiased, sigma_frac=sigma_frac)
+def rbf_cka(x, y, sigma_frac: float = 0.5, debiased: bool = False, median: str = "all") -> float:
+    """RBF-kernel CKA, ``cka(x, y, kernel="rbf", ...)``; a python float. The default bandwidth is
+    Kornblith et al.'s released code's (``median="all"``)."""
+    return cka(x, y, kernel="rbf", debiased=debiased, sigma_frac=sigma_frac, median=median)
 
 
 def linear_cka_features(x, y) -> float:
