@@ -195,6 +195,9 @@ def test_chapter_page_shows_figures_and_verdicts(rendered, name):
                    if any(k.startswith("image/") for k in o.get("data", {})))
     assert len(figures) >= expected, f"{name}: {expected} figures in the notebook, {len(figures)} on the page"
     assert any(VERDICT_WORDS.search(t) for t in page.tables), f"{name}: no verdict table on the page"
+    injected = [c for c in notebook(name)["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    if injected:  # papermill's cell stays in the notebook, not on the page
+        assert "# Parameters" not in " ".join(page.text), f"{name}: the injected-parameters cell is shown"
 
 
 @needs_chromium

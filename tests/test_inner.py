@@ -30,13 +30,14 @@ def meta_gradient(model, tasks, inner, backend):
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum/k"])
 @pytest.mark.parametrize("adapt_spec", ["all", "head", "from:conv3"])
 @pytest.mark.parametrize("first_order", [False, True])
-def test_backends_agree(float64, adapt_spec, first_order):
+def test_backends_agree(float64, adapt_spec, first_order, reduction):
     torch.manual_seed(0)
     model = Conv4(n_way=3, filters=6, image_size=12).double()
     tasks = toy_tasks()
-    inner = InnerLoop(steps=3, lr=0.3, adapt=adapt_spec, first_order=first_order)
+    inner = InnerLoop(steps=3, lr=0.3, adapt=adapt_spec, first_order=first_order, reduction=reduction)
     g_func = meta_gradient(model, tasks, inner, "func")
     g_higher = meta_gradient(model, tasks, inner, "higher")
     assert g_func.abs().max() > 1e-3  # not trivially zero
@@ -119,3 +120,28 @@ def test_trajectory_and_zero_steps():
     assert all(same[n] is theta[n] for n in theta)
     with pytest.raises(ValueError, match="unknown inner-loop backend"):
         query_loss(model, toy_tasks(1), InnerLoop(), backend="jax")
+
+
+@pytest.mark.parametrize("n_way,shots", [(3, 2), (5, 1), (20, 1)])
+def test_finn_reduction_is_n_times_the_mean_step(float64, n_way, shots):
+    """Finn et al.'s Σᵢℓᵢ/K takes exactly N times the step of the mean loss, at the same α."""
+    torch.manual_seed(0)
+    model = Conv4(n_way=n_way, filters=4, image_size=12).double()
+    t = toy_tasks(n_tasks=1, n_way=n_way, shots=shots)[0]
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+    steps = {}
+    for reduction in ("mean", "sum/k"):
+        new = adapt(model, theta, t.x_support, t.y_support, InnerLoop(steps=1, lr=0.1, reduction=reduction))
+        steps[reduction] = torch.cat([(theta[n] - new[n]).flatten() for n in theta])
+    assert steps["mean"].abs().max() > 0
+    torch.testing.assert_close(steps["sum/k"], n_way * steps["mean"], rtol=1e-12, atol=1e-15)
+
+
+def test_reduction_is_validated():
+    with pytest.raises(ValueError, match="reduction='sum'"):
+        InnerLoop(reduction="sum")
+    model = MLP()
+    x, y = torch.randn(5, 1), torch.randn(5, 1)
+    theta = dict(model.named_parameters())
+    with pytest.raises(ValueError, match="use 'mean' for loss 'mse'"):
+        adapt(model, theta, x, y, InnerLoop(reduction="sum/k"), loss="mse")

@@ -44,3 +44,23 @@ def test_mlp_and_builder():
     assert out.shape == (4, 1) and acts["fc2"].shape == (4, 40)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("resnet")
+
+
+def test_finn_variant_is_finn_et_al_s_network():
+    torch.manual_seed(0)
+    m = Conv4(n_way=20, filters=32, variant="finn")
+    assert m.feature_dim == 32 and m.head.weight.shape == (20, 32)
+    assert all(torch.count_nonzero(getattr(m, f"conv{i}").conv.bias) == 0 for i in range(1, 5))
+    assert torch.count_nonzero(m.head.bias) == 0
+    assert 0.9 < m.head.weight.std().item() < 1.1                      # N(0, 1)
+    w = m.conv2.conv.weight                                               # Glorot uniform bound
+    assert w.abs().max() <= (6 / (32 * 9 + 32 * 9)) ** 0.5 + 1e-7
+    assert not m.conv1.bn.weight.requires_grad and torch.all(m.conv1.bn.weight == 1)  # offset only
+    x = torch.randn(6, 1, 28, 28)
+    out, acts = m(x, return_activations=True)
+    torch.testing.assert_close(out, m.head(acts["conv4"].mean(dim=(2, 3))))  # spatial mean, not flatten
+    loss = out.logsumexp(1).sum()
+    loss.backward()
+    assert m.conv1.bn.weight.grad is None and m.conv1.bn.bias.grad is not None
+    with pytest.raises(ValueError, match="variant='keras'"):
+        Conv4(n_way=5, variant="keras")

@@ -36,6 +36,10 @@ def test_paper_profile_has_the_papers_settings():
     assert (f.filters, f.meta_batch, f.inner_steps, f.eval_inner_steps, f.inner_lr) == (64, 32, 1, 3, 0.4)
     assert (p.mnist_supervised.batch_size, p.mnist_supervised.steps) == (100, 200)
     assert p.test_tasks == 600
+    # Finn et al.'s released recipe: Σℓ/K in the inner loop and their Omniglot network
+    for cfg in (f, g):
+        assert (cfg.inner_reduction, cfg.network) == ("sum/k", "finn")
+        assert cfg.inner().reduction == "sum/k" and cfg.build_model().feature_dim == 64
 
 
 def test_device_choice():

@@ -4,7 +4,13 @@ For parameters θ, support set S and step size α, one inner step is
 
     θ' = θ − α ∇_θ L_S(θ)        (only the *adapted* parameters move; the rest stay at θ)
 
-and after K steps the task's query loss L_Q(θ_K(θ)) is differentiable in θ. Second order keeps
+and after K steps the task's query loss L_Q(θ_K(θ)) is differentiable in θ. The support loss L_S
+is reduced over the support set's N·K examples in one of two ways (``InnerLoop.reduction``):
+
+* ``"mean"``  — L_S = (1/NK) Σᵢ ℓᵢ, the mean cross-entropy;
+* ``"sum/k"`` — L_S = (1/K) Σᵢ ℓᵢ = N · mean, as in Finn et al.'s released code (``utils.xent``
+  divides each example's cross-entropy by K, and ``tf.gradients`` sums them). The same α then
+  takes an N times larger step: α = 0.4 at 5-way is 2.0 on the mean loss, so is α = 0.1 at 20-way. Second order keeps
 the dependence of ∇L_S on θ; first order (FOMAML) treats each ∇L_S as a constant, so
 dθ_K/dθ = I. Which parameters adapt is a list of names (all = MAML, head only = ANIL, layers ≥ k).
 
@@ -31,19 +37,26 @@ Params = dict[str, torch.Tensor]
 BACKENDS = ("func", "higher")
 
 
+REDUCTIONS = ("mean", "sum/k")
+
+
 @dataclass(frozen=True)
 class InnerLoop:
     """What the inner loop does: ``steps`` SGD steps of size ``lr`` on the parameters chosen by
-    ``adapt`` (see :func:`mamlscope.models.adapted_parameter_names`), first or second order."""
+    ``adapt`` (see :func:`mamlscope.models.adapted_parameter_names`), first or second order, on
+    the support loss reduced by ``reduction`` (``"mean"`` or Finn et al.'s ``"sum/k"``)."""
 
     steps: int = 1
     lr: float = 0.4
     adapt: str = "all"
     first_order: bool = False
+    reduction: str = "mean"
 
     def __post_init__(self):
         if self.steps < 0:
             raise ValueError(f"InnerLoop.steps={self.steps} must be >= 0.")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"InnerLoop.reduction={self.reduction!r}; use one of {list(REDUCTIONS)}.")
 
 
 def cross_entropy_and_accuracy(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +76,22 @@ def _loss_fn(loss: str) -> Callable:
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; use one of {sorted(LOSSES)}.")
     return LOSSES[loss]
+
+
+def support_loss_fn(loss: str, reduction: str = "mean") -> Callable:
+    """``(output, target) → L_S``, the loss the inner loop descends (see the module docstring).
+
+    ``"sum/k"``: Σᵢ ℓᵢ / K, with K = (N·K examples) / (N outputs) read off the shapes, so it
+    also works inside ``vmap``. Only for classification (Finn's sinusoid loss is the mean).
+    """
+    loss_fn = _loss_fn(loss)
+    if reduction == "mean":
+        return lambda out, y: loss_fn(out, y)[0]
+    if reduction == "sum/k":
+        if loss != "cross_entropy":
+            raise ValueError(f"reduction 'sum/k' is Finn et al.'s cross-entropy; use 'mean' for loss {loss!r}.")
+        return lambda out, y: F.cross_entropy(out, y, reduction="sum") * out.shape[-1] / out.shape[0]
+    raise ValueError(f"unknown reduction {reduction!r}; use one of {list(REDUCTIONS)}.")
 
 
 def model_params(model: torch.nn.Module) -> Params:
@@ -88,10 +117,10 @@ def adapt(model: torch.nn.Module, params: Mapping[str, torch.Tensor], x: torch.T
     names = adapted_parameter_names(model, inner.adapt)
     fast = {n: params[n] for n in names}
     frozen = {n: p for n, p in params.items() if n not in fast}
-    loss_fn = _loss_fn(loss)
+    loss_fn = support_loss_fn(loss, inner.reduction)
 
     def support_loss(fast_, x_, y_):
-        return loss_fn(functional_call(model, (fast_, frozen), (x_,)), y_)[0]
+        return loss_fn(functional_call(model, (fast_, frozen), (x_,)), y_)
 
     path = [{**frozen, **fast}]
     for _ in range(inner.steps):
@@ -130,6 +159,7 @@ def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cros
     import higher
 
     loss_fn = _loss_fn(loss)
+    inner_loss = support_loss_fn(loss, inner.reduction)
     names = set(adapted_parameter_names(model, inner.adapt))
     named = model_params(model)
     groups = [{"params": [p for n, p in named.items() if n in names], "lr": inner.lr}]
@@ -143,7 +173,7 @@ def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cros
         t = tasks[i]
         with higher.innerloop_ctx(model, opt, copy_initial_weights=False) as (fmodel, diffopt):
             for _ in range(inner.steps):
-                diffopt.step(loss_fn(fmodel(t.x_support), t.y_support)[0], grad_callback=detach)
+                diffopt.step(inner_loss(fmodel(t.x_support), t.y_support), grad_callback=detach)
             l, a = loss_fn(fmodel(t.x_query), t.y_query)
         losses.append(l)
         accs.append(a)

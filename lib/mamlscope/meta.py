@@ -87,7 +87,10 @@ class MetaConfig:
     Sinusoid runs use ``amplitude``/``phase`` for meta-training and ``test_amplitude``/
     ``test_phase`` for meta-testing ([L] §5.3.1 makes them disjoint). ``dtype`` is the floating
     point type of weights and inputs (the ``smoke`` profile trains in float64 so that what the
-    regression tests print does not depend on the CPU's vector kernels).
+    regression tests print does not depend on the CPU's vector kernels). ``inner_reduction``
+    reduces the inner loop's support loss (``"mean"``, or Finn et al.'s ``"sum/k"``: N times the
+    step at the same α, see :mod:`mamlscope.inner`); ``network`` is the Conv4 variant (``"book"``
+    or Finn et al.'s ``"finn"``, see :class:`mamlscope.models.Conv4`).
     """
 
     algorithm: str = "maml"
@@ -112,9 +115,14 @@ class MetaConfig:
     test_amplitude: tuple[float, float] = (0.1, 5.0)
     test_phase: tuple[float, float] = (0.0, math.pi)
     dtype: str = added("float32")
+    inner_reduction: str = added("mean")
+    network: str = added("book")
 
     def __post_init__(self):
         _check_dtype(self.dtype)
+        InnerLoop(reduction=self.inner_reduction)  # validates it
+        if self.network not in ("book", "finn"):
+            raise ValueError(f"network={self.network!r}; use 'book' or 'finn' (Finn et al.'s Conv4).")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm={self.algorithm!r}; use one of {sorted(ALGORITHMS)}.")
         if self.dataset not in ("omniglot", "sinusoid"):
@@ -135,12 +143,12 @@ class MetaConfig:
     def inner(self, train: bool = True) -> InnerLoop:
         adapt, first_order = ALGORITHMS[self.algorithm]
         steps = self.inner_steps if train else self.eval_inner_steps
-        return InnerLoop(steps, self.inner_lr, adapt, first_order)
+        return InnerLoop(steps, self.inner_lr, adapt, first_order, self.inner_reduction)
 
     def build_model(self):
         if self.dataset == "sinusoid":
             return _build_in(self.dtype, "mlp")
-        return _build_in(self.dtype, "conv4", n_way=self.n_way, filters=self.filters)
+        return _build_in(self.dtype, "conv4", n_way=self.n_way, filters=self.filters, variant=self.network)
 
     def train_tasks(self):
         if self.dataset == "sinusoid":

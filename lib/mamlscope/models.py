@@ -1,9 +1,16 @@
 """The networks of the papers, with per-layer activations by name.
 
 * :class:`Conv4` — Finn et al.'s (2017) four blocks of [3×3 conv, BatchNorm, ReLU] (stride 2 for
-  Omniglot, or stride 1 + 2×2 max-pool), flattened, then a linear head. Layers are named
+  Omniglot, or stride 1 + 2×2 max-pool), then a linear head. Layers are named
   ``conv1 … conv4, head``. BatchNorm is *transductive*: batch statistics at train and test time
-  (``track_running_stats=False``), as in Finn's TensorFlow code.
+  (``track_running_stats=False``), as in Finn's TensorFlow code. Two variants (``variant``):
+
+  - ``"book"`` — PyTorch's default initialisation, BatchNorm with scale and offset, conv4
+    flattened before the head;
+  - ``"finn"`` — Finn et al.'s released Omniglot network (``cbfinn/maml``, ``maml.py``): Xavier
+    (Glorot uniform) convolutions with zero biases, BatchNorm with an offset only (scale fixed at
+    1: ``tf.contrib.layers.batch_norm``'s default), conv4 averaged over space before the head,
+    head weights N(0, 1) and zero bias.
 * :class:`MLP` — the 1-40-40-1 ReLU regressor for sinusoids; layers ``fc1, fc2, head``.
 
 ``model(x, return_activations=True)`` returns ``(output, {layer: activation})`` in one pass, so
@@ -28,16 +35,23 @@ def _activation(name: str):
     return ACTIVATIONS[name]
 
 
+VARIANTS = ("book", "finn")
+
+
 class ConvBlock(nn.Module):
     """3×3 conv → BatchNorm (batch statistics) → ReLU [→ 2×2 max-pool]."""
 
-    def __init__(self, c_in: int, c_out: int, pooling: str, activation: str = "relu"):
+    def __init__(self, c_in: int, c_out: int, pooling: str, activation: str = "relu", variant: str = "book"):
         super().__init__()
         self.act = _activation(activation)
         stride = 2 if pooling == "stride" else 1
         self.conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
         self.bn = nn.BatchNorm2d(c_out, track_running_stats=False)
         self.pool = pooling == "max"
+        if variant == "finn":
+            nn.init.xavier_uniform_(self.conv.weight)
+            nn.init.zeros_(self.conv.bias)
+            self.bn.weight.requires_grad_(False)  # offset only: the scale stays 1
 
     def forward(self, x):
         x = self.act(self.bn(self.conv(x)))
@@ -57,26 +71,34 @@ class Conv4(nn.Module):
     layer_names = ("conv1", "conv2", "conv3", "conv4", "head")
 
     def __init__(self, n_way: int, filters: int = 64, in_channels: int = 1,
-                 image_size: int = 28, pooling: str = "stride", activation: str = "relu"):
+                 image_size: int = 28, pooling: str = "stride", activation: str = "relu",
+                 variant: str = "book"):
         super().__init__()
         if pooling not in ("stride", "max"):
             raise ValueError(f"pooling={pooling!r}; use 'stride' (Omniglot) or 'max' (MiniImageNet).")
-        self.conv1 = ConvBlock(in_channels, filters, pooling, activation)
-        self.conv2 = ConvBlock(filters, filters, pooling, activation)
-        self.conv3 = ConvBlock(filters, filters, pooling, activation)
-        self.conv4 = ConvBlock(filters, filters, pooling, activation)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant={variant!r}; use one of {list(VARIANTS)}.")
+        self.variant = variant
+        self.conv1 = ConvBlock(in_channels, filters, pooling, activation, variant)
+        self.conv2 = ConvBlock(filters, filters, pooling, activation, variant)
+        self.conv3 = ConvBlock(filters, filters, pooling, activation, variant)
+        self.conv4 = ConvBlock(filters, filters, pooling, activation, variant)
         size = image_size
         for _ in range(4):
             size = (size + 1) // 2 if pooling == "stride" else size // 2
-        self.feature_dim = filters * size * size
+        self.spatial_mean = variant == "finn"
+        self.feature_dim = filters if self.spatial_mean else filters * size * size
         self.head = nn.Linear(self.feature_dim, n_way)
+        if variant == "finn":
+            nn.init.normal_(self.head.weight, 0.0, 1.0)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x, return_activations: bool = False):
         acts = OrderedDict()
         for name in self.layer_names[:-1]:
             x = getattr(self, name)(x)
             acts[name] = x
-        out = self.head(x.flatten(1))
+        out = self.head(x.mean(dim=(-2, -1)) if self.spatial_mean else x.flatten(1))
         acts["head"] = out
         return (out, acts) if return_activations else out
 

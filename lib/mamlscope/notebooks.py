@@ -89,7 +89,7 @@ def sync(root: Path, chapter: str) -> None:
     if target.is_file():
         old = jupytext.read(target)
         old.cells = [c for c in old.cells if INJECTED not in _tags(c)]
-        combine_inputs_with_outputs(nb, old, fmt="md:myst")
+        nb = combine_inputs_with_outputs(nb, old, fmt="md:myst")
     jupytext.write(nb, target)
 
 
