@@ -191,3 +191,17 @@ def test_rsa_on_cuda_matches_cpu():
         representational_dissimilarity(a, b), abs=1e-9)
     mats = torch.stack([rdm(_acts(seed=s)) for s in range(3)])
     np.testing.assert_allclose(rdm_of_rdms(mats.cuda()).cpu().numpy(), rdm_of_rdms(mats).numpy(), atol=1e-9)
+
+
+def test_constant_rows_raise_or_count_as_uncorrelated():
+    x = torch.randn(5, 8, dtype=torch.float64)
+    x[2] = 3.0  # a constant activation vector (e.g. all zeros after a ReLU)
+    with pytest.raises(ValueError, match="constant='uncorrelated'"):
+        rdm(x, "correlation")
+    r = rdm(x, "correlation", constant="uncorrelated")
+    others = [0, 1, 3, 4]
+    assert torch.all(r[2, others] == 1.0) and torch.all(r[others, 2] == 1.0) and r[2, 2] == 0
+    keep = torch.tensor(others)
+    torch.testing.assert_close(r[keep][:, keep], rdm(x[keep], "correlation"))  # the rest unchanged
+    with pytest.raises(ValueError, match="constant='zero'"):
+        rdm(x, "correlation", constant="zero")

@@ -107,12 +107,12 @@ def test_matches_paper():
 
 def test_failed_precondition_is_inconclusive(monkeypatch, results_dir):
     c = claims.CLAIMS["G5"]
-    gated = dataclasses.replace(c, precondition=Check("support loss not saturated", "loss_1", ">", 0.1))
+    gated = dataclasses.replace(c, precondition=(Check("support loss not saturated", "loss_1", ">", 0.1),))
     monkeypatch.setitem(claims.CLAIMS, "G5", gated)
     share = {"conv1": 0.9, "head": 0.9}
-    r = claims.record("G5", {"first_step_share": share, "loss_1": 0.001}, "smoke")
+    r = claims.record("G5", {"first_step_share": share, "loss_1": 0.001, "support_loss_ratio_1": 1}, "smoke")
     assert r.verdict == "inconclusive" and "FAILS" in r.precondition and r.rule.startswith("precondition")
-    assert claims.record("G5", {"first_step_share": share, "loss_1": 0.5}, "smoke").verdict == "reproduced"
+    assert claims.record("G5", {"first_step_share": share, "loss_1": 0.5, "support_loss_ratio_1": 1}, "smoke").verdict == "reproduced"
 
 
 def test_claims_table_shows_the_registered_rules():
@@ -129,3 +129,23 @@ def test_verdict_table(results_dir):
     table = claims.verdict_table([a, b])
     assert list(table.index) == ["F1", "F2"] and list(table.columns) == ["measured", "paper", "verdict"]
     assert table.loc["F2", "verdict"] == "reproduced" and table.loc["F1", "measured"] == "96.0 ± 0.4% (600 tasks)"
+
+
+def test_alternative_recipe_swaps_loss_and_network_only():
+    c = profiles.load("cpu").omniglot_20w1s
+    alt = profiles.alternative_recipe(c)
+    assert {(c.inner_reduction, c.network), (alt.inner_reduction, alt.network)} == {("mean", "book"), ("sum/k", "finn")}
+    assert dataclasses.replace(alt, inner_reduction=c.inner_reduction, network=c.network) == c
+    assert profiles.alternative_recipe(alt) == c
+
+
+def test_knee_step():
+    from mamlscope import report
+
+    class FakeRun:
+        def metrics(self):
+            return [{"step": s, "test_score": v} for s, v in [(0, 0.2), (10, 0.5), (100, 0.75), (1000, 0.79), (3000, 0.8)]]
+
+    assert report.knee_step(FakeRun()) == 100    # 0.75 − 0.2 ≥ 0.9 × (0.8 − 0.2)
+    assert report.knee_step(FakeRun(), fraction=0.95) == 1000
+    assert report.knee_step(FakeRun(), fraction=0.4) == 10

@@ -32,13 +32,14 @@ class Claim:
     source: str                          # where the paper says it
     chapter: str = ""                    # the notebook that judges it ("" = no chapter yet)
     rule: AllChecks | MatchesPaper | None = None
-    precondition: Check | None = None    # fails → inconclusive
+    precondition: tuple[Check, ...] = ()  # any fails → inconclusive
     measured: Callable[[Mapping], str] | None = None  # values → the "measured" column
+    depends_on: str = ""                 # the accuracy claim of the model it is measured on
 
     def rule_text(self) -> str:
         text = self.rule.text() if self.rule is not None else "—"
-        if self.precondition is not None:
-            text = f"precondition {self.precondition.text()} (else inconclusive); " + text
+        if self.precondition:
+            text = "precondition " + "; ".join(c.text() for c in self.precondition) + " (else inconclusive); " + text
         return text
 
 
@@ -51,40 +52,55 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("G1", "After fine-tuning on new tasks, early layers stay closer to the meta-initialisation's "
                 "representations than later layers, at every stage of meta-training",
           paper="dissimilarity rises with depth at every checkpoint (Fig 1a, 50 tasks)",
-          source="[G] §4, Fig 1a", chapter=_G1,
-          rule=AllChecks((Check("ρ(depth, d) interval above 0 at checkpoint", "rho_lo", ">", 0, each=True),)),
-          measured=lambda v: (f"ρ(depth, d) CI > 0 at {sum(x > 0 for x in v['rho_lo'])}/{len(v['rho_lo'])} "
-                              f"checkpoints; mean ρ {min(v['rho']):.2f}–{max(v['rho']):.2f}; {v['n_tasks']} tasks")),
+          source="[G] §4, Fig 1a", chapter=_G1, depends_on="F2",
+          rule=AllChecks((Check("strong depth ordering at checkpoint (ρ's 95% CI lower bound ≥ 0.7)",
+                                "rho_lo", ">=", 0.7, each=True),)),
+          measured=lambda v: (f"ρ(depth, d) CI lower bound ≥ 0.7 at {sum(x >= 0.7 for x in v['rho_lo'])}/"
+                              f"{len(v['rho_lo'])} checkpoints; mean ρ {min(v['rho']):.2f}–{max(v['rho']):.2f} "
+                              f"({v['metric']} RDMs; Euclidean: {min(v['rho_euclidean']):.2f}–"
+                              f"{max(v['rho_euclidean']):.2f}); {v['n_tasks']} tasks")),
     Claim("G2", "The same depth ordering appears in plain supervised training on MNIST (RSA and CKA), "
                 "so it is not specific to MAML",
           paper="RSA dissimilarity rises and CKA falls with depth; CKA higher in early layers (Fig 2)",
           source="[G] §4, Fig 2", chapter=_G1,
-          rule=AllChecks((Check("RSA grows with depth", "rsa_rho_lo", ">", 0),
-                          Check("CKA falls with depth", "cka_rho_hi", "<", 0),
-                          Check("conv1: CKA similarity > RSA similarity", "conv1_cka", ">", "conv1_rsa_similarity"))),
+          rule=AllChecks((Check("RSA grows with depth (ρ's CI lower bound ≥ 0.7)", "rsa_rho_lo", ">=", 0.7),
+                          Check("CKA falls with depth (ρ's CI upper bound ≤ −0.7)", "cka_rho_hi", "<=", -0.7),
+                          Check("CKA > 1 − RSA (conv1–3, each seed)", "early_cka", ">", "early_rsa_similarity",
+                                each=True))),
           measured=lambda v: (f"RSA ρ {v['rsa_rho']:.2f} [{v['rsa_rho_lo']:.2f}, {v['rsa_rho_hi']:.2f}], "
-                              f"CKA ρ {v['cka_rho']:.2f} [{v['cka_rho_lo']:.2f}, {v['cka_rho_hi']:.2f}]; conv1 CKA "
-                              f"{v['conv1_cka']:.3f} vs 1−RSA {v['conv1_rsa_similarity']:.3f}; {v['seeds']} seeds")),
+                              f"{v['kernel']} CKA ρ {v['cka_rho']:.2f} [{v['cka_rho_lo']:.2f}, {v['cka_rho_hi']:.2f}]; "
+                              f"CKA > 1 − RSA in {sum(v['early_cka'][k] > v['early_rsa_similarity'][k] for k in v['early_cka'])}"
+                              f"/{len(v['early_cka'])} (seed, layer) pairs of conv1–3; {v['seeds']} seeds")),
     Claim("G3", "The representation change caused by meta-training levels off at a small plateau: "
-                "near zero in the first layers, larger (≈ 0.1) in the last",
-          paper="≈ 0 (first layers), ≈ 0.1 (last layers), Δ = 1000 of 60,000 steps (Fig 1b)",
-          source="[G] §4, Fig 1b", chapter=_G3,
-          rule=AllChecks((Check("every layer settles", "second_half", "<=", "first_half"),
-                          Check("conv1 plateau < last layer's", "plateau_first", "<", "plateau_last"),
-                          Check("conv1 plateau near 0", "plateau_first", "<", 0.05))),
-          measured=lambda v: (f"plateau conv1 {v['plateau_first']:.3f}, last layer {v['plateau_last']:.3f} "
-                              f"(Δ = {v['delta']} steps)")),
+                "near zero in the first layers, larger (≈ 0.1) in the last pooling layers",
+          paper="≈ 0 (first layers), ≈ 0.1 (last pooling layers: conv4 here), Δ = 1000 of 60,000 steps (Fig 1b)",
+          source="[G] §4, Fig 1b", chapter=_G3, depends_on="F2",
+          rule=AllChecks((Check("conv1 plateau < conv4's", "plateau_first", "<", "plateau_last"),
+                          Check("conv1 plateau near 0 (< 0.05)", "plateau_first", "<", 0.05),
+                          Check("conv4 plateau ≥ 0.05 (0.1 within 2×)", "plateau_last", ">=", 0.05),
+                          Check("conv4 plateau ≤ 0.2 (0.1 within 2×)", "plateau_last", "<=", 0.2),
+                          Check("conv4 has levelled off (fitted change over the second half ≤ 25%)",
+                                "drift_last", "<=", 0.25))),
+          measured=lambda v: (f"plateau conv1 {v['plateau_first']:.3f}, {v['last_layer']} {v['plateau_last']:.3f}, "
+                              f"{v['last_layer']} drift {100 * v['drift_last']:.0f}% (Δ = {v['delta']} of "
+                              f"{v['steps']} steps; {v['metric']} RDMs)")),
     Claim("G4", "The inner loop, even a single step, changes representations more than meta-training "
-                "does between checkpoints, in every layer",
-          paper="inner-loop change larger in every layer, early ones included (Fig 3)",
-          source="[G] §4, Fig 3", chapter=_G3,
-          rule=AllChecks((Check("inner(1 step) / meta > 1", "ratio_1", ">", 1, each=True),)),
-          measured=lambda v: "inner(1 step) / meta: " + _layers(v["ratio_1"], ".1f")),
+                "does between checkpoints, in every layer, the early ones included",
+          paper="inner-loop change larger in every layer, especially the early ones (Fig 3)",
+          source="[G] §4, Fig 3", chapter=_G3, depends_on="F2",
+          rule=AllChecks((Check("inner(1 step) / meta: 95% CI above 1", "early_ratio_1_lo", ">", 1, each=True),)),
+          measured=lambda v: ("inner(1 step) / meta: " + ", ".join(
+              f"{k} {v['ratio_1'][k]:.2f} [{v['ratio_1_lo'][k]:.2f}, {v['ratio_1_hi'][k]:.2f}]"
+              for k in v["early_ratio_1_lo"]) + f" ({v['metric']} RDMs)")),
     Claim("G5", "Most of the inner loop's change happens in its first step; further steps add little",
           paper="the first inner step does most of the change; 5 or 10 add little (Fig 3)",
-          source="[G] §4, Fig 3", chapter=_G3,
+          source="[G] §4, Fig 3", chapter=_G3, depends_on="F2",
+          precondition=(Check("trained with ≥ 5 inner steps", "train_inner_steps", ">=", 5),
+                        Check("support loss after step 1 not saturated (≥ 5% of its value before)",
+                              "support_loss_ratio_1", ">=", 0.05)),
           rule=AllChecks((Check("d(0→1) / d(0→10) > 0.5", "first_step_share", ">", 0.5, each=True),)),
-          measured=lambda v: "d(0→1)/d(0→10): " + _layers(v["first_step_share"])),
+          measured=lambda v: ("d(0→1)/d(0→10): " + _layers(v["first_step_share"])
+                              + f"; support loss after step 1: {100 * v['support_loss_ratio_1']:.0f}% of before")),
     # Guiroy, Verma & Pal — objective landscapes
     Claim("L1", "Curvature at adapted meta-test solutions rises, then falls, and keeps falling after "
                 "meta-overfitting: flatness does not track generalisation",
@@ -153,9 +169,12 @@ def judge(claim_id: str, values: Mapping, profile: str) -> ClaimResult:
         raise ValueError(f"claim {claim_id} has no registered rule yet; add one in mamlscope.claims.")
     values = results.plain(dict(values))
     precondition = ""
-    if c.precondition is not None:
-        held = all(c.precondition.outcomes(values).values())
-        precondition = f"{c.precondition.text()}: {'holds' if held else 'FAILS'}"
+    if c.precondition:
+        outcomes = {}
+        for check in c.precondition:
+            outcomes.update(check.outcomes(values))
+        held = all(outcomes.values())
+        precondition = "; ".join(f"{k}: {'holds' if ok else 'FAILS'}" for k, ok in outcomes.items())
         if not held:
             return ClaimResult(c.id, c.chapter, profile, c.statement, c.measured(values) if c.measured else "",
                                c.paper, "inconclusive", c.rule_text(), values, {}, precondition)

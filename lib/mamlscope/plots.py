@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 
 from .runs import Run
@@ -46,46 +47,54 @@ def learning_curve_panels(panels: dict[str, dict[str, Run]]):
     return fig
 
 
-def finetune_change(fc):
+def finetune_change(fc, metric: str = "correlation"):
     """[G] Fig 1a (:class:`~mamlscope.representations.FinetuneChange`): left, dissimilarity per
-    layer after fine-tuning at each checkpoint; right, the depth ordering ρ over training."""
+    layer after fine-tuning at each checkpoint; middle, the depth ordering ρ over training (both
+    RDM metrics); right, each layer of θ_t against θ_0 (no inner loop)."""
     from .representations import mean_ci
 
     style()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     cmap = plt.get_cmap("viridis")
     n = len(fc.layers)
     for k, s in enumerate(fc.steps):
-        mean, ci = mean_ci(fc.d[k])
+        mean, ci = mean_ci(fc.d[metric][k])
         axes[0].errorbar(range(n), mean, yerr=ci, color=cmap(k / max(1, len(fc.steps) - 1)),
                          marker="o", ms=3, capsize=2, label=f"step {s}")
-    axes[0].set(xticks=range(n), xticklabels=fc.layers, ylabel="RSA dissimilarity (adapted vs θ_c)",
-                title="After the fine-tuning inner loop, per layer, at each checkpoint")
-    axes[0].legend(fontsize=7, ncol=2)
-    trend = fc.trend()
-    axes[1].errorbar(trend.index.to_numpy() + 1, trend.rho, yerr=[trend.rho - trend.lo, trend.hi - trend.rho],
-                     marker="o", capsize=3)
+    axes[0].set(xticks=range(n), xticklabels=fc.layers, ylabel=f"dissimilarity, adapted vs θ_c ({metric})",
+                title="After the fine-tuning inner loop")
+    axes[0].legend(fontsize=6, ncol=2)
+    for m in fc.d:
+        trend = fc.trend(m)
+        axes[1].errorbar(trend.index.to_numpy() + 1, trend.rho, yerr=[trend.rho - trend.lo, trend.hi - trend.rho],
+                         marker="o", ms=3, capsize=3, label=f"{m} RDMs", ls="-" if m == metric else "--")
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[1].set(xscale="log", xlabel="meta-training step + 1", ylabel="ρ(layer index, dissimilarity)",
-                title="Depth ordering over meta-training (mean ± 95% CI over tasks)", ylim=(-1.05, 1.05))
+                title="Depth ordering (mean ± 95% CI over tasks)", ylim=(-1.05, 1.05))
+    axes[1].legend(fontsize=8)
+    for j, layer in enumerate(fc.layers):
+        axes[2].plot(np.asarray(fc.steps) + 1, fc.drift[metric][:, j], marker="o", ms=2, label=layer)
+    axes[2].set(xscale="log", xlabel="meta-training step + 1", ylabel=f"d(θ_t, θ_0) ({metric})",
+                title="θ_t against θ_0 (no inner loop)")
+    axes[2].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def supervised_change(sc):
+def supervised_change(sc, metric: str = "correlation", kernel: str = "rbf"):
     """[G] Fig 2 (:class:`~mamlscope.representations.SupervisedChange`): RSA dissimilarity and
-    linear CKA to the random init over supervised training, per layer (mean ± 95% CI over seeds)."""
+    CKA to the random init over supervised training, per layer (mean ± 95% CI over seeds)."""
     from .representations import mean_ci
 
     style()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharex=True)
     for j, layer in enumerate(sc.layers):
-        for ax, curves in zip(axes, (sc.rsa, sc.cka)):
+        for ax, curves in zip(axes, (sc.rsa[metric], sc.cka[kernel])):
             mean, ci = mean_ci(curves[:, :, j])
             ax.plot(sc.steps, mean, marker="o", ms=2, label=layer)
             ax.fill_between(sc.steps, mean - ci, mean + ci, alpha=0.2)
-    axes[0].set(ylabel="RSA dissimilarity to the random init", title="RSA (dissimilarity)")
-    axes[1].set(ylabel="linear CKA with the random init", title="CKA (similarity)")
+    axes[0].set(ylabel="RSA dissimilarity to the random init", title=f"RSA ({metric} RDMs)")
+    axes[1].set(ylabel=f"{kernel} CKA with the random init", title=f"CKA ({kernel} kernel)")
     for ax in axes:
         ax.set(xlabel="supervised training step")
         ax.legend(fontsize=8)
@@ -93,21 +102,22 @@ def supervised_change(sc):
     return fig
 
 
-def meta_change(mc):
+def meta_change(mc, metric: str = "correlation"):
     """[G] Fig 1b (:class:`~mamlscope.representations.MetaChange`): change of θ's representation
-    per checkpoint interval, per layer."""
+    per checkpoint interval, per layer; the dotted line is [G]'s ≈ 0.1 for the last conv layer."""
     style()
     fig, ax = plt.subplots(figsize=(7, 4))
     for j, layer in enumerate(mc.layers):
-        ax.plot(mc.grid[1:], mc.d[:, j], marker="o", ms=3, label=layer)
+        ax.plot(mc.grid[1:], mc.d[metric][:, j], marker="o", ms=3, label=layer)
+    ax.axhline(0.1, color="grey", ls=":", lw=1)
     ax.set(xscale="log", yscale="symlog", xlabel="meta-training step t",
-           ylabel=f"d(θ_t, θ_(t−{mc.delta}))", title="Change of θ's representation per checkpoint interval")
+           ylabel=f"d(θ_t, θ_(t−{mc.delta})) ({metric})", title="Change of θ's representation per checkpoint interval")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     return fig
 
 
-def inner_vs_meta_mds(ivm):
+def inner_vs_meta_mds(ivm, metric: str = "correlation"):
     """[G] Fig 3 (:class:`~mamlscope.representations.InnerVsMeta`): per layer, a metric-MDS map
     of the RDM of RDMs. Colour: checkpoint; marker: number of inner steps; dotted: one task's
     inner loop from its checkpoint."""
@@ -122,7 +132,7 @@ def inner_vs_meta_mds(ivm):
     index = {lab: k for k, lab in enumerate(ivm.labels)}
     later = [s for s in ivm.inner_steps if s]
     for ax, layer in zip(axes, ivm.layers):
-        xy = mds_embedding(ivm.rdm2[layer], seed=0).cpu().numpy()
+        xy = mds_embedding(ivm.rdm2[metric][layer], seed=0).cpu().numpy()
         for c in range(len(ivm.checkpoints)):
             for i in range(ivm.n_tasks):
                 path = [index[(c, None, 0)]] + [index[(c, i, s)] for s in later]
@@ -137,6 +147,6 @@ def inner_vs_meta_mds(ivm):
     legend_ax.axis("off")
     legend_ax.legend(handles=handles, loc="center", fontsize=9, frameon=False,
                      title="marker: inner steps; colour: checkpoint")
-    fig.suptitle("MDS of the RDM of RDMs: checkpoints × tasks × inner steps, per layer")
+    fig.suptitle(f"MDS of the RDM of RDMs ({metric} RDMs): checkpoints × tasks × inner steps, per layer")
     fig.tight_layout()
     return fig

@@ -5,7 +5,9 @@ Every function compares *the same inputs* under two parameter sets θ_a, θ_b, l
 
     d_ℓ(θ_a, θ_b; X) = 1 − ρ_Spearman( triu RDM(h_ℓ(θ_a, X)), triu RDM(h_ℓ(θ_b, X)) )
 
-with Euclidean RDMs ([G] App. B), or linear CKA as a similarity.  ``h_ℓ(θ, X)`` is layer ℓ of the
+or CKA as a similarity. The RDMs come in two kinds (:data:`METRICS`): ``"correlation"``
+(1 − Pearson between examples: the default of [G]'s released code, which made their figures)
+and ``"euclidean"`` ([G] App. B). Each analysis computes both from the same activations.  ``h_ℓ(θ, X)`` is layer ℓ of the
 model with parameters θ on inputs X (:meth:`mamlscope.models.Conv4.forward` with
 ``return_activations=True``). BatchNorm uses the statistics of X itself (transductive).
 """
@@ -23,9 +25,12 @@ from torch.func import functional_call
 
 from .data import Task
 from .inner import InnerLoop, _loss_fn, adapt, detached
-from .metrics import linear_cka, rdm, rdm_of_rdms, compare_rdms
+from .metrics import cka, rdm, rdm_of_rdms, compare_rdms
 
 Params = Mapping[str, torch.Tensor]
+METRICS = ("correlation", "euclidean")  # the first is what [G]'s figures (and the verdicts) use
+CONSTANT = "uncorrelated"  # an example whose activation vector is constant (ReLU can do that) has
+                           # correlation 0 with every other example: its correlation distance is 1
 
 
 def _dtype(params: Params) -> torch.dtype:
@@ -41,38 +46,46 @@ def activations(model, params: Params, x: torch.Tensor) -> "OrderedDict[str, tor
     return OrderedDict((k, v.detach()) for k, v in acts.items())
 
 
-def layer_rdms(model, params: Params, x: torch.Tensor, metric: str = "euclidean") -> dict[str, torch.Tensor]:
+def layer_rdms(model, params: Params, x: torch.Tensor, metric: str = "correlation") -> dict[str, torch.Tensor]:
     """``{layer: RDM (n, n)}`` of θ on inputs ``x``."""
-    return {k: rdm(v, metric) for k, v in activations(model, params, x).items()}
+    return {k: rdm(v, metric, CONSTANT) for k, v in activations(model, params, x).items()}
 
 
-def layer_dissimilarity(model, params_a: Params, params_b: Params, x: torch.Tensor) -> dict[str, float]:
+def _dissimilarities(acts_a, acts_b, metrics: Sequence[str]) -> dict[str, list[float]]:
+    """``{metric: [d_ℓ for each layer]}`` from two sets of activations of the same inputs."""
+    return {m: [compare_rdms(rdm(acts_a[k], m, CONSTANT), rdm(acts_b[k], m, CONSTANT)) for k in acts_a] for m in metrics}
+
+
+def layer_dissimilarity(model, params_a: Params, params_b: Params, x: torch.Tensor,
+                        metric: str = "correlation") -> dict[str, float]:
     """``{layer: d_ℓ(θ_a, θ_b; x)}``: RSA dissimilarity of each layer under two parameter sets."""
-    ra, rb = layer_rdms(model, params_a, x), layer_rdms(model, params_b, x)
-    return {k: compare_rdms(ra[k], rb[k]) for k in ra}
-
-
-def layer_cka(model, params_a: Params, params_b: Params, x: torch.Tensor) -> dict[str, float]:
-    """``{layer: linear CKA(h_ℓ(θ_a, x), h_ℓ(θ_b, x))}`` (a similarity: 1 = same up to rotation
-    and scale)."""
     aa, ab = activations(model, params_a, x), activations(model, params_b, x)
-    return {k: linear_cka(aa[k], ab[k]) for k in aa}
+    return dict(zip(aa, _dissimilarities(aa, ab, [metric])[metric]))
 
 
-def finetune_dissimilarity(model, theta: Params, tasks: Task, inner: InnerLoop, *, on: str = "query") -> np.ndarray:
+def layer_cka(model, params_a: Params, params_b: Params, x: torch.Tensor, kernel: str = "linear") -> dict[str, float]:
+    """``{layer: CKA(h_ℓ(θ_a, x), h_ℓ(θ_b, x))}`` (a similarity: 1 = same up to rotation and
+    scale); ``kernel="rbf"`` is the RBF CKA of Kornblith et al.'s released code, which [G] used."""
+    aa, ab = activations(model, params_a, x), activations(model, params_b, x)
+    return {k: cka(aa[k], ab[k], kernel=kernel) for k in aa}
+
+
+def finetune_dissimilarity(model, theta: Params, tasks: Task, inner: InnerLoop, *, on: str = "query",
+                           metrics: Sequence[str] = METRICS) -> dict[str, np.ndarray]:
     """[G] Fig 1a: for each task, adapt θ on its support set with ``inner`` and compare every
     layer's representation of the task's ``on`` inputs (``"query"`` or ``"support"``) after
-    adaptation with the one at θ.  Returns ``(n_tasks, n_layers)``, layers in model order."""
+    adaptation with the one at θ.  Returns ``{metric: (n_tasks, n_layers)}``, layers in model order."""
     theta = detached(theta)
     inner = replace(inner, first_order=True)
     tasks = tasks.to(next(iter(theta.values())).device, _dtype(theta))
-    rows = []
+    rows = {m: [] for m in metrics}
     for i in range(len(tasks)):
         t = tasks[i]
         adapted = detached(adapt(model, theta, t.x_support, t.y_support, inner))
         x = t.x_query if on == "query" else t.x_support
-        rows.append(list(layer_dissimilarity(model, theta, adapted, x).values()))
-    return np.asarray(rows)
+        for m, d in _dissimilarities(activations(model, theta, x), activations(model, adapted, x), metrics).items():
+            rows[m].append(d)
+    return {m: np.asarray(r) for m, r in rows.items()}
 
 
 def depth_trend(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -101,19 +114,25 @@ def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = 0.95) -> tupl
 
 
 def inner_vs_meta_rdms(model, thetas: Sequence[Params], tasks: Task, eval_x: torch.Tensor,
-                       inner: InnerLoop, inner_steps: Sequence[int] = (0, 1, 5, 10)):
+                       inner: InnerLoop, inner_steps: Sequence[int] = (0, 1, 5, 10),
+                       metrics: Sequence[str] = METRICS):
     """[G] Fig 3. For every checkpoint θ_c, every task i and every number of inner steps s, the
     representation of the fixed evaluation inputs ``eval_x`` after adapting θ_c on task i's
-    support set for s steps.  Returns ``(labels, {layer: RDM-of-RDMs (m, m)})`` with one label
-    ``(c, i, s)`` per representation (s = 0 once per checkpoint, since it does not depend on i)."""
+    support set for s steps.  Returns ``(labels, {metric: {layer: RDM-of-RDMs (m, m)}})`` with
+    one label ``(c, i, s)`` per representation (s = 0 once per checkpoint: it does not depend on i)."""
     max_steps = max(inner_steps)
     long_inner = replace(inner, steps=max_steps, first_order=True)
-    labels, rdms = [], {}
+    labels, rdms = [], {m: {} for m in metrics}
+
+    def add(params):
+        for layer, a in activations(model, params, eval_x).items():
+            for m in metrics:
+                rdms[m].setdefault(layer, []).append(rdm(a, m, CONSTANT))
+
     for c, theta in enumerate(thetas):
         theta = detached(theta)
         tasks = tasks.to(eval_x.device, _dtype(theta))
-        for layer, r in layer_rdms(model, theta, eval_x).items():
-            rdms.setdefault(layer, []).append(r)
+        add(theta)
         labels.append((c, None, 0))
         for i in range(len(tasks)):
             t = tasks[i]
@@ -121,10 +140,10 @@ def inner_vs_meta_rdms(model, thetas: Sequence[Params], tasks: Task, eval_x: tor
             for s in inner_steps:
                 if s == 0:
                     continue
-                for layer, r in layer_rdms(model, detached(path[s]), eval_x).items():
-                    rdms[layer].append(r)
+                add(detached(path[s]))
                 labels.append((c, i, s))
-    return labels, {layer: rdm_of_rdms(torch.stack(rs)) for layer, rs in rdms.items()}
+    return labels, {m: {layer: rdm_of_rdms(torch.stack(rs)) for layer, rs in by_layer.items()}
+                    for m, by_layer in rdms.items()}
 
 
 def inner_and_meta_change(labels, dissim: torch.Tensor, inner_steps=(1, 5, 10)) -> dict[str, float]:
@@ -134,16 +153,41 @@ def inner_and_meta_change(labels, dissim: torch.Tensor, inner_steps=(1, 5, 10)) 
     * ``inner_s``: mean over checkpoints c and tasks i of d(θ_c, θ_c adapted s steps on task i);
     * ``ratio_s``: inner_s / meta.
     """
+    meta, inner = change_arrays(labels, dissim, inner_steps)
+    out = {"meta": float(meta.mean())}
+    for s in inner_steps:
+        out[f"inner_{s}"] = float(inner[s].mean())
+        out[f"ratio_{s}"] = float(inner[s].mean() / meta.mean()) if meta.mean() > 0 else float("inf")
+    return out
+
+
+def change_arrays(labels, dissim: torch.Tensor, inner_steps=(1, 5, 10)):
+    """``meta (n_ckpt − 1,)``: d(θ_c, θ_{c+1}); ``inner[s] (n_ckpt, n_tasks)``: d(θ_c, θ_c adapted
+    s steps on task i), from one layer's RDM of RDMs."""
     index = {lab: k for k, lab in enumerate(labels)}
     n_ckpt = 1 + max(c for c, _, _ in labels)
-    meta = np.mean([dissim[index[(c, None, 0)], index[(c + 1, None, 0)]].item() for c in range(n_ckpt - 1)])
-    out = {"meta": float(meta)}
-    for s in inner_steps:
-        inner_d = [dissim[index[(c, None, 0)], index[(c, i, s)]].item()
-                   for (c, i, s2) in labels if s2 == s]
-        out[f"inner_{s}"] = float(np.mean(inner_d))
-        out[f"ratio_{s}"] = float(np.mean(inner_d) / meta) if meta > 0 else float("inf")
-    return out
+    n_tasks = 1 + max(i for _, i, _ in labels if i is not None)
+    meta = np.array([dissim[index[(c, None, 0)], index[(c + 1, None, 0)]].item() for c in range(n_ckpt - 1)])
+    inner = {s: np.array([[dissim[index[(c, None, 0)], index[(c, i, s)]].item() for i in range(n_tasks)]
+                          for c in range(n_ckpt)]) for s in inner_steps}
+    return meta, inner
+
+
+def ratio_interval(meta: np.ndarray, inner: np.ndarray, *, resamples: int = 2000, seed: int = 0,
+                   confidence: float = 0.95) -> tuple[float, float, float]:
+    """mean(inner) / mean(meta) with a percentile bootstrap interval over checkpoints and tasks:
+    each resample draws checkpoint intervals with replacement (their meta change, and the inner
+    change from their first checkpoint), then tasks with replacement within them."""
+    rng = np.random.default_rng(seed)
+    n_int, n_tasks = len(meta), inner.shape[1]
+    est = float(inner[:n_int].mean() / meta.mean())
+    ratios = np.empty(resamples)
+    for r in range(resamples):
+        c = rng.integers(0, n_int, n_int)
+        i = rng.integers(0, n_tasks, (n_int, n_tasks))
+        ratios[r] = inner[c[:, None], i].mean() / meta[c].mean()
+    lo, hi = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return est, float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,90 +200,119 @@ def _theta(run, step: int, device) -> dict[str, torch.Tensor]:
 
 @dataclass
 class FinetuneChange:
-    """[G] Fig 1a: ``d[c, i, ℓ]`` = dissimilarity of layer ℓ on task i's queries, after the
-    fine-tuning inner loop from checkpoint ``steps[c]``, against the same checkpoint unadapted."""
+    """[G] Fig 1a: ``d[metric][c, i, ℓ]`` = dissimilarity of layer ℓ on task i's queries, after
+    the fine-tuning inner loop from checkpoint ``steps[c]``, against the same checkpoint
+    unadapted; and ``drift[metric][c, ℓ]`` = dissimilarity of θ_c against θ_0 on the same
+    inputs (the first tasks' queries), no inner loop."""
 
     steps: list[int]
     layers: list[str]
-    d: np.ndarray  # (n_checkpoints, n_tasks, n_layers)
+    d: dict[str, np.ndarray]      # metric → (n_checkpoints, n_tasks, n_layers)
+    drift: dict[str, np.ndarray]  # metric → (n_checkpoints, n_layers)
 
-    def trend(self) -> pd.DataFrame:
+    def trend(self, metric: str = METRICS[0]) -> pd.DataFrame:
         """Per checkpoint, the mean over tasks of ρ(layer index, d) with its 95% interval."""
-        rows = [dict(zip(["rho", "lo", "hi"], depth_trend(self.d[c])), step=s) for c, s in enumerate(self.steps)]
+        rows = [dict(zip(["rho", "lo", "hi"], depth_trend(self.d[metric][c])), step=s)
+                for c, s in enumerate(self.steps)]
         return pd.DataFrame(rows).set_index("step")
 
-    def table(self) -> pd.DataFrame:
-        t = pd.DataFrame(self.d.mean(axis=1), columns=self.layers, index=pd.Index(self.steps, name="step")).round(3)
-        trend = self.trend()
+    def table(self, metric: str = METRICS[0]) -> pd.DataFrame:
+        """Mean d per layer and checkpoint, ρ and its interval; ρ under the other metric beside."""
+        t = pd.DataFrame(self.d[metric].mean(axis=1), columns=self.layers,
+                         index=pd.Index(self.steps, name="step")).round(3)
+        trend = self.trend(metric)
         t["ρ (depth)"] = trend.rho.round(2).to_numpy()
         t["95% CI"] = [f"[{lo:.2f}, {hi:.2f}]" for lo, hi in zip(trend.lo, trend.hi)]
+        for other in self.d:
+            if other != metric:
+                t[f"ρ ({other} RDMs)"] = self.trend(other).rho.round(2).to_numpy()
         return t
 
-    def claim_values(self) -> dict:
-        trend = self.trend()
-        return {"steps": self.steps, "rho": trend.rho.tolist(), "rho_lo": trend.lo.tolist(),
-                "rho_hi": trend.hi.tolist(), "n_tasks": int(self.d.shape[1])}
+    def claim_values(self, metric: str = METRICS[0]) -> dict:
+        trend = self.trend(metric)
+        values = {"metric": metric, "steps": self.steps, "rho": trend.rho.tolist(), "rho_lo": trend.lo.tolist(),
+                  "rho_hi": trend.hi.tolist(), "n_tasks": int(self.d[metric].shape[1])}
+        for other in self.d:
+            if other != metric:
+                values[f"rho_{other}"] = self.trend(other).rho.tolist()
+        return values
 
 
-def finetune_over_training(run, tasks: Task, inner: InnerLoop, device="cpu") -> FinetuneChange:
-    """:func:`finetune_dissimilarity` at every checkpoint of ``run``."""
+def finetune_over_training(run, tasks: Task, inner: InnerLoop, device="cpu", metrics=METRICS) -> FinetuneChange:
+    """:func:`finetune_dissimilarity` at every checkpoint of ``run``, and θ_c against θ_0."""
     model = run.config.build_model().to(device)
     steps = run.checkpoint_steps()
-    d = np.stack([finetune_dissimilarity(model, _theta(run, s, device), tasks.to(device), inner) for s in steps])
-    return FinetuneChange(steps, list(model.layer_names), d)
+    tasks = tasks.to(device)
+    x = tasks.x_query[: max(1, min(len(tasks), 5))].flatten(0, 1)
+    theta0 = _theta(run, steps[0], device)
+    per_step, drift = [], []
+    for s in steps:
+        theta = _theta(run, s, device)
+        per_step.append(finetune_dissimilarity(model, theta, tasks, inner, metrics=metrics))
+        drift.append(_dissimilarities(activations(model, theta0, x), activations(model, theta, x), metrics))
+    d = {m: np.stack([p[m] for p in per_step]) for m in metrics}
+    return FinetuneChange(steps, list(model.layer_names), d, {m: np.array([r[m] for r in drift]) for m in metrics})
 
 
 @dataclass
 class SupervisedChange:
-    """[G] Fig 2: per seed, checkpoint and layer, RSA dissimilarity and linear CKA of the
-    activations of fixed inputs against those at the random initialisation (step 0)."""
+    """[G] Fig 2: per seed, checkpoint and layer, RSA dissimilarity (both RDM metrics) and CKA
+    (RBF as in [G]'s code; linear beside) of fixed inputs' activations against those at the
+    random initialisation (step 0)."""
 
     steps: list[int]
     layers: list[str]
-    rsa: np.ndarray  # (n_seeds, n_checkpoints, n_layers)
-    cka: np.ndarray
+    rsa: dict[str, np.ndarray]  # metric → (n_seeds, n_checkpoints, n_layers)
+    cka: dict[str, np.ndarray]  # kernel → (n_seeds, n_checkpoints, n_layers)
     final_accuracy: list[float]  # last logged mini-batch accuracy of each run
 
     def final_table(self) -> pd.DataFrame:
-        rsa, cka = self.rsa[:, -1], self.cka[:, -1]
-        return pd.DataFrame({
-            "RSA dissimilarity": [f"{m:.3f} ± {c:.3f}" for m, c in zip(*mean_ci(rsa))],
-            "RSA similarity (1 − d)": [f"{1 - m:.3f}" for m in rsa.mean(0)],
-            "linear CKA": [f"{m:.3f} ± {c:.3f}" for m, c in zip(*mean_ci(cka))],
-        }, index=pd.Index(self.layers, name=f"after {self.steps[-1]} steps"))
+        cols = {}
+        for m, a in self.rsa.items():
+            cols[f"RSA d ({m})"] = [f"{mu:.3f} ± {c:.3f}" for mu, c in zip(*mean_ci(a[:, -1]))]
+        for k, a in self.cka.items():
+            cols[f"{k} CKA"] = [f"{mu:.3f} ± {c:.3f}" for mu, c in zip(*mean_ci(a[:, -1]))]
+        return pd.DataFrame(cols, index=pd.Index(self.layers, name=f"after {self.steps[-1]} steps"))
 
-    def claim_values(self) -> dict:
-        rsa, cka = self.rsa[:, -1], self.cka[:, -1]
-        r, c = depth_trend(rsa), depth_trend(cka)
-        return {"rsa_rho": r[0], "rsa_rho_lo": r[1], "rsa_rho_hi": r[2],
+    def claim_values(self, metric: str = METRICS[0], kernel: str = "rbf", early: int = 3) -> dict:
+        rsa, sim = self.rsa[metric][:, -1], self.cka[kernel][:, -1]
+        r, c = depth_trend(rsa), depth_trend(sim)
+        pairs = {f"seed {s} {layer}": (float(sim[s, j]), float(1 - rsa[s, j]))
+                 for s in range(rsa.shape[0]) for j, layer in enumerate(self.layers[:early])}
+        return {"metric": metric, "kernel": kernel,
+                "rsa_rho": r[0], "rsa_rho_lo": r[1], "rsa_rho_hi": r[2],
                 "cka_rho": c[0], "cka_rho_lo": c[1], "cka_rho_hi": c[2],
-                "conv1_cka": float(cka[:, 0].mean()), "conv1_rsa_similarity": float(1 - rsa[:, 0].mean()),
-                "seeds": int(rsa.shape[0])}
+                "early_cka": {k: v[0] for k, v in pairs.items()},
+                "early_rsa_similarity": {k: v[1] for k, v in pairs.items()},
+                "seeds": int(rsa.shape[0]), "early_layers": self.layers[:early]}
 
 
-def supervised_change(runs, x: torch.Tensor, device="cpu") -> SupervisedChange:
+def supervised_change(runs, x: torch.Tensor, device="cpu", metrics=METRICS, kernels=("rbf", "linear")) -> SupervisedChange:
     """:class:`SupervisedChange` of supervised ``runs`` (one per seed, same checkpoints) on ``x``."""
     steps = runs[0].checkpoint_steps()
-    rsa, cka = [], []
+    rsa, sim = {m: [] for m in metrics}, {k: [] for k in kernels}
     for r in runs:
         net = r.config.build_model().to(device)
-        theta0 = _theta(r, 0, device)
-        thetas = [_theta(r, s, device) for s in steps]
-        rsa.append([list(layer_dissimilarity(net, theta0, t, x).values()) for t in thetas])
-        cka.append([list(layer_cka(net, theta0, t, x).values()) for t in thetas])
+        a0 = activations(net, _theta(r, 0, device), x)
+        per = [(activations(net, _theta(r, s, device), x)) for s in steps]
+        for m in metrics:
+            rsa[m].append([_dissimilarities(a0, a, [m])[m] for a in per])
+        for k in kernels:
+            sim[k].append([[cka(a0[l], a[l], kernel=k) for l in a0] for a in per])
     layers = list(runs[0].config.build_model().layer_names)
     accuracy = [r.metrics()[-1]["train_score"] for r in runs]
-    return SupervisedChange(steps, layers, np.array(rsa), np.array(cka), accuracy)
+    return SupervisedChange(steps, layers, {m: np.array(v) for m, v in rsa.items()},
+                            {k: np.array(v) for k, v in sim.items()}, accuracy)
 
 
 @dataclass
 class MetaChange:
-    """[G] Fig 1b: ``d[k, ℓ]`` = dissimilarity of layer ℓ between θ at consecutive checkpoints of
-    the regular grid, ``grid[k]`` and ``grid[k+1]`` (Δ apart), on fixed inputs."""
+    """[G] Fig 1b: ``d[metric][k, ℓ]`` = dissimilarity of layer ℓ between θ at consecutive
+    checkpoints of the regular grid, ``grid[k]`` and ``grid[k+1]`` (Δ apart), on fixed inputs."""
 
     grid: list[int]
     layers: list[str]
-    d: np.ndarray  # (len(grid) − 1, n_layers)
+    d: dict[str, np.ndarray]  # metric → (len(grid) − 1, n_layers)
 
     @property
     def delta(self) -> int:
@@ -247,34 +320,49 @@ class MetaChange:
 
     @property
     def half(self) -> int:
-        return len(self.d) // 2
+        return len(self.grid[1:]) // 2
 
-    @property
-    def plateau(self) -> np.ndarray:
+    def plateau(self, metric: str = METRICS[0]) -> np.ndarray:
         """Mean change per interval over the second half of training, per layer."""
-        return self.d[self.half:].mean(0)
+        return self.d[metric][self.half:].mean(0)
+
+    def drift(self, metric: str = METRICS[0]) -> np.ndarray:
+        """Relative change of the fitted line over the second half, per layer:
+        |slope| · (t_last − t_mid) / mean — small when the change has levelled off."""
+        t = np.asarray(self.grid[1:], dtype=float)[self.half:]
+        out = []
+        for y in self.d[metric][self.half:].T:
+            slope = np.polyfit(t, y, 1)[0]
+            out.append(abs(slope) * (t[-1] - t[0]) / y.mean() if y.mean() > 0 else 0.0)
+        return np.array(out)
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame({"first half": self.d[: self.half].mean(0), "plateau (second half)": self.plateau},
-                            index=self.layers).round(4)
+        cols = {}
+        for m in self.d:
+            cols[f"plateau ({m})"] = self.plateau(m)
+            cols[f"relative drift ({m})"] = self.drift(m)
+        return pd.DataFrame(cols, index=self.layers).round(4)
 
-    def claim_values(self) -> dict:
-        return {"plateau": dict(zip(self.layers, self.plateau)),
-                "first_half": dict(zip(self.layers, self.d[: self.half].mean(0))),
-                "second_half": dict(zip(self.layers, self.plateau)),
-                "plateau_first": float(self.plateau[0]), "plateau_last": float(self.plateau[-1]),
-                "delta": self.delta}
+    def claim_values(self, metric: str = METRICS[0], last: str = "conv4") -> dict:
+        j = self.layers.index(last)
+        plateau, drift = self.plateau(metric), self.drift(metric)
+        values = {"metric": metric, "plateau": dict(zip(self.layers, plateau)),
+                  "plateau_first": float(plateau[0]), "plateau_last": float(plateau[j]), "last_layer": last,
+                  "drift_last": float(drift[j]), "delta": self.delta, "steps": self.grid[-1]}
+        for other in self.d:
+            if other != metric:
+                values[f"plateau_{other}"] = dict(zip(self.layers, self.plateau(other)))
+        return values
 
 
-def meta_change(run, x: torch.Tensor, device="cpu") -> MetaChange:
+def meta_change(run, x: torch.Tensor, device="cpu", metrics=METRICS) -> MetaChange:
     """:class:`MetaChange` over the checkpoints of ``run`` on its regular grid (multiples of
     ``checkpoint_every``; the log-spaced early checkpoints are left out)."""
     model = run.config.build_model().to(device)
     grid = [s for s in run.checkpoint_steps() if s % run.config.checkpoint_every == 0]
-    thetas = {s: _theta(run, s, device) for s in grid}
-    d = np.array([list(layer_dissimilarity(model, thetas[a], thetas[b], x).values())
-                  for a, b in zip(grid[:-1], grid[1:])])
-    return MetaChange(grid, list(model.layer_names), d)
+    acts = {s: activations(model, _theta(run, s, device), x) for s in grid}
+    pairs = [_dissimilarities(acts[a], acts[b], metrics) for a, b in zip(grid[:-1], grid[1:])]
+    return MetaChange(grid, list(model.layer_names), {m: np.array([p[m] for p in pairs]) for m in metrics})
 
 
 def analysed_checkpoints(run, n: int = 5) -> list[int]:
@@ -287,41 +375,56 @@ def analysed_checkpoints(run, n: int = 5) -> list[int]:
 
 @dataclass
 class InnerVsMeta:
-    """[G] Fig 3: per layer, the RDM of RDMs of a fixed evaluation input set represented under
-    checkpoints × tasks × inner steps (see :func:`inner_vs_meta_rdms`)."""
+    """[G] Fig 3: per metric and layer, the RDM of RDMs of a fixed evaluation input set
+    represented under checkpoints × tasks × inner steps (see :func:`inner_vs_meta_rdms`)."""
 
     checkpoints: list[int]
     n_tasks: int
     layers: list[str]
     labels: list
-    rdm2: dict[str, torch.Tensor]
+    rdm2: dict[str, dict[str, torch.Tensor]]  # metric → layer → RDM of RDMs
     inner_steps: tuple[int, ...] = (0, 1, 5, 10)
 
-    def change(self) -> pd.DataFrame:
-        """Per layer: meta, inner_s and ratio_s (:func:`inner_and_meta_change`), and the share of
-        the 10-step change made by the first step."""
+    def change(self, metric: str = METRICS[0]) -> pd.DataFrame:
+        """Per layer: meta, inner_s and ratio_s, the one-step ratio's bootstrap interval, and the
+        share of the 10-step change made by the first step."""
         steps = tuple(s for s in self.inner_steps if s)
-        t = pd.DataFrame({l: inner_and_meta_change(self.labels, self.rdm2[l], steps) for l in self.layers}).T
-        t["d(0→1)/d(0→10)"] = t["inner_1"] / t[f"inner_{max(steps)}"]
-        return t
+        rows = {}
+        for l in self.layers:
+            row = inner_and_meta_change(self.labels, self.rdm2[metric][l], steps)
+            meta, inner = change_arrays(self.labels, self.rdm2[metric][l], steps)
+            _, row["ratio_1 lo"], row["ratio_1 hi"] = ratio_interval(meta, inner[1])
+            row["d(0→1)/d(0→10)"] = row["inner_1"] / row[f"inner_{max(steps)}"]
+            rows[l] = row
+        return pd.DataFrame(rows).T
 
-    def claim_values(self) -> dict:
-        t = self.change()
-        return {"ratio_1": t["ratio_1"].to_dict(), "meta": t["meta"].to_dict(), "inner_1": t["inner_1"].to_dict(),
-                "first_step_share": t["d(0→1)/d(0→10)"].to_dict(), "checkpoints": self.checkpoints,
-                "n_tasks": self.n_tasks}
+    def claim_values(self, metric: str = METRICS[0], early: int = 3) -> dict:
+        t = self.change(metric)
+        values = {"metric": metric, "ratio_1": t["ratio_1"].to_dict(), "ratio_1_lo": t["ratio_1 lo"].to_dict(),
+                  "ratio_1_hi": t["ratio_1 hi"].to_dict(),
+                  "early_ratio_1_lo": t["ratio_1 lo"][: early].to_dict(),
+                  "meta": t["meta"].to_dict(), "inner_1": t["inner_1"].to_dict(),
+                  "first_step_share": t["d(0→1)/d(0→10)"].to_dict(), "checkpoints": self.checkpoints,
+                  "n_tasks": self.n_tasks}
+        for other in self.rdm2:
+            if other != metric:
+                o = self.change(other)
+                values[f"ratio_1_{other}"] = o["ratio_1"].to_dict()
+                values[f"first_step_share_{other}"] = o["d(0→1)/d(0→10)"].to_dict()
+        return values
 
 
 def inner_vs_meta(run, checkpoints: Sequence[int], tasks: Task, eval_x: torch.Tensor, inner: InnerLoop,
-                  device="cpu", inner_steps: Sequence[int] = (0, 1, 5, 10)) -> InnerVsMeta:
+                  device="cpu", inner_steps: Sequence[int] = (0, 1, 5, 10), metrics=METRICS) -> InnerVsMeta:
     model = run.config.build_model().to(device)
     labels, rdm2 = inner_vs_meta_rdms(model, [_theta(run, s, device) for s in checkpoints], tasks, eval_x,
-                                      inner, inner_steps)
+                                      inner, inner_steps, metrics)
     return InnerVsMeta(list(checkpoints), len(tasks), list(model.layer_names), labels, rdm2, tuple(inner_steps))
 
 
 def support_loss_path(model, theta: Params, tasks: Task, inner: InnerLoop, loss: str = "cross_entropy") -> np.ndarray:
-    """Mean support loss over ``tasks`` after 0, 1, …, ``inner.steps`` inner steps from θ."""
+    """Mean support loss (the mean cross-entropy, whatever the inner loop's reduction) over
+    ``tasks`` after 0, 1, …, ``inner.steps`` inner steps of ``inner`` from θ."""
     theta = detached(theta)
     tasks = tasks.to(next(iter(theta.values())).device, _dtype(theta))
     loss_fn = _loss_fn(loss)

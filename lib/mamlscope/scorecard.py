@@ -21,7 +21,7 @@ from .paths import project_root
 
 NOT_RUN = "not yet run"
 
-COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter"]
+COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note"]
 
 
 def _id_key(claim_id: str):
@@ -45,15 +45,25 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
         recorded[r.claim] = r
     ids = list(claims.CLAIMS) + sorted(set(recorded) - set(claims.CLAIMS), key=_id_key)
     rows = []
+
+    def note(claim_id: str) -> str:
+        """A warning when the claim was measured on a model that fails its own accuracy claim."""
+        dep = claims.CLAIMS[claim_id].depends_on if claim_id in claims.CLAIMS else ""
+        d = recorded.get(dep)
+        if not dep or d is None or d.verdict == "reproduced":
+            return ""
+        return (f"measured on a model whose accuracy claim {dep} is {d.verdict} "
+                f"({d.measured} against {d.paper})")
+
     for claim_id in ids:
         r = recorded.get(claim_id)
         line = claims.CLAIMS[claim_id].statement if claim_id in claims.CLAIMS else (r.statement if r else "")
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
-                             chapter=""))
+                             chapter="", note=""))
         else:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
-                             verdict=r.verdict, chapter=r.chapter))
+                             verdict=r.verdict, chapter=r.chapter, note=note(claim_id)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -106,6 +116,8 @@ def markdown_table(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".i
         else:
             link = "—"
         verdict = f"**{row.verdict}**" if row.verdict != NOT_RUN else f"*{NOT_RUN}*"
+        if row.note:
+            verdict += f" ⚠ {row.note}"
         lines.append(f"| {_cell(row.id)} | {_cell(row.claim)} | {_cell(row.paper)} | "
                      f"{_cell(row.measured)} | {verdict} | {link} |")
     return "\n".join(lines) + "\n"

@@ -111,18 +111,27 @@ def _squared_euclidean(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * (d2 + d2.T)
 
 
-def _unit_rows(x: torch.Tensor, what: str) -> torch.Tensor:
+CONSTANT_ROWS = ("raise", "uncorrelated")
+
+
+def _unit_rows(x: torch.Tensor, what: str, constant: str = "raise") -> torch.Tensor:
+    """Rows scaled to unit norm. A zero row (a constant activation vector, which a ReLU layer can
+    give an example) raises, or with ``constant="uncorrelated"`` stays zero, so that its
+    correlation with every example is 0 and its distance 1."""
     norms = x.norm(dim=1, keepdim=True)
     bad = (norms.squeeze(1) <= torch.finfo(torch.float64).tiny).nonzero().flatten()
     if bad.numel():
+        if constant == "uncorrelated":
+            return x / norms.where(norms > torch.finfo(torch.float64).tiny, 1.0)  # zero rows stay zero
         raise ValueError(
             f"{what} is undefined for examples {bad[:10].tolist()}: their activation vector is "
-            "constant (zero norm after the required centring)"
+            "constant (zero norm after the required centring); pass constant='uncorrelated' to "
+            "treat such an example as uncorrelated with every other"
         )
     return x / norms
 
 
-def rdm(acts, metric: str = "euclidean") -> torch.Tensor:
+def rdm(acts, metric: str = "euclidean", constant: str = "raise") -> torch.Tensor:
     """Representational dissimilarity matrix ``(n, n)`` of activations ``(n, ...)`` ([G] App. B).
 
     ``metric`` selects δ(x_i, x_j) for the flattened example vectors ``x_i ∈ R^d``:
@@ -135,15 +144,19 @@ def rdm(acts, metric: str = "euclidean") -> torch.Tensor:
     * ``"cosine"`` — ``1 − x_iᵀx_j / (‖x_i‖ ‖x_j‖)``.
 
     Returns a symmetric float64 tensor with an exactly zero diagonal, on the input's device.
-    Requires ``n ≥ 3`` (fewer examples leave fewer than 3 pairs to rank).
+    Requires ``n ≥ 3`` (fewer examples leave fewer than 3 pairs to rank). The correlation and
+    cosine distances of a constant example vector are undefined: ``constant="raise"`` (default)
+    says so, ``"uncorrelated"`` sets its distance to every other example to 1.
     """
+    if constant not in CONSTANT_ROWS:
+        raise ValueError(f"constant={constant!r}; use one of {CONSTANT_ROWS}")
     x = flatten_examples(acts, min_examples=3)
     if metric == "euclidean":
         return _squared_euclidean(x).sqrt_()
     if metric == "correlation":
-        u = _unit_rows(x - x.mean(dim=1, keepdim=True), "correlation distance")
+        u = _unit_rows(x - x.mean(dim=1, keepdim=True), "correlation distance", constant)
     elif metric == "cosine":
-        u = _unit_rows(x, "cosine distance")
+        u = _unit_rows(x, "cosine distance", constant)
     else:
         raise ValueError(f"unknown RDM metric {metric!r}; choose one of {RDM_METRICS}")
     d = (1.0 - u @ u.T).clamp_(0.0, 2.0)
