@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 
-from mamlscope import evaluate, meta, profiles
+from mamlscope import evaluate, meta, profiles, runs
 
 BASE = profiles.load("cpu")
 CANDIDATES = {
@@ -39,17 +38,13 @@ def main(argv=None) -> int:
         run = meta.train(CANDIDATES[name])
         print(f"{name}: {run.dir.name} trained in {time.perf_counter() - start:.0f} s", flush=True)
     if args.report:
-        rows = {}
         for name, cfg in CANDIDATES.items():
-            run = meta.Run(cfg)
-            if not run.finished:
+            if not (runs.run_dir(cfg) / "final.json").is_file():
+                print(f"{name:9s} not trained yet (python tools/recipe_study.py {name})")
                 continue
+            run = runs.Run(cfg)
             score = evaluate.run_score(run, args.tasks)
-            curve = [(r["step"], round(r["test_score"], 4)) for r in run.metrics() if "test_score" in r]
-            rows[name] = {"run": run.dir.name, "mean": score.mean, "ci95": score.ci95, "n": score.n,
-                          "curve": curve}
             print(f"{name:9s} {run.dir.name}: {score} over {score.n} tasks", flush=True)
-        json.dump(rows, sys.stdout if not rows else open("/tmp/recipe_study.json", "w"), indent=1)
     return 0
 
 

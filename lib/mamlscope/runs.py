@@ -80,13 +80,18 @@ def _atomic_write_bytes(path: Path, write) -> None:
             tmp.unlink()
 
 
+def run_dir(config, root=None) -> Path:
+    """Where the run of ``config`` lives (``<cache root>/runs/<name>-<hash12>``); creates nothing."""
+    return cache_root(root) / "runs" / f"{config.name}-{config_hash(config)[:12]}"
+
+
 class Run:
     """The directory of one training run. ``config`` is a dataclass with a ``name`` property."""
 
     def __init__(self, config, root=None):
         self.config = config
         self.hash = config_hash(config)
-        self.dir = cache_root(root) / "runs" / f"{config.name}-{self.hash[:12]}"
+        self.dir = run_dir(config, root)
         self.ckpt_dir = self.dir / "ckpt"
         self._check_or_write_config()
 
