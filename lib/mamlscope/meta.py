@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from . import data
 from .evaluate import mean_ci95, per_task_scores
 from .inner import InnerLoop, query_loss
-from .models import build_model
+from .models import VARIANTS, build_model
 from .progress import progress_bar
 from .runs import ADDED, Run
 
@@ -121,8 +121,8 @@ class MetaConfig:
     def __post_init__(self):
         _check_dtype(self.dtype)
         InnerLoop(reduction=self.inner_reduction)  # validates it
-        if self.network not in ("book", "finn"):
-            raise ValueError(f"network={self.network!r}; use 'book' or 'finn' (Finn et al.'s Conv4).")
+        if self.network not in VARIANTS:
+            raise ValueError(f"network={self.network!r}; use one of {list(VARIANTS)} (Finn et al.'s Conv4).")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm={self.algorithm!r}; use one of {sorted(ALGORITHMS)}.")
         if self.dataset not in ("omniglot", "sinusoid"):

@@ -37,6 +37,12 @@ def _dtype(params: Params) -> torch.dtype:
     return next(iter(params.values())).dtype
 
 
+def _tasks_like(tasks: Task, params: Params) -> Task:
+    """``tasks`` on the device and in the dtype of θ."""
+    p = next(iter(params.values()))
+    return tasks.to(p.device, p.dtype)
+
+
 def activations(model, params: Params, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
     """Every layer's activation of ``model`` with parameters θ=``params`` on inputs ``x``
     (cast to θ's dtype): ``{layer: (n, ...)}``, detached."""
@@ -77,7 +83,7 @@ def finetune_dissimilarity(model, theta: Params, tasks: Task, inner: InnerLoop, 
     adaptation with the one at θ.  Returns ``{metric: (n_tasks, n_layers)}``, layers in model order."""
     theta = detached(theta)
     inner = replace(inner, first_order=True)
-    tasks = tasks.to(next(iter(theta.values())).device, _dtype(theta))
+    tasks = _tasks_like(tasks, theta)
     rows = {m: [] for m in metrics}
     for i in range(len(tasks)):
         t = tasks[i]
@@ -426,7 +432,7 @@ def support_loss_path(model, theta: Params, tasks: Task, inner: InnerLoop, loss:
     """Mean support loss (the mean cross-entropy, whatever the inner loop's reduction) over
     ``tasks`` after 0, 1, …, ``inner.steps`` inner steps of ``inner`` from θ."""
     theta = detached(theta)
-    tasks = tasks.to(next(iter(theta.values())).device, _dtype(theta))
+    tasks = _tasks_like(tasks, theta)
     loss_fn = _loss_fn(loss)
     out = np.zeros(inner.steps + 1)
     for i in range(len(tasks)):
