@@ -38,6 +38,7 @@ class Profile:
     omniglot_20w1s: MetaConfig           # Omniglot 20-way 1-shot, MAML ([F], [G], [R])
     mnist_supervised: SupervisedConfig   # Conv4 on MNIST from a random init ([G] Fig 2)
     dtype: str = "float32"               # of every training configuration (smoke: float64)
+    compare_recipes: bool = False        # train the other inner-loop recipe in chapter 3 (else: its record)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -84,6 +85,7 @@ PROFILES: dict[str, Profile] = {
                                   log_every=3, curve_tasks=4),
         mnist_supervised=SupervisedConfig(filters=8, batch_size=20, steps=10, checkpoint_every=5, log_every=5),
         dtype="float64",
+        compare_recipes=True,
     ),
     "cpu": Profile(
         name="cpu",

@@ -69,26 +69,6 @@ def points_below_paper(score, claim_id: str) -> float:
     return 100 * (claim(claim_id).rule.paper_mean - score.mean)
 
 
-def recipe_comparison(runs: dict, n_tasks: int, device="cpu", early: int = 3) -> pd.DataFrame:
-    """One row per inner-loop recipe, ``label → (run, InnerVsMeta, support-loss path)``: the
-    recipe, its accuracy over the fixed test tasks, G4's one-step ratios in the early layers and
-    G5's first-step shares (correlation RDMs), and the support loss left after one step."""
-    from .evaluate import run_score
-
-    rows = {}
-    for label, (run, ivm, loss) in runs.items():
-        cfg, change = run.config, ivm.change()
-        rows[label] = {
-            "inner loss": cfg.inner_reduction, "network": cfg.network, "α": cfg.inner_lr,
-            "accuracy (%)": str(run_score(run, n_tasks, device=device)).rstrip("%"),
-            **{f"G4 {l}": f"{change.loc[l, 'ratio_1']:.2f} [{change.loc[l, 'ratio_1 lo']:.2f}, "
-                          f"{change.loc[l, 'ratio_1 hi']:.2f}]" for l in ivm.layers[:early]},
-            "G5 d(0→1)/d(0→10)": f"{change['d(0→1)/d(0→10)'].min():.2f}–{change['d(0→1)/d(0→10)'].max():.2f}",
-            "support loss after 1 step": f"{100 * loss[1] / loss[0]:.0f}% of before",
-        }
-    return pd.DataFrame(rows).T
-
-
 def knee_step(run, fraction: float = 0.9) -> int:
     """The first checkpoint at which the held-out accuracy has made ``fraction`` of its total
     gain (final minus initial): past it, the learning curve has bent over."""
