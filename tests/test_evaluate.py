@@ -67,3 +67,31 @@ def test_nil_classifies_copies_of_the_support_set():
     assert acc.shape == (4,) and acc.min() == 1.0
     flipped = Task(x, y, x.clone(), (y + 1) % 3)
     assert evaluate.nil_accuracy(model, flipped).max() == 0.0
+
+
+@requires_data
+def test_run_task_scores_are_cached_with_their_mean(tmp_path, monkeypatch):
+    """Per-task values come back from the cache unchanged, agree with run_score, and an entry
+    cached before values were stored (mean and CI only) is completed, not trusted blindly."""
+    import dataclasses
+    import json
+
+    from mamlscope import evaluate, meta
+
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
+    cfg = meta.MetaConfig(n_way=3, filters=4, meta_batch=2, q_query=1, steps=2, checkpoint_every=2,
+                          log_every=1, curve_tasks=3, log_checkpoints=False)
+    run = meta.train(cfg)
+    v = evaluate.run_task_scores(run, 5)
+    s = evaluate.run_score(run, 5)
+    assert v.shape == (5,) and s == evaluate.mean_ci95(v)
+    path = run.dir / "scores.json"
+    cache = json.loads(path.read_text())
+    key = next(iter(cache))
+    assert cache[key]["values"] == v.tolist()
+    del cache[key]["values"]
+    path.write_text(json.dumps(cache))
+    assert evaluate.run_score(run, 5) == s                       # old entries still give their score
+    assert torch.equal(evaluate.run_task_scores(run, 5), v)      # and are completed on demand
+    other = evaluate.run_task_scores(run, 5, inner=dataclasses.replace(cfg.inner(False), adapt="head"))
+    assert len(json.loads(path.read_text())) == 2 and other.shape == (5,)

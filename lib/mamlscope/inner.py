@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from .data import Task
-from .models import adapted_parameter_names
+from .models import adapted_parameter_names, layer_of
 
 Params = dict[str, torch.Tensor]
 BACKENDS = ("func", "higher")
@@ -107,6 +107,20 @@ def detached(params: Mapping[str, torch.Tensor]) -> Params:
 # --------------------------------------------------------------------------------------------
 # torch.func backend
 # --------------------------------------------------------------------------------------------
+def frozen_prefix(model, params: Mapping[str, torch.Tensor], x: torch.Tensor, names: list[str]):
+    """The layers below the first adapted one do not move in the inner loop, so their output on
+    the support set is the same at every step: compute it once. Returns ``(input, start)`` for
+    ``model(input, start=start)`` — ``(x, None)`` when the first layer adapts (MAML). Exact: the
+    same operations on the same inputs (batch statistics included) as a full forward per step,
+    and still differentiable w.r.t. the frozen parameters (the outer loop trains them)."""
+    layers = list(model.layer_names)
+    first = min(layers.index(layer_of(n)) for n in names) if names else len(layers) - 1
+    if first == 0:
+        return x, None
+    _, acts = functional_call(model, dict(params), (x,), {"return_activations": True})
+    return acts[layers[first - 1]], layers[first]
+
+
 def adapt(model: torch.nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
           inner: InnerLoop, *, loss: str = "cross_entropy", trajectory: bool = False):
     """Adapt ``params`` to the support set ``(x, y)`` of one task (``torch.func`` backend).
@@ -118,9 +132,10 @@ def adapt(model: torch.nn.Module, params: Mapping[str, torch.Tensor], x: torch.T
     fast = {n: params[n] for n in names}
     frozen = {n: p for n, p in params.items() if n not in fast}
     loss_fn = support_loss_fn(loss, inner.reduction)
+    x, start = frozen_prefix(model, params, x, names)
 
     def support_loss(fast_, x_, y_):
-        return loss_fn(functional_call(model, (fast_, frozen), (x_,)), y_)
+        return loss_fn(functional_call(model, (fast_, frozen), (x_,), {"start": start}), y_)
 
     path = [{**frozen, **fast}]
     for _ in range(inner.steps):

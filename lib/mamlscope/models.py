@@ -38,6 +38,14 @@ def _activation(name: str):
 VARIANTS = ("book", "finn")
 
 
+def _start_index(model, start: str | None) -> int:
+    if start is None:
+        return 0
+    if start not in model.layer_names:
+        raise ValueError(f"start={start!r} is not a layer of {type(model).__name__}: {list(model.layer_names)}.")
+    return model.layer_names.index(start)
+
+
 class ConvBlock(nn.Module):
     """3×3 conv → BatchNorm (batch statistics) → ReLU [→ 2×2 max-pool]."""
 
@@ -93,9 +101,13 @@ class Conv4(nn.Module):
             nn.init.normal_(self.head.weight, 0.0, 1.0)
             nn.init.zeros_(self.head.bias)
 
-    def forward(self, x, return_activations: bool = False):
+    def forward(self, x, return_activations: bool = False, start: str | None = None):
+        """Logits (and, with ``return_activations``, every layer's activation by name). With
+        ``start`` the pass begins at that layer and ``x`` is the previous layer's activation
+        (conv4's for ``start="head"``): an inner loop that only adapts the layers from ``start``
+        on computes the frozen ones once (:func:`mamlscope.inner.adapt`)."""
         acts = OrderedDict()
-        for name in self.layer_names[:-1]:
+        for name in self.layer_names[_start_index(self, start):-1]:
             x = getattr(self, name)(x)
             acts[name] = x
         out = self.head(x.mean(dim=(-2, -1)) if self.spatial_mean else x.flatten(1))
@@ -117,9 +129,10 @@ class MLP(nn.Module):
         self.head = nn.Linear(sizes[-1], out_features)
         self.feature_dim = sizes[-1]
 
-    def forward(self, x, return_activations: bool = False):
+    def forward(self, x, return_activations: bool = False, start: str | None = None):
+        """As :meth:`Conv4.forward` (``start``: begin at that layer, ``x`` its input)."""
         acts = OrderedDict()
-        for name in self.layer_names[:-1]:
+        for name in self.layer_names[_start_index(self, start):-1]:
             x = self.act(getattr(self, name)(x))
             acts[name] = x
         out = self.head(x)

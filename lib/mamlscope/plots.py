@@ -150,3 +150,43 @@ def inner_vs_meta_mds(ivm, metric: str = "correlation"):
     fig.suptitle(f"MDS of the RDM of RDMs ({metric} RDMs): checkpoints × tasks × inner steps, per layer")
     fig.tight_layout()
     return fig
+
+
+def before_after(ba):
+    """[R] Fig 2 (:class:`~mamlscope.reuse.BeforeAfter`): per layer, the similarity of the
+    representations before and after the inner loop (SVCCA, PWCCA, linear CKA; 95% CI over tasks)."""
+    style()
+    s = ba.summary()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    x = np.arange(len(ba.layers))
+    for k, (m, label) in enumerate([("svcca", "SVCCA"), ("pwcca", "PWCCA"), ("cka", "linear CKA")]):
+        mean = s[m].to_numpy(float)
+        err = np.vstack([mean - s[f"{m} lo"].to_numpy(float), s[f"{m} hi"].to_numpy(float) - mean])
+        ax.bar(x + (k - 1) * 0.27, mean, 0.27, yerr=err, capsize=3, label=label)
+    ax.axhline(0.9, color="grey", ls="--", lw=1)
+    ax.set(xticks=x, xticklabels=ba.layers, ylim=(0, 1.05), ylabel="similarity before vs after adaptation",
+           title=f"{s.shape[0]} layers, {ba.frame.task.nunique()} held-out tasks")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def reuse_over_training(frame):
+    """Beyond [R]: over meta-training (log axis), left the accuracy with full and with head-only
+    adaptation; right the body's and the head's similarity before vs after full adaptation."""
+    style()
+    f = frame[frame.index > 0]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    steps = f.index.to_numpy()
+    axes[0].plot(steps, 100 * f["full"], "o-", label="adapt all layers")
+    axes[0].plot(steps, 100 * f["head only"], "s-", label="adapt the head only")
+    axes[0].set(xscale="log", xlabel="meta-training step", ylabel="query accuracy (%)",
+                title="full vs head-only adaptation")
+    axes[0].legend(fontsize=8)
+    for col, style_ in (("body CKA", "o-"), ("body SVCCA", "s-"), ("head SVCCA", "^:")):
+        axes[1].plot(steps, f[col], style_, label=col)
+    axes[1].set(xscale="log", ylim=(0, 1.05), xlabel="meta-training step", ylabel="before vs after adaptation",
+                title="how much the inner loop changes representations")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -37,6 +37,10 @@ class Profile:
     omniglot_5w1s: MetaConfig            # Omniglot 5-way 1-shot, MAML ([F] Table 1)
     omniglot_20w1s: MetaConfig           # Omniglot 20-way 1-shot, MAML ([F], [G], [R])
     mnist_supervised: SupervisedConfig   # Conv4 on MNIST from a random init ([G] Fig 2)
+    omniglot_20w5s: MetaConfig           # Omniglot 20-way 5-shot, MAML ([F], [R] Table 2)
+    omniglot_supervised: SupervisedConfig  # Conv4 on the 1,200 training characters as classes ([R] Table 5)
+    r1_settings: tuple = ("omniglot_20w1s",)  # settings of [R] Table 2 trained for R1 (MAML and ANIL)
+    anil_seeds: int = 1                  # ANIL runs per R1 setting (seeds 0, 1, …; MAML: seed 0)
     dtype: str = "float32"               # of every training configuration (smoke: float64)
     compare_recipes: bool = False        # train the other inner-loop recipe in chapter 3 (else: its record)
 
@@ -84,6 +88,12 @@ PROFILES: dict[str, Profile] = {
                                   inner_lr=0.1, eval_inner_steps=5, checkpoint_every=1,
                                   log_every=3, curve_tasks=4),
         mnist_supervised=SupervisedConfig(filters=8, batch_size=20, steps=10, checkpoint_every=5, log_every=5),
+        omniglot_20w5s=MetaConfig(n_way=20, k_shot=5, filters=8, meta_batch=2, q_query=1, steps=4, inner_steps=5,
+                                  inner_lr=0.1, eval_inner_steps=5, checkpoint_every=2, log_every=2, curve_tasks=4),
+        omniglot_supervised=SupervisedConfig(dataset="omniglot", filters=8, batch_size=20, steps=10,
+                                             checkpoint_every=5, log_every=5),
+        r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
+        anil_seeds=2,
         dtype="float64",
         compare_recipes=True,
     ),
@@ -103,6 +113,12 @@ PROFILES: dict[str, Profile] = {
                                   inner_lr=0.1, eval_inner_steps=5, steps=3000, checkpoint_every=250,
                                   inner_reduction="mean", network="book"),
         mnist_supervised=SupervisedConfig(filters=64, batch_size=100, steps=200, checkpoint_every=10),
+        omniglot_20w5s=MetaConfig(n_way=20, k_shot=5, filters=32, meta_batch=4, q_query=5, inner_steps=5,
+                                  inner_lr=0.1, eval_inner_steps=5, steps=3000, checkpoint_every=250,
+                                  inner_reduction="mean", network="book"),
+        omniglot_supervised=SupervisedConfig(dataset="omniglot", filters=32, batch_size=100, steps=3000,
+                                             checkpoint_every=500, log_every=100),
+        anil_seeds=3,
     ),
     "paper": Profile(
         name="paper",
@@ -117,6 +133,11 @@ PROFILES: dict[str, Profile] = {
         omniglot_5w1s=_PAPER_5W,
         omniglot_20w1s=_PAPER_20W,
         mnist_supervised=SupervisedConfig(filters=64, batch_size=100, steps=200, checkpoint_every=10),
+        omniglot_20w5s=replace(_PAPER_20W, k_shot=5),
+        omniglot_supervised=SupervisedConfig(dataset="omniglot", filters=64, batch_size=100, steps=30_000,
+                                             checkpoint_every=1000, log_every=100),
+        r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
+        anil_seeds=3,
     ),
 }
 

@@ -1,0 +1,373 @@
+"""Rapid learning or feature reuse? The analyses of Raghu et al. ([R]).
+
+* :func:`paired_difference` — accuracy of one method minus another's on the *same* fixed test
+  tasks, with a 95% interval over tasks (paired, so the tasks' difficulty cancels).
+* :func:`freezing` (R3) — a MAML-trained θ adapted at test time on the layers ≥ k only
+  (``InnerLoop.adapt = "from:<layer>"``; ``"head"`` = only the head), against adapting all.
+* :func:`before_after` (R4) — each layer's representation of a task's images before and after
+  the inner loop, compared by SVCCA and PWCCA (for conv layers every spatial position is an
+  example and the channels are the neurons, as in Raghu et al. 2017 and Morcos et al. 2018) and by
+  linear CKA on the flattened activations.
+* :func:`nil_scores` (R5) — NIL accuracy (:func:`mamlscope.evaluate.nil_accuracy`) of several
+  bodies on the same tasks.
+* :func:`over_training` — beyond the paper: at every checkpoint, full vs head-only adaptation and
+  the body's similarity before vs after adaptation (when, if ever, does reuse take over?).
+* :func:`time_ratio` (R2) — seconds per call of two functions, interleaved in one process, and
+  the ratio of their medians with a bootstrap interval.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import Task
+from .evaluate import Score, mean_ci95, nil_accuracy, per_task_scores, run_task_scores
+from .inner import InnerLoop, adapt, detached
+from .metrics.cca import pwcca, svcca
+from .metrics.cka import linear_cka
+from .representations import activations, mean_ci
+
+
+def paired_difference(a: torch.Tensor, b: torch.Tensor) -> Score:
+    """Mean of the per-task differences ``a − b`` (same tasks, same order) ± 95% CI."""
+    if a.shape != b.shape:
+        raise ValueError(f"paired_difference needs per-task values of the same tasks; got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}.")
+    return mean_ci95(a.double() - b.double())
+
+
+def _pct(s: Score) -> str:
+    return f"{100 * s.mean:+.1f} ± {100 * s.ci95:.1f}"
+
+
+# --------------------------------------------------------------------------------------------
+# R1 — ANIL against MAML
+# --------------------------------------------------------------------------------------------
+@dataclass
+class AnilVsMaml:
+    """``scores[setting][label]``: per-task accuracies on the same fixed test tasks, labels
+    ``"MAML"`` and ``"ANIL seed i"``."""
+
+    scores: dict[str, dict[str, torch.Tensor]]
+
+    def difference(self, setting: str) -> Score:
+        return paired_difference(self.scores[setting]["ANIL seed 0"], self.scores[setting]["MAML"])
+
+    def table(self) -> pd.DataFrame:
+        rows = {}
+        for setting, by_label in self.scores.items():
+            for label, v in by_label.items():
+                d = paired_difference(v, by_label["MAML"]) if label != "MAML" else None
+                rows[(setting, label)] = {"accuracy (%)": str(mean_ci95(v)).rstrip("%"),
+                                          "minus MAML (points, paired)": _pct(d) if d else "—"}
+        return pd.DataFrame(rows).T
+
+    def claim_values(self, not_run: Sequence[str] = ()) -> dict:
+        d = {s: self.difference(s) for s in self.scores}
+        return {"diff": {s: x.mean for s, x in d.items()}, "diff_lo": {s: x.mean - x.ci95 for s, x in d.items()},
+                "diff_hi": {s: x.mean + x.ci95 for s, x in d.items()},
+                "maml": {s: mean_ci95(v["MAML"]).mean for s, v in self.scores.items()},
+                "anil": {s: mean_ci95(v["ANIL seed 0"]).mean for s, v in self.scores.items()},
+                "n_tasks": len(next(iter(self.scores.values()))["MAML"]), "not_run": list(not_run)}
+
+
+def anil_vs_maml(maml_runs: Mapping[str, object], anil_runs: Mapping[str, Sequence], n_tasks: int,
+                 device="cpu") -> AnilVsMaml:
+    """Per-task accuracies of each setting's MAML run and ANIL runs (cached in the runs)."""
+    return AnilVsMaml({s: {"MAML": run_task_scores(maml_runs[s], n_tasks, device=device),
+                           **{f"ANIL seed {i}": run_task_scores(r, n_tasks, device=device)
+                              for i, r in enumerate(anil_runs[s])}}
+                       for s in maml_runs})
+
+
+# --------------------------------------------------------------------------------------------
+# R3 — freezing the lower layers at test time
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Freezing:
+    """Per-task accuracies ``scores[adapt]`` for ``adapt`` in ``"from:conv1"`` (= all) …
+    ``"head"``; ``frozen[adapt]`` names the layers that do not move."""
+
+    scores: dict[str, torch.Tensor]
+    frozen: dict[str, str]
+    full: str
+
+    def differences(self) -> dict[str, Score]:
+        return {k: paired_difference(v, self.scores[self.full]) for k, v in self.scores.items() if k != self.full}
+
+    def table(self) -> pd.DataFrame:
+        diff = self.differences()
+        return pd.DataFrame({
+            "frozen at test time": self.frozen,
+            "accuracy (%)": {k: str(mean_ci95(v)).rstrip("%") for k, v in self.scores.items()},
+            "minus adapting all (points)": {k: _pct(diff[k]) if k in diff else "—" for k in self.scores},
+        })
+
+    def claim_values(self) -> dict:
+        diff = self.differences()
+        return {"freeze_diff": {self.frozen[k]: d.mean for k, d in diff.items()},
+                "freeze_diff_lo": {self.frozen[k]: d.mean - d.ci95 for k, d in diff.items()},
+                "freeze_diff_hi": {self.frozen[k]: d.mean + d.ci95 for k, d in diff.items()},
+                "full": mean_ci95(self.scores[self.full]).values()}
+
+
+def freezing(model, tasks: Task, inner: InnerLoop, params=None) -> Freezing:
+    """[R] Table: adapt only the layers from k on, for every k, at test time (``inner`` otherwise)."""
+    layers = list(model.layer_names)
+    specs = [f"from:{l}" for l in layers[:-1]] + ["head"]
+    scores = {s: per_task_scores(model, tasks, replace(inner, adapt=s), params=params) for s in specs}
+    frozen = {s: "none" if i == 0 else ("–".join([layers[0], layers[i - 1]]) if i > 1 else layers[0])
+              for i, s in enumerate(specs)}
+    return Freezing(scores, frozen, specs[0])
+
+
+# --------------------------------------------------------------------------------------------
+# R4 — representations before vs after the inner loop
+# --------------------------------------------------------------------------------------------
+def _neurons(a: torch.Tensor) -> torch.Tensor:
+    """``(n, C, H, W)`` → ``(n·H·W, C)``: spatial positions as examples, channels as neurons."""
+    return a.permute(0, 2, 3, 1).reshape(-1, a.shape[1]) if a.dim() == 4 else a.flatten(1)
+
+
+def similarity(before: torch.Tensor, after: torch.Tensor, keep_variance: float = 0.99) -> dict[str, float]:
+    """SVCCA, PWCCA (on :func:`_neurons`) and linear CKA (flattened) of one layer's two representations."""
+    x, y = _neurons(before).double(), _neurons(after).double()
+    return {"svcca": svcca(x, y, keep_variance), "pwcca": pwcca(x, y),
+            "cka": linear_cka(before.flatten(1).double(), after.flatten(1).double())}
+
+
+@dataclass
+class BeforeAfter:
+    """``frame``: one row per (task, layer) with ``svcca``, ``pwcca``, ``cka``."""
+
+    frame: pd.DataFrame
+    layers: list[str]
+
+    def summary(self) -> pd.DataFrame:
+        """Per layer and measure: mean and the lower/upper end of its 95% CI over tasks."""
+        rows = {}
+        for layer in self.layers:
+            sub = self.frame[self.frame.layer == layer]
+            row = {}
+            for m in ("svcca", "pwcca", "cka"):
+                mean, half = mean_ci(sub[m].to_numpy()[:, None])
+                row[m], row[f"{m} lo"], row[f"{m} hi"] = float(mean[0]), float(mean[0] - half[0]), float(mean[0] + half[0])
+            rows[layer] = row
+        return pd.DataFrame(rows).T
+
+    def table(self) -> pd.DataFrame:
+        s = self.summary()
+        return pd.DataFrame({m: {l: f"{s.loc[l, m]:.3f} [{s.loc[l, f'{m} lo']:.3f}, {s.loc[l, f'{m} hi']:.3f}]"
+                                 for l in self.layers} for m in ("svcca", "pwcca", "cka")})
+
+    def claim_values(self) -> dict:
+        s, body = self.summary(), self.layers[:-1]
+        return {"body_cka": {l: s.loc[l, "cka"] for l in body}, "body_cka_lo": {l: s.loc[l, "cka lo"] for l in body},
+                "body_cca": {l: s.loc[l, "svcca"] for l in body}, "body_cca_lo": {l: s.loc[l, "svcca lo"] for l in body},
+                "head_cca": s.loc[self.layers[-1], "svcca"], "head_cca_hi": s.loc[self.layers[-1], "svcca hi"],
+                "head_cka": s.loc[self.layers[-1], "cka"], "n_tasks": int(self.frame.task.nunique())}
+
+
+def before_after(model, theta: Mapping[str, torch.Tensor], tasks: Task, inner: InnerLoop) -> BeforeAfter:
+    """[R] Fig 2: for each task, every layer's representation of the task's images (support and
+    query) under θ and under θ adapted on the support set, compared by :func:`similarity`."""
+    theta = detached(theta)
+    p = next(iter(theta.values()))
+    rows = []
+    for i in range(len(tasks)):
+        t = tasks[i].to(p.device, p.dtype)
+        fast = detached(adapt(model, theta, t.x_support, t.y_support, replace(inner, first_order=True)))
+        x = torch.cat([t.x_support, t.x_query])
+        a0, a1 = activations(model, theta, x), activations(model, fast, x)
+        rows += [{"task": i, "layer": l, **similarity(a0[l], a1[l])} for l in a0]
+    return BeforeAfter(pd.DataFrame(rows), list(model.layer_names))
+
+
+# --------------------------------------------------------------------------------------------
+# R5 — NIL
+# --------------------------------------------------------------------------------------------
+def nil_scores(bodies: Mapping[str, tuple], tasks: Task) -> dict[str, torch.Tensor]:
+    """``label → (model, θ)`` → per-task NIL accuracy on ``tasks`` (the head is never used, so
+    bodies trained with any head — 20-way, 1,200-way — compare on the same tasks)."""
+    return {label: nil_accuracy(model, tasks, params=theta) for label, (model, theta) in bodies.items()}
+
+
+@dataclass
+class NilComparison:
+    """NIL accuracies per body (``nil[label]``) beside the accuracy of the bodies that have a
+    trained head (``head[label]``, same tasks)."""
+
+    nil: dict[str, torch.Tensor]
+    head: dict[str, torch.Tensor]
+
+    def table(self) -> pd.DataFrame:
+        rows = {}
+        for label, v in self.nil.items():
+            d = paired_difference(v, self.head[label]) if label in self.head else None
+            rows[label] = {"NIL accuracy (%)": str(mean_ci95(v)).rstrip("%"),
+                           "with its head and inner loop (%)": str(mean_ci95(self.head[label])).rstrip("%")
+                           if label in self.head else "—",
+                           "NIL minus head (points, paired)": _pct(d) if d else "—"}
+        return pd.DataFrame(rows).T
+
+    def claim_values(self) -> dict:
+        d = {k: paired_difference(self.nil[k], self.head[k]) for k in self.head}
+        return {"nil": {k: mean_ci95(self.nil[k]).mean for k in self.head},
+                "head": {k: mean_ci95(self.head[k]).mean for k in self.head},
+                "nil_diff": {k: x.mean for k, x in d.items()}, "nil_diff_lo": {k: x.mean - x.ci95 for k, x in d.items()},
+                "nil_diff_hi": {k: x.mean + x.ci95 for k, x in d.items()},
+                "others": {k: mean_ci95(v).mean for k, v in self.nil.items() if k not in self.head}}
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the paper — over meta-training
+# --------------------------------------------------------------------------------------------
+def over_training(run, steps: Sequence[int], tasks: Task, inner: InnerLoop, similarity_tasks: int = 10,
+                  device="cpu") -> pd.DataFrame:
+    """At every checkpoint in ``steps``: accuracy with full and with head-only adaptation on
+    ``tasks``, their paired difference, and the body's mean CKA / SVCCA before vs after full
+    adaptation on the first ``similarity_tasks`` tasks."""
+    model = run.config.build_model().to(device)
+    rows = {}
+    for step in steps:
+        theta = run.load_model(step, device).state_dict()
+        full = per_task_scores(model, tasks, inner, params=theta)
+        head = per_task_scores(model, tasks, replace(inner, adapt="head"), params=theta)
+        d = paired_difference(head, full)
+        ba = before_after(model, theta, tasks[:similarity_tasks], inner).summary()
+        body = list(model.layer_names[:-1])
+        rows[step] = {"full": mean_ci95(full).mean, "head only": mean_ci95(head).mean,
+                      "head only − full": d.mean, "ci95": d.ci95,
+                      "body CKA": float(ba.loc[body, "cka"].mean()), "body SVCCA": float(ba.loc[body, "svcca"].mean()),
+                      "head SVCCA": float(ba.loc[model.layer_names[-1], "svcca"])}
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "meta-step"
+    return frame
+
+
+def describe_over_training(frame: pd.DataFrame) -> str:
+    """What :func:`over_training` measured, in numbers: the gap between head-only and full
+    adaptation and the body's CKA at the first trained checkpoint, at the best one and at the end,
+    and the first checkpoint from which head-only adaptation stays within 2 points of full."""
+    f = frame[frame.index > 0]
+    first, last = f.index[0], f.index[-1]
+    gap = f["head only − full"]
+    within = gap >= -0.02
+    settled = next((s for s in f.index if within.loc[s:].all()), None)
+
+    def at(s):
+        return (f"step {s}: full {100 * f.loc[s, 'full']:.1f}%, head only {100 * f.loc[s, 'head only']:.1f}% "
+                f"({100 * gap.loc[s]:+.1f} points), body CKA {f.loc[s, 'body CKA']:.3f}, head SVCCA "
+                f"{f.loc[s, 'head SVCCA']:.3f}")
+    return "\n".join([at(first), at(last),
+                      f"head-only adaptation is within 2 points of full adaptation from step {settled} on"
+                      if settled is not None else "head-only adaptation never stays within 2 points of full adaptation"])
+
+
+# --------------------------------------------------------------------------------------------
+# R2 — cost
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimeRatio:
+    seconds_a: float          # median seconds per call of a
+    seconds_b: float
+    ratio: float              # seconds_a / seconds_b
+    lo: float                 # 95% bootstrap interval of the ratio of medians
+    hi: float
+    repeats: int
+
+    def __str__(self) -> str:
+        return (f"{1000 * self.seconds_a:.1f} ms / {1000 * self.seconds_b:.1f} ms = {self.ratio:.2f}× "
+                f"[{self.lo:.2f}, {self.hi:.2f}] ({self.repeats} interleaved repeats)")
+
+
+def time_ratio(a: Callable[[], object], b: Callable[[], object], repeats: int = 20, warmup: int = 3,
+               seed: int = 0) -> TimeRatio:
+    """Wall-clock seconds of ``a()`` over ``b()``: warm both, then alternate them ``repeats``
+    times (so a drift in the machine's speed hits both), ratio of medians, and a 95% percentile
+    bootstrap interval over the repeats."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for f, out in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            f()
+            out.append(time.perf_counter() - start)
+    ta_, tb_ = np.array(ta), np.array(tb)
+    rng = np.random.default_rng(seed)
+    boot = [np.median(rng.choice(ta_, len(ta_))) / np.median(rng.choice(tb_, len(tb_))) for _ in range(2000)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return TimeRatio(statistics.median(ta), statistics.median(tb), statistics.median(ta) / statistics.median(tb),
+                     float(lo), float(hi), repeats)
+
+
+def _seeded_model(cfg, device):
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        return cfg.build_model().to(device)
+
+
+def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable[[], None]:
+    """A closure doing one meta-training step of ``cfg`` (inner loop, query loss, backward to θ,
+    Adam) on the fixed meta-batch ``batch``."""
+    from .inner import query_loss
+
+    model = _seeded_model(cfg, device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
+    inner, batch = cfg.inner(train=True), batch.to(device, next(model.parameters()).dtype)
+
+    def step():
+        losses, _ = query_loss(model, batch, inner, loss=cfg.loss, backend=backend)
+        opt.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        opt.step()
+    return step
+
+
+def adaptation(cfg, tasks: Task, backend: str = "func", device="cpu") -> Callable[[], None]:
+    """A closure adapting ``cfg``'s test-time inner loop to every task of ``tasks`` and scoring
+    the queries (no meta-gradient: first order, as at test time)."""
+    from .inner import query_loss
+
+    model = _seeded_model(cfg, device)
+    inner, tasks = replace(cfg.inner(train=False), first_order=True), tasks.to(device, next(model.parameters()).dtype)
+
+    def run():
+        query_loss(model, tasks, inner, loss=cfg.loss, backend=backend)
+    return run
+
+
+def cost(maml_cfg, anil_cfg, batch: Task, test_tasks: Task, backends=("func", "higher"), repeats: int = 20,
+         device="cpu") -> dict[str, dict[str, TimeRatio]]:
+    """R2: MAML's over ANIL's seconds per meta-step (on ``batch``) and per test-time adaptation
+    (of ``test_tasks``), for each inner-loop backend: ``{backend: {"training": r, "adaptation": r}}``.
+    ``"func"`` computes ANIL's frozen body once per task (:func:`mamlscope.inner.frozen_prefix`);
+    ``"higher"`` runs the whole network at every inner step, as generic implementations do."""
+    out = {}
+    for backend in backends:
+        out[backend] = {
+            "training": time_ratio(meta_step(maml_cfg, batch, backend, device), meta_step(anil_cfg, batch, backend, device),
+                                   repeats),
+            "adaptation": time_ratio(adaptation(maml_cfg, test_tasks, backend, device),
+                                     adaptation(anil_cfg, test_tasks, backend, device), repeats),
+        }
+    return out
+
+
+def cost_table(c: dict) -> pd.DataFrame:
+    return pd.DataFrame({f"{what}: MAML / ANIL": {b: str(r[what]) for b, r in c.items()}
+                         for what in ("training", "adaptation")})
+
+
+def cost_values(c: dict, device) -> dict:
+    r = c["func"]
+    return {"train": r["training"].ratio, "train_lo": r["training"].lo, "train_hi": r["training"].hi,
+            "adapt": r["adaptation"].ratio, "adapt_lo": r["adaptation"].lo, "adapt_hi": r["adaptation"].hi,
+            "device": str(device)}
