@@ -168,7 +168,7 @@ def provenance(rec: dict) -> str:
     p = rec["provenance"]
     minutes = ", ".join(f"{k} {v} min" for k, v in p["training minutes (from the runs' logs)"].items())
     return (f"Recorded by `{p['command']}` on {p['date']} (commit {p['commit']}, torch {p['torch']}, "
-            f"{p['threads']} threads); training: {minutes}.")
+            f"measured with {p['threads']} threads); training time: {minutes}.")
 
 
 def show_record(profile: str, settings=tuple(SETTINGS)) -> pd.DataFrame | None:
