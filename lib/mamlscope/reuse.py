@@ -127,6 +127,22 @@ def freezing(model, tasks: Task, inner: InnerLoop, params=None) -> Freezing:
     return Freezing(scores, frozen, specs[0])
 
 
+def head_only_step_sizes(model, tasks: Task, inner: InnerLoop, factors: Sequence[float], full: torch.Tensor,
+                         params=None) -> pd.DataFrame:
+    """Is a head-only adaptation that fails the features' fault, or the step's? Head-only
+    accuracy with the step size ``inner.lr × f`` for each factor f, against adapting every layer
+    with ``inner`` (per-task accuracies ``full``, same tasks). A diagnostic beside R3, not part of
+    its rule (which keeps the run's own inner loop)."""
+    rows = {}
+    for f in factors:
+        v = per_task_scores(model, tasks, replace(inner, adapt="head", lr=inner.lr * f), params=params)
+        rows[f"α × {f:g} = {inner.lr * f:g}"] = {"head-only accuracy (%)": str(mean_ci95(v)).rstrip("%"),
+                                                 "minus adapting all at α (points, paired)": _pct(paired_difference(v, full))}
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "head-only step size"
+    return frame
+
+
 # --------------------------------------------------------------------------------------------
 # R4 — representations before vs after the inner loop
 # --------------------------------------------------------------------------------------------
