@@ -121,3 +121,14 @@ def test_sinusoid_tasks_respect_ranges():
     assert torch.equal(tasks.task(3).x_query, tasks.task(3).x_query)
     with pytest.raises(ValueError, match="lower bound exceeds"):
         data.SinusoidTasks(amplitude=(5.0, 1.0))
+
+
+def test_omniglot_subset_is_a_fixed_part_of_the_split():
+    full = data.omniglot_split("train")
+    sub = data.omniglot_subset("train", 50)
+    assert len(sub) == 50 and torch.equal(sub, data.omniglot_subset("train", 50))
+    assert set(sub.tolist()) <= set(full.tolist()) and torch.equal(sub, sub.sort().values)
+    assert set(data.omniglot_subset("train", 20).tolist()) <= set(sub.tolist())   # nested: a prefix of one order
+    assert torch.equal(data.omniglot_subset("train", 0), full)
+    with pytest.raises(ValueError, match="has 1200 characters"):
+        data.omniglot_subset("train", 1201)

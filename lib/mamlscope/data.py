@@ -254,10 +254,24 @@ def omniglot_split(split: str) -> torch.Tensor:
     raise ValueError(f"unknown Omniglot split {split!r}; use 'train' or 'test'.")
 
 
+def omniglot_subset(split: str, n_characters: int = 0) -> torch.Tensor:
+    """The first ``n_characters`` of a fixed random order of the ``split`` characters (all when
+    0), sorted: a smaller meta-training set on which meta-overfitting comes early ([L] §5.1)."""
+    idx = omniglot_split(split)
+    if not n_characters:
+        return idx
+    if not 0 < n_characters <= len(idx):
+        raise ValueError(f"n_characters={n_characters}: the {split!r} split has {len(idx)} characters; "
+                         f"use 1 … {len(idx)}, or 0 for all.")
+    order = np.random.RandomState(OMNIGLOT_SPLIT_SEED + 1).permutation(len(idx))
+    return idx[torch.from_numpy(np.sort(order[:n_characters]))]
+
+
 def omniglot_tasks(split: str, n_way: int, k_shot: int, q_query: int, *, seed: int,
-                   rotate: bool = True, root=None, download: bool = True) -> ClassTasks:
-    """N-way K-shot Omniglot tasks from the ``split`` characters."""
-    images = load_omniglot(root, download=download)[omniglot_split(split)]
+                   rotate: bool = True, root=None, download: bool = True, n_characters: int = 0) -> ClassTasks:
+    """N-way K-shot Omniglot tasks from the ``split`` characters (the first ``n_characters`` of
+    them in a fixed random order, :func:`omniglot_subset`; all when 0)."""
+    images = load_omniglot(root, download=download)[omniglot_subset(split, n_characters)]
     return ClassTasks(images, n_way, k_shot, q_query, seed=seed, rotate=rotate,
                       name=f"Omniglot-{split} ({images.shape[0]} characters)")
 

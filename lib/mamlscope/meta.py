@@ -117,6 +117,7 @@ class MetaConfig:
     dtype: str = added("float32")
     inner_reduction: str = added("mean")
     network: str = added("book")
+    train_characters: int = added(0)     # meta-train on this many Omniglot characters (0: all 1,200)
 
     def __post_init__(self):
         _check_dtype(self.dtype)
@@ -153,7 +154,8 @@ class MetaConfig:
     def train_tasks(self):
         if self.dataset == "sinusoid":
             return data.SinusoidTasks(self.k_shot, self.q_query, tuple(self.amplitude), tuple(self.phase), seed=self.seed)
-        return data.omniglot_tasks("train", self.n_way, self.k_shot, self.q_query, seed=self.seed)
+        return data.omniglot_tasks("train", self.n_way, self.k_shot, self.q_query, seed=self.seed,
+                                   n_characters=self.train_characters)
 
     def test_tasks(self, n_tasks: int):
         extra = {}
@@ -315,3 +317,23 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None
         if done in ckpts:
             _save(run, done, model, opt)
     run.finish({"steps": cfg.steps})
+
+
+def finetune_start(run, n_way: int, step: int | None = None, seed: int = 0, device="cpu"):
+    """The fine-tune baseline at meta-test ([L] §3.2): the body of a supervised run's checkpoint
+    ``step`` (default: the last) under a fresh ``n_way`` head, Xavier-uniform weights (seeded) and
+    zero bias, to be adapted with the meta-learners' inner loop. Returns ``(model, θ)``."""
+    cfg = run.config
+    if not isinstance(cfg, SupervisedConfig):
+        raise TypeError(f"finetune_start needs a supervised run; {run.dir.name} is a {type(cfg).__name__}.")
+    model = _build_in(cfg.dtype, "conv4", n_way=n_way, filters=cfg.filters).to(device)
+    body = {k: v for k, v in run.load_checkpoint(step, map_location=device)["model"].items() if not k.startswith("head.")}
+    theta = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    theta.update(body)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        w = torch.empty_like(theta["head.weight"])
+        torch.nn.init.xavier_uniform_(w)
+    theta["head.weight"], theta["head.bias"] = w, torch.zeros_like(theta["head.bias"])
+    model.load_state_dict(theta)
+    return model, {k: v for k, v in model.named_parameters()}
