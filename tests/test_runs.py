@@ -144,3 +144,14 @@ def test_supervised_mnist_learns(tmp_path):
     x, y = cfg.load(train=False)
     acc = (model(x[:500].float().div(255).unsqueeze(1)).argmax(1) == y[:500]).float().mean()
     assert acc > 0.5  # chance is 0.1; measured 0.62
+
+
+def test_training_character_subsets_are_added_fields():
+    """Restricting the meta-training (or supervised) characters changes the run's hash; leaving it
+    at 0 keeps every cached run's hash, and a subset on MNIST is refused."""
+    assert config_hash(dataclasses.replace(TINY, train_characters=0)) == config_hash(TINY)
+    assert config_hash(dataclasses.replace(TINY, train_characters=10)) != config_hash(TINY)
+    sup = meta.SupervisedConfig(dataset="omniglot", characters=10)
+    assert sup.n_classes == 10 and meta.SupervisedConfig(dataset="omniglot").n_classes == 1200
+    with pytest.raises(ValueError, match="only applies to dataset='omniglot'"):
+        meta.SupervisedConfig(dataset="mnist", characters=10)

@@ -170,7 +170,8 @@ class MetaConfig:
 @dataclass(frozen=True)
 class SupervisedConfig:
     """Plain supervised training of the Conv4 on ``dataset`` (``"mnist"``: 10 classes;
-    ``"omniglot"``: the 1,200 training characters as classes), Adam, cross-entropy."""
+    ``"omniglot"``: the 1,200 training characters as classes, or the first ``characters`` of them,
+    :func:`mamlscope.data.omniglot_subset`), Adam, cross-entropy."""
 
     dataset: str = "mnist"
     filters: int = 32
@@ -182,9 +183,12 @@ class SupervisedConfig:
     log_every: int = 10
     seed: int = 0
     dtype: str = added("float32")
+    characters: int = added(0)           # Omniglot: train on this many characters (0: all 1,200)
 
     def __post_init__(self):
         _check_dtype(self.dtype)
+        if self.characters and self.dataset != "omniglot":
+            raise ValueError(f"characters={self.characters} only applies to dataset='omniglot'.")
         if self.dataset not in ("mnist", "omniglot"):
             raise ValueError(f"dataset={self.dataset!r}; use 'mnist' or 'omniglot'.")
 
@@ -196,7 +200,7 @@ class SupervisedConfig:
         """Images ``uint8 (n, 28, 28)`` and labels."""
         if self.dataset == "mnist":
             return data.load_mnist(train)
-        images = data.load_omniglot()[data.omniglot_split("train")]  # (1200, 20, 28, 28)
+        images = data.load_omniglot()[data.omniglot_subset("train", self.characters)]  # (1200, 20, 28, 28)
         n_cls, n_per = images.shape[:2]
         idx = torch.arange(n_per)
         keep = idx < 15 if train else idx >= 15  # 15 drawings per character to train, 5 held out
@@ -206,7 +210,7 @@ class SupervisedConfig:
 
     @property
     def n_classes(self) -> int:
-        return 10 if self.dataset == "mnist" else data.N_OMNIGLOT_TRAIN
+        return 10 if self.dataset == "mnist" else (self.characters or data.N_OMNIGLOT_TRAIN)
 
     def build_model(self):
         return _build_in(self.dtype, "conv4", n_way=self.n_classes, filters=self.filters)
