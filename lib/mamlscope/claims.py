@@ -20,6 +20,11 @@ def _layers(d: Mapping, fmt: str = ".2f") -> str:
     return ", ".join(f"{k} {v:{fmt}}" for k, v in d.items())
 
 
+def _points(v: Mapping, name: str, k: str) -> str:
+    """``v[name][k]`` with its interval ``v[name_lo][k]``, ``v[name_hi][k]``, in signed points."""
+    return f"{100 * v[name][k]:+.1f} [{100 * v[name + '_lo'][k]:+.1f}, {100 * v[name + '_hi'][k]:+.1f}]"
+
+
 def _accuracy(v: Mapping) -> str:
     return f"{100 * v['mean']:.1f} ± {100 * v['ci95']:.1f}% ({v['n_tasks']} tasks)"
 
@@ -127,7 +132,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                                 "diff_lo", ">", -0.02, each=True),)),
           measured=lambda v: "; ".join(
               f"{s}: ANIL {100 * v['anil'][s]:.1f}%, MAML {100 * v['maml'][s]:.1f}%, ANIL − MAML "
-              f"{100 * v['diff'][s]:+.1f} [{100 * v['diff_lo'][s]:+.1f}, {100 * v['diff_hi'][s]:+.1f}] points"
+              f"{_points(v, 'diff', s)} points"
               for s in v["diff"]) + f" ({v['n_tasks']} tasks, paired; seed 0 of each)"
               + (f"; not run at this profile: {', '.join(v['not_run'])}" if v.get("not_run") else "")),
     Claim("R2", "ANIL is cheaper than MAML to train and to adapt",
@@ -146,8 +151,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           rule=AllChecks((Check("frozen layers cost < 2 points: 95% CI of (frozen − all adapted) above −2 points",
                                 "freeze_diff_lo", ">", -0.02, each=True),)),
           measured=lambda v: "frozen − all adapted: " + ", ".join(
-              f"{k} {100 * v['freeze_diff'][k]:+.1f} [{100 * v['freeze_diff_lo'][k]:+.1f}, "
-              f"{100 * v['freeze_diff_hi'][k]:+.1f}]" for k in v["freeze_diff"])
+              f"{k} {_points(v, 'freeze_diff', k)}" for k in v["freeze_diff"])
               + f" points (all adapted: {100 * v['full']['mean']:.1f}%)"),
     Claim("R4", "The inner loop leaves the body's representations almost unchanged (CCA, CKA ≈ 1); "
                 "only the head changes",
@@ -167,7 +171,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                                 "nil_diff_lo", ">", -0.02, each=True),)),
           measured=lambda v: "; ".join(
               f"{k}: NIL {100 * v['nil'][k]:.1f}%, with its head {100 * v['head'][k]:.1f}%, NIL − head "
-              f"{100 * v['nil_diff'][k]:+.1f} [{100 * v['nil_diff_lo'][k]:+.1f}, {100 * v['nil_diff_hi'][k]:+.1f}]"
+              f"{_points(v, 'nil_diff', k)}"
               for k in v["nil_diff"]) + " points"),
     # Agarwal — what the features look like
     Claim("A1", "Filters, feature embeddings and units' preferred inputs show what a MAML-trained "

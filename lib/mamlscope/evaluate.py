@@ -104,6 +104,29 @@ def score_key(step: int, n_tasks: int, inner: InnerLoop) -> str:
     return json.dumps({"step": step, "tasks": n_tasks, "inner": asdict(inner)}, sort_keys=True)
 
 
+def _cached_score(run, n_tasks: int, step: int | None, inner: InnerLoop | None, device, values: bool) -> dict:
+    """The ``scores.json`` entry of a run's checkpoint (default: the last) on the first ``n_tasks``
+    fixed test tasks with ``inner`` (default: the run's test-time inner loop), computed and
+    written when missing — or, with ``values``, when it lacks the per-task values (entries
+    written before they were stored hold the mean and CI only)."""
+    cfg = run.config
+    step = run.checkpoint_steps()[-1] if step is None else step
+    inner = cfg.inner(train=False) if inner is None else inner
+    key = score_key(step, n_tasks, inner)
+    path = run.dir / "scores.json"
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    if key not in cache or (values and "values" not in cache[key]):
+        model = run.load_model(step, device=device)
+        per_task = per_task_scores(model, cfg.test_tasks(n_tasks), inner, loss=cfg.loss)
+        score = mean_ci95(per_task)
+        cache[key] = {"mean": score.mean, "ci95": score.ci95, "n": score.n,
+                      "values": [float(v) for v in per_task.double().tolist()]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
+        tmp.replace(path)
+    return cache[key]
+
+
 def run_task_scores(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None,
                     inner: InnerLoop | None = None, device="cpu") -> torch.Tensor:
     """Per-task accuracies ``(n_tasks,)`` of a meta-training run's checkpoint (default: the last)
@@ -111,35 +134,13 @@ def run_task_scores(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None
     test-time inner loop): what paired comparisons between runs on the same tasks need. Cached in
     the run directory (``scores.json``, keyed by :func:`score_key`) with their mean and CI, so
     chapters that share a run share its scores."""
-    cfg = run.config
-    step = run.checkpoint_steps()[-1] if step is None else step
-    inner = cfg.inner(train=False) if inner is None else inner
-    key = score_key(step, n_tasks, inner)
-    path = run.dir / "scores.json"
-    cache = json.loads(path.read_text()) if path.is_file() else {}
-    if "values" not in cache.get(key, {}):
-        model = run.load_model(step, device=device)
-        values = per_task_scores(model, cfg.test_tasks(n_tasks), inner, loss=cfg.loss)
-        score = mean_ci95(values)
-        cache[key] = {"mean": score.mean, "ci95": score.ci95, "n": score.n,
-                      "values": [float(v) for v in values.double().tolist()]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-        tmp.replace(path)
-    return torch.tensor(cache[key]["values"], dtype=torch.float64)
+    entry = _cached_score(run, n_tasks, step, inner, device, values=True)
+    return torch.tensor(entry["values"], dtype=torch.float64)
 
 
 def run_score(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None,
               inner: InnerLoop | None = None, device="cpu") -> Score:
     """Accuracy ± 95% CI of a meta-training run's checkpoint (default: the last) over the first
     ``n_tasks`` fixed test tasks (:func:`run_task_scores`, cached)."""
-    cfg = run.config
-    step = run.checkpoint_steps()[-1] if step is None else step
-    inner = cfg.inner(train=False) if inner is None else inner
-    cache_path = run.dir / "scores.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    entry = cache.get(score_key(step, n_tasks, inner))
-    if entry is None:
-        run_task_scores(run, n_tasks, step=step, inner=inner, device=device)
-        entry = json.loads(cache_path.read_text())[score_key(step, n_tasks, inner)]
+    entry = _cached_score(run, n_tasks, step, inner, device, values=False)
     return Score(entry["mean"], entry["ci95"], entry["n"])

@@ -220,7 +220,8 @@ class SupervisedConfig:
 
 
 # --------------------------------------------------------------------------------------------
-def _init_model(config, device):
+def init_model(config, device="cpu"):
+    """``config``'s model with its seeded initial weights (the global RNG is left as it was)."""
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         return config.build_model().to(device)
@@ -260,7 +261,7 @@ def train(config, *, device="cpu", backend: str = "func", progress: bool | None 
 
 
 def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
-    model = _init_model(cfg, device)
+    model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
     start = _resume(run, model, opt)
     tasks, curve = cfg.train_tasks(), cfg.test_tasks(cfg.curve_tasks)
@@ -298,7 +299,7 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
 
 
 def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None:
-    model = _init_model(cfg, device)
+    model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = _resume(run, model, opt)
     x, y = cfg.load(train=True)

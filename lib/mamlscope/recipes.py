@@ -194,7 +194,7 @@ def comparison(run, ivm, loss, profile: profiles.Profile, device="cpu") -> pd.Da
         rows[f"{recipe_name(other)} (measured here)"] = measure(meta.train(other, device=device), profile.test_tasks, device)
     else:
         rec = load_record(profile.name)
-        key = f"{next(s for s, v in SETTINGS.items() if profile.meta(v).n_way == other.n_way)}-{recipe_name(other)}"
+        key = next(name for name, cfg in candidates(profile).items() if cfg == other)
         if rec is None or key not in rec["rows"]:
             print(f"The other recipe was not measured at profile {profile.name!r} "
                   f"(python -m mamlscope.recipes --profile {profile.name} --train --record).")

@@ -29,6 +29,7 @@ import torch
 from .data import Task
 from .evaluate import Score, mean_ci95, nil_accuracy, per_task_scores, run_task_scores
 from .inner import InnerLoop, adapt, detached
+from .meta import init_model
 from .metrics.cca import pwcca, svcca
 from .metrics.cka import linear_cka
 from .representations import activations, mean_ci
@@ -40,6 +41,13 @@ def paired_difference(a: torch.Tensor, b: torch.Tensor) -> Score:
         raise ValueError(f"paired_difference needs per-task values of the same tasks; got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}.")
     return mean_ci95(a.double() - b.double())
+
+
+def interval_values(name: str, scores: Mapping[str, Score]) -> dict:
+    """``{name: means, name_lo: lower ends, name_hi: upper ends}`` of the 95% CIs of ``scores``
+    (label → :class:`~mamlscope.evaluate.Score`): what the rules' checks read."""
+    return {name: {k: s.mean for k, s in scores.items()}, f"{name}_lo": {k: s.mean - s.ci95 for k, s in scores.items()},
+            f"{name}_hi": {k: s.mean + s.ci95 for k, s in scores.items()}}
 
 
 def _pct(s: Score) -> str:
@@ -69,9 +77,7 @@ class AnilVsMaml:
         return pd.DataFrame(rows).T
 
     def claim_values(self, not_run: Sequence[str] = ()) -> dict:
-        d = {s: self.difference(s) for s in self.scores}
-        return {"diff": {s: x.mean for s, x in d.items()}, "diff_lo": {s: x.mean - x.ci95 for s, x in d.items()},
-                "diff_hi": {s: x.mean + x.ci95 for s, x in d.items()},
+        return {**interval_values("diff", {s: self.difference(s) for s in self.scores}),
                 "maml": {s: mean_ci95(v["MAML"]).mean for s, v in self.scores.items()},
                 "anil": {s: mean_ci95(v["ANIL seed 0"]).mean for s, v in self.scores.items()},
                 "n_tasks": len(next(iter(self.scores.values()))["MAML"]), "not_run": list(not_run)}
@@ -110,10 +116,7 @@ class Freezing:
         })
 
     def claim_values(self) -> dict:
-        diff = self.differences()
-        return {"freeze_diff": {self.frozen[k]: d.mean for k, d in diff.items()},
-                "freeze_diff_lo": {self.frozen[k]: d.mean - d.ci95 for k, d in diff.items()},
-                "freeze_diff_hi": {self.frozen[k]: d.mean + d.ci95 for k, d in diff.items()},
+        return {**interval_values("freeze_diff", {self.frozen[k]: d for k, d in self.differences().items()}),
                 "full": mean_ci95(self.scores[self.full]).values()}
 
 
@@ -233,11 +236,9 @@ class NilComparison:
         return pd.DataFrame(rows).T
 
     def claim_values(self) -> dict:
-        d = {k: paired_difference(self.nil[k], self.head[k]) for k in self.head}
         return {"nil": {k: mean_ci95(self.nil[k]).mean for k in self.head},
                 "head": {k: mean_ci95(self.head[k]).mean for k in self.head},
-                "nil_diff": {k: x.mean for k, x in d.items()}, "nil_diff_lo": {k: x.mean - x.ci95 for k, x in d.items()},
-                "nil_diff_hi": {k: x.mean + x.ci95 for k, x in d.items()},
+                **interval_values("nil_diff", {k: paired_difference(self.nil[k], self.head[k]) for k in self.head}),
                 "others": {k: mean_ci95(v).mean for k, v in self.nil.items() if k not in self.head}}
 
 
@@ -324,18 +325,12 @@ def time_ratio(a: Callable[[], object], b: Callable[[], object], repeats: int = 
                      float(lo), float(hi), repeats)
 
 
-def _seeded_model(cfg, device):
-    with torch.random.fork_rng():
-        torch.manual_seed(cfg.seed)
-        return cfg.build_model().to(device)
-
-
 def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable[[], None]:
     """A closure doing one meta-training step of ``cfg`` (inner loop, query loss, backward to θ,
     Adam) on the fixed meta-batch ``batch``."""
     from .inner import query_loss
 
-    model = _seeded_model(cfg, device)
+    model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
     inner, batch = cfg.inner(train=True), batch.to(device, next(model.parameters()).dtype)
 
@@ -352,7 +347,7 @@ def adaptation(cfg, tasks: Task, backend: str = "func", device="cpu") -> Callabl
     the queries (no meta-gradient: first order, as at test time)."""
     from .inner import query_loss
 
-    model = _seeded_model(cfg, device)
+    model = init_model(cfg, device)
     inner, tasks = replace(cfg.inner(train=False), first_order=True), tasks.to(device, next(model.parameters()).dtype)
 
     def run():
