@@ -52,6 +52,23 @@ _G1 = "02_early_layers_change_little"
 _G3 = "03_inner_steps_vs_meta_steps"
 _F = "01_maml_on_omniglot"
 _R = "04_rapid_learning_or_feature_reuse"
+_L = "05_objective_landscapes"
+
+# [L]'s flatness argument looks past the point where accuracy turns down: without meta-overfitting
+# there is nothing to look past (mamlscope.landscape.peak locates the peak).
+_META_OVERFITS = (Check("meta-overfitting: accuracy falls ≥ 1 point after its peak", "overfit_drop", ">=", 0.01),
+                  Check("… by more than 2 SE", "overfit_z", ">", 2))
+
+
+def _rhos(v: Mapping, name: str, label: str) -> str:
+    """``label`` per run: ρ [lo, hi]."""
+    return f"{label}: " + ", ".join(f"{k} {v[name][k]:+.2f} [{v[name + '_lo'][k]:+.2f}, {v[name + '_hi'][k]:+.2f}]"
+                                    for k in v[name])
+
+
+def _overfit_text(v: Mapping) -> str:
+    return (f"; accuracy peaks at step {v['peak_step']} ({100 * v['peak_score']:.1f}%), ends at "
+            f"{100 * v['final_score']:.1f}% (−{100 * v['overfit_drop']:.1f} points, {v['overfit_z']:.1f} SE)")
 
 CLAIMS: dict[str, Claim] = {c.id: c for c in [
     # Goerttler & Obermayer — similarity of representations
@@ -110,16 +127,56 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     # Guiroy, Verma & Pal — objective landscapes
     Claim("L1", "Curvature at adapted meta-test solutions rises, then falls, and keeps falling after "
                 "meta-overfitting: flatness does not track generalisation",
-          paper="E‖H‖σ rises then falls; keeps falling after the accuracy peak (Figs 2–4)", source="[L] §5.1"),
+          paper="E‖H‖σ rises then falls; keeps falling after the accuracy peak; follows the support loss "
+                "for fine-tuning (Figs 2–4)", source="[L] §5.1", chapter=_L,
+          precondition=_META_OVERFITS,
+          rule=AllChecks((Check("curvature rises: its maximum exceeds step 0's by > 2 SE", "rise_z", ">", 2, each=True),
+                          Check("then falls: its maximum exceeds the last checkpoint's by > 2 SE", "fall_z", ">", 2,
+                                each=True),
+                          Check("keeps falling after the accuracy peak: ρ(step, E‖H‖σ) ≤ −0.5 from the peak on",
+                                "after_peak_rho", "<=", -0.5, each=True),
+                          Check("fine-tune baseline: curvature follows the support loss, ρ ≥ 0.5 over checkpoints",
+                                "finetune_rho", ">=", 0.5))),
+          measured=lambda v: ("; ".join(
+              f"{k}: E‖H‖σ peaks at step {v['curvature_peak_step'][k]} (rise {v['rise_z'][k]:.1f} SE, fall "
+              f"{v['fall_z'][k]:.1f} SE), accuracy at step {v['accuracy_peak_step'][k]}, ρ(step, E‖H‖σ) after "
+              f"it {v['after_peak_rho'][k]:+.2f}" for k in v["rise_z"])
+              + f"; fine-tune ρ(E‖H‖σ, support loss) {v['finetune_rho']:+.2f} [{v['finetune_rho_lo']:+.2f}, "
+                f"{v['finetune_rho_hi']:+.2f}]" + _overfit_text(v))),
     Claim("L2", "The mean cosine between meta-test adaptation directions tracks target accuracy; for a "
                 "fine-tuned baseline the directions are near-orthogonal",
-          paper="correlates with target accuracy; ≈ 0 for fine-tuning (Figs 5–6)", source="[L] §5.2"),
+          paper="correlates with target accuracy; ≈ 0 for fine-tuning (Figs 5–6)", source="[L] §5.2", chapter=_L,
+          rule=AllChecks((Check("tracks accuracy: ρ(E[θ⃗ᵢᵀθ⃗ⱼ], accuracy) over checkpoints, 95% CI above 0",
+                                "traj_rho_lo", ">", 0, each=True),
+                          Check("fine-tune baseline near-orthogonal: mean cosine over its trained checkpoints < 0.1",
+                                "finetune_traj", "<", 0.1))),
+          measured=lambda v: (_rhos(v, "traj_rho", "ρ(E[θ⃗ᵢᵀθ⃗ⱼ], accuracy)")
+                              + f"; mean cosine: fine-tune {v['finetune_traj']:.3f}, MAML {v['meta_traj']:.3f}")),
     Claim("L3", "With one inner step, the mean inner product of meta-test gradients at θ tracks "
-                "generalisation", paper="correlates with generalisation (Fig 7)", source="[L] §5.3"),
+                "generalisation", paper="correlates with generalisation, more consistently than L2 (Fig 7)",
+          source="[L] §5.3", chapter=_L,
+          rule=AllChecks((Check("tracks accuracy: ρ(E[gᵢᵀgⱼ], accuracy) over checkpoints, 95% CI above 0",
+                                "grad_rho_lo", ">", 0, each=True),)),
+          measured=lambda v: (_rhos(v, "grad_rho", "ρ(E[gᵢᵀgⱼ], accuracy)") + "; for comparison "
+                              + _rhos(v, "traj_rho", "ρ(E[θ⃗ᵢᵀθ⃗ⱼ], accuracy)"))),
     Claim("L4", "That gradient coherence also tracks generalisation in few-shot sinusoid regression",
-          paper="correlates with −MSE (Fig 8)", source="[L] §5.3.1"),
+          paper="correlates with −MSE (Fig 8)", source="[L] §5.3.1", chapter=_L,
+          rule=AllChecks((Check("tracks −MSE: ρ(E[gᵢᵀgⱼ], −MSE) over checkpoints, 95% CI above 0",
+                                "grad_rho_lo", ">", 0),)),
+          measured=lambda v: (f"ρ(E[gᵢᵀgⱼ], −MSE) {v['grad_rho']:+.2f} [{v['grad_rho_lo']:+.2f}, "
+                              f"{v['grad_rho_hi']:+.2f}] over {v['checkpoints']} checkpoints; meta-test MSE "
+                              f"{v['mse_first']:.2f} at step 0, best {v['mse_best']:.2f}, last {v['mse_last']:.2f}")),
     Claim("L5", "The mean inner product of penultimate features on meta-test data tracks generalisation, "
-                "meta-overfitting included", paper="tracks generalisation (Figs 9–10)", source="[L] §6"),
+                "meta-overfitting included", paper="tracks generalisation, through meta-overfitting (Figs 9–10)",
+          source="[L] §6", chapter=_L, precondition=_META_OVERFITS,
+          rule=AllChecks((Check("tracks accuracy: ρ(E[hᵢᵀhⱼ], accuracy) over all checkpoints, 95% CI above 0",
+                                "rep_rho_lo", ">", 0),
+                          Check("through meta-overfitting: the same from the accuracy peak on, 95% CI above 0",
+                                "rep_after_rho_lo", ">", 0))),
+          measured=lambda v: (f"ρ(E[hᵢᵀhⱼ], accuracy) {v['rep_rho']:+.2f} [{v['rep_rho_lo']:+.2f}, "
+                              f"{v['rep_rho_hi']:+.2f}] over all checkpoints, {v['rep_after_rho']:+.2f} "
+                              f"[{v['rep_after_rho_lo']:+.2f}, {v['rep_after_rho_hi']:+.2f}] from the peak on"
+                              + _overfit_text(v))),
     Claim("L6", "Penalising the angle between each task's update and the mean update raises Omniglot "
                 "20-way 1-shot accuracy", paper="94.05% → 95.38% (5 runs, 600 tasks each)",
           source="[L] §7, Alg 1, Fig 11"),

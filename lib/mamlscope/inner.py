@@ -65,7 +65,7 @@ def cross_entropy_and_accuracy(out: torch.Tensor, y: torch.Tensor) -> tuple[torc
 
 def mse_and_negative_mse(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For regression the "accuracy" slot carries −MSE (higher is better), as in [L] §5.3.1."""
-    loss = F.mse_loss(out, y)
+    loss = ((out - y) ** 2).mean()  # not F.mse_loss: its backward breaks forward-over-reverse HVPs under vmap
     return loss, -loss.detach()
 
 

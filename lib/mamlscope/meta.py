@@ -118,6 +118,7 @@ class MetaConfig:
     inner_reduction: str = added("mean")
     network: str = added("book")
     train_characters: int = added(0)     # meta-train on this many Omniglot characters (0: all 1,200)
+    rotate: bool = added(True)           # meta-train tasks rotate each class by k·90° (Finn et al.)
 
     def __post_init__(self):
         _check_dtype(self.dtype)
@@ -155,7 +156,7 @@ class MetaConfig:
         if self.dataset == "sinusoid":
             return data.SinusoidTasks(self.k_shot, self.q_query, tuple(self.amplitude), tuple(self.phase), seed=self.seed)
         return data.omniglot_tasks("train", self.n_way, self.k_shot, self.q_query, seed=self.seed,
-                                   n_characters=self.train_characters)
+                                   n_characters=self.train_characters, rotate=self.rotate)
 
     def test_tasks(self, n_tasks: int):
         extra = {}

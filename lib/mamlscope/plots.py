@@ -190,3 +190,43 @@ def reuse_over_training(frame):
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+LANDSCAPE_PANELS = {"score": "target accuracy (%)", "curvature": "E‖H‖σ at θ̃ᵢ", "support_loss": "support loss at θ̃ᵢ",
+                    "trajectory_coherence": "E[θ⃗ᵢᵀθ⃗ⱼ]", "gradient_coherence": "E[gᵢᵀgⱼ] at θ",
+                    "representation_coherence": "E[hᵢᵀhⱼ] at θ"}
+
+
+def landscape_curves(frames: dict, peaks: dict | None = None, *, score_label: str = "target accuracy (%)"):
+    """[L]'s signals over meta-training, one panel per signal (:data:`LANDSCAPE_PANELS`), one
+    line per run (``frames``: label → :func:`mamlscope.landscape.run_signals`), ±1 SE bands, the
+    step axis symmetric-log (step 0 included); a dashed line at each run's accuracy peak
+    (``peaks``: label → :class:`mamlscope.landscape.Peak`)."""
+    style()
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    for ax, (key, label) in zip(axes.flat, LANDSCAPE_PANELS.items()):
+        for (name, f), color in zip(frames.items(), sns.color_palette()):
+            scale = 100 if key == "score" and f[key].max() <= 1 and f[key].min() >= 0 else 1
+            steps, y, se = f.index.to_numpy(), scale * f[key].to_numpy(float), scale * f[f"{key}_se"].to_numpy(float)
+            ax.plot(steps, y, "o-", ms=3, color=color, label=name)
+            ax.fill_between(steps, y - se, y + se, color=color, alpha=0.2)
+            if peaks and name in peaks:
+                ax.axvline(peaks[name].step, color=color, ls="--", lw=0.8)
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set(xlabel="meta-training step", title=score_label if key == "score" else label)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def signal_vs_score(frame, signal: str, *, score_label: str = "−MSE on meta-test tasks", ax=None):
+    """One run's ``signal`` against its target score over checkpoints, coloured by step."""
+    style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4))
+    pts = ax.scatter(frame[signal], frame["score"], c=np.log10(frame.index.to_numpy(float) + 1), cmap="viridis")
+    ax.errorbar(frame[signal], frame["score"], xerr=frame[f"{signal}_se"], yerr=frame["score_se"], fmt="none",
+                ecolor="grey", alpha=0.5)
+    ax.figure.colorbar(pts, ax=ax, label="log₁₀(step + 1)")
+    ax.set(xlabel=LANDSCAPE_PANELS.get(signal, signal), ylabel=score_label)
+    return ax

@@ -16,6 +16,7 @@ names). Unknown profiles and unknown fields are errors that list what is valid.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -39,6 +40,11 @@ class Profile:
     mnist_supervised: SupervisedConfig   # Conv4 on MNIST from a random init ([G] Fig 2)
     omniglot_20w5s: MetaConfig           # Omniglot 20-way 5-shot, MAML ([F], [R] Table 2)
     omniglot_supervised: SupervisedConfig  # Conv4 on the 1,200 training characters as classes ([R] Table 5)
+    landscape_5w1s: MetaConfig           # [L] §5: 5-way 1-shot, 5 inner steps at 0.1, trained past meta-overfitting
+    landscape_finetune: SupervisedConfig  # [L]'s fine-tune baseline, on the same training characters
+    landscape_sinusoid: MetaConfig       # [L] §5.3.1: MLP 40-40, disjoint meta-train/meta-test ranges
+    landscape_tasks: int                 # meta-test tasks per checkpoint for [L]'s signals ([L]: 500)
+    curvature_tasks: int                 # of them, for E‖H‖σ ([L]: 60)
     r1_settings: tuple = ("omniglot_20w1s",)  # settings of [R] Table 2 trained for R1 (MAML and ANIL)
     anil_seeds: int = 1                  # ANIL runs per R1 setting (seeds 0, 1, …; MAML: seed 0)
     dtype: str = "float32"               # of every training configuration (smoke: float64)
@@ -74,6 +80,17 @@ _PAPER_20W = MetaConfig(n_way=20, k_shot=1, q_query=1, filters=64, inner_steps=5
                         checkpoint_every=1_000, log_every=100, curve_tasks=100,
                         inner_reduction="sum/k", network="finn")
 
+
+
+def _sinusoid(**scale) -> MetaConfig:
+    """[L] §5.3.1 on Finn et al.'s sinusoid recipe (MLP 40-40, K = 10, one inner step at 0.01,
+    meta-batch 25), with amplitude and phase ranges split into disjoint meta-train and meta-test
+    halves of Finn et al.'s A ∈ [0.1, 5], φ ∈ [0, π] ([L] does not give its ranges)."""
+    return MetaConfig(dataset="sinusoid", k_shot=10, q_query=10, inner_steps=1, inner_lr=0.01, eval_inner_steps=1,
+                      meta_batch=25, amplitude=(0.1, 2.55), phase=(0.0, math.pi / 2),
+                      test_amplitude=(2.55, 5.0), test_phase=(math.pi / 2, math.pi), **scale)
+
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -92,6 +109,14 @@ PROFILES: dict[str, Profile] = {
                                   inner_lr=0.1, eval_inner_steps=5, checkpoint_every=2, log_every=2, curve_tasks=4),
         omniglot_supervised=SupervisedConfig(dataset="omniglot", filters=8, batch_size=20, steps=10,
                                              checkpoint_every=5, log_every=5),
+        landscape_5w1s=MetaConfig(n_way=5, filters=8, meta_batch=2, q_query=2, inner_steps=5, inner_lr=0.1,
+                                  eval_inner_steps=5, steps=6, checkpoint_every=2, log_every=2, curve_tasks=4,
+                                  train_characters=10, rotate=False),
+        landscape_finetune=SupervisedConfig(dataset="omniglot", characters=10, filters=8, batch_size=16, steps=6,
+                                            checkpoint_every=2, log_every=2),
+        landscape_sinusoid=_sinusoid(steps=6, checkpoint_every=2, log_every=2, curve_tasks=4),
+        landscape_tasks=8,
+        curvature_tasks=4,
         r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
         anil_seeds=2,
         dtype="float64",
@@ -118,6 +143,14 @@ PROFILES: dict[str, Profile] = {
                                   inner_reduction="mean", network="book"),
         omniglot_supervised=SupervisedConfig(dataset="omniglot", filters=32, batch_size=100, steps=3000,
                                              checkpoint_every=500, log_every=100),
+        landscape_5w1s=MetaConfig(n_way=5, filters=32, meta_batch=4, q_query=5, inner_steps=5, inner_lr=0.1,
+                                  eval_inner_steps=5, steps=1200, checkpoint_every=100,
+                                  train_characters=10, rotate=False),
+        landscape_finetune=SupervisedConfig(dataset="omniglot", characters=10, filters=32, batch_size=64,
+                                            steps=1200, checkpoint_every=100, log_every=50),
+        landscape_sinusoid=_sinusoid(steps=3000, checkpoint_every=250, log_every=50),
+        landscape_tasks=200,
+        curvature_tasks=60,
         anil_seeds=3,
     ),
     "paper": Profile(
@@ -136,6 +169,12 @@ PROFILES: dict[str, Profile] = {
         omniglot_20w5s=replace(_PAPER_20W, k_shot=5),
         omniglot_supervised=SupervisedConfig(dataset="omniglot", filters=64, batch_size=100, steps=30_000,
                                              checkpoint_every=1000, log_every=100),
+        landscape_5w1s=replace(_PAPER_20W, n_way=5, steps=50_000, checkpoint_every=500, log_checkpoints=False),
+        landscape_finetune=SupervisedConfig(dataset="omniglot", filters=64, batch_size=64, steps=2500,
+                                            checkpoint_every=25, log_checkpoints=False, log_every=25),
+        landscape_sinusoid=_sinusoid(steps=70_000, checkpoint_every=1000, log_checkpoints=False),
+        landscape_tasks=500,
+        curvature_tasks=60,
         r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
         anil_seeds=3,
     ),
