@@ -1,4 +1,7 @@
 """[L]'s signals at one θ, against direct references: explicit Hessians, looped gradients."""
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -52,7 +55,7 @@ def test_signals_match_direct_computation(float64):
     off = ~torch.eye(len(tasks), dtype=torch.bool)
     assert s["gradient_coherence"] == pytest.approx((G @ G.T)[off].mean().item(), rel=1e-8)
     assert s["trajectory_coherence"] == pytest.approx((D @ D.T)[off].mean().item(), rel=1e-8)
-    assert s["accuracy"] == pytest.approx(per_task_scores(m, tasks, inner).double().mean().item())
+    assert s["score"] == pytest.approx(per_task_scores(m, tasks, inner).double().mean().item())
     assert s["tasks"] == 4 and s["curvature_se"] > 0 and s["gradient_coherence_se"] > 0
 
 
@@ -87,3 +90,176 @@ def test_finetune_start_keeps_the_body_and_draws_a_new_head(tmp_path):
     with pytest.raises(TypeError, match="needs a supervised run"):
         meta.finetune_start(meta.train(dataclasses.replace(meta.MetaConfig(n_way=3, filters=4, meta_batch=2, q_query=1,
                             steps=1, checkpoint_every=1, log_every=1, curve_tasks=2)), root=tmp_path), n_way=5)
+
+
+def test_signals_for_regression_use_the_mse_and_report_minus_mse(float64):
+    """Sinusoid runs ([L] §5.3.1): the support loss is the MSE, the score −MSE on the queries."""
+    from mamlscope.data import SinusoidTasks
+    from mamlscope.models import MLP
+
+    torch.manual_seed(0)
+    m = MLP(hidden=(5, 5), activation="softplus").double()
+    theta = {k: v.detach() for k, v in model_params(m).items()}
+    tasks = SinusoidTasks(k_shot=4, q_query=3, seed=1).batch(range(3))
+    tasks = tasks.to("cpu", torch.float64)
+    inner = InnerLoop(steps=1, lr=0.05)
+    s = landscape.signals(m, theta, tasks, inner, loss="mse", hessian_tol=1e-10)
+    names = list(theta)
+    curv, mse = [], []
+    for i in range(len(tasks)):
+        t = tasks[i]
+        fast = {k: v.detach() for k, v in adapt(m, theta, t.x_support, t.y_support, inner, loss="mse").items()}
+        v = torch.cat([fast[n].reshape(-1) for n in names])
+        sizes, shapes = [fast[n].numel() for n in names], [fast[n].shape for n in names]
+
+        def f(w):
+            p = dict(zip(names, [c.reshape(sh) for c, sh in zip(torch.split(w, sizes), shapes)]))
+            return F.mse_loss(functional_call(m, p, (t.x_support,)), t.y_support)
+        curv.append(torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, v)).abs().max())
+        mse.append(F.mse_loss(functional_call(m, fast, (t.x_query,)), t.y_query))
+    assert s["curvature"] == pytest.approx(torch.stack(curv).mean().item(), rel=1e-6)
+    assert s["score"] == pytest.approx(-torch.stack(mse).mean().item(), rel=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the curves
+# --------------------------------------------------------------------------------------------
+def _frame(steps, **cols):
+    """A signals frame: each column with a constant standard error of 0.01 unless given."""
+    import pandas as pd
+
+    data = {}
+    for k, v in cols.items():
+        data[k] = v
+        data.setdefault(f"{k}_se", [0.01] * len(v))
+    return pd.DataFrame(data, index=pd.Index(steps, name="step"))
+
+
+def test_peak_smooths_then_compares_with_the_last_checkpoints():
+    acc = [0.5, 0.7, 0.8, 0.9, 0.8, 0.7, 0.6, 0.6, 0.6]
+    p = landscape.peak(_frame(range(0, 90, 10), score=acc))
+    assert p.step == 30 and p.value == pytest.approx((0.8 + 0.9 + 0.8) / 3)
+    assert p.final == pytest.approx(0.6) and p.drop == pytest.approx(p.value - 0.6)
+    assert p.drop_se == pytest.approx(math.hypot(0.01 * math.sqrt(3) / 3, 0.01 * math.sqrt(3) / 3))
+    # a lone spike is smoothed away: the broad maximum wins
+    spiky = [0.5, 1.0, 0.5, 0.5, 0.8, 0.8, 0.8, 0.6, 0.6]
+    assert landscape.peak(_frame(range(9), score=spiky)).step == 5
+    # still rising at the end: no drop
+    assert landscape.peak(_frame(range(5), score=[0.1, 0.2, 0.3, 0.4, 0.5])).drop == pytest.approx(0.05)
+
+
+def test_rank_correlation_is_spearmans_with_a_bootstrap_interval():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20)
+    y = x + rng.normal(size=20)
+    y[3] = y[4]  # a tie
+    c = landscape.rank_correlation(x, y)
+    assert c.rho == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert c.lo < c.rho < c.hi and c.n == 20
+    assert landscape.rank_correlation(x, y) == c  # seeded
+    rows = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+    expected = [spearmanr(a, b).statistic for a, b in zip(*rows)]
+    assert landscape._spearman_rows(*rows) == pytest.approx(expected, abs=1e-12)
+    assert landscape.rank_correlation(np.arange(10), np.arange(10) ** 2)[:3] == (1.0, 1.0, 1.0)
+    assert math.isnan(landscape.rank_correlation([1, 2, 3], [1, 2, 3]).rho)
+
+
+def test_predictors_split_at_each_runs_peak():
+    steps = list(range(0, 100, 10))
+    acc = [0.2, 0.4, 0.6, 0.8, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65]
+    f = _frame(steps, score=acc, curvature=[1, 3, 5, 4, 3, 2.5, 2, 1.5, 1.2, 1.0], support_loss=[1.0] * 10,
+               trajectory_coherence=acc, gradient_coherence=acc, representation_coherence=[-a for a in acc])
+    t = landscape.predictors({"run": f})
+    assert t.loc[("run", "trajectory_coherence"), "all"].rho == pytest.approx(1.0)
+    assert t.loc[("run", "representation_coherence"), "from the peak"].rho == pytest.approx(-1.0)
+    assert t.loc[("run", "curvature"), "from the peak"].rho == pytest.approx(1.0)  # falls with accuracy
+    assert t.loc[("run", "curvature"), "from the peak"].n == 6 and t.loc[("run", "curvature"), "up to the peak"].n == 5
+    assert math.isnan(t.loc[("run", "support_loss"), "all"].rho)  # constant: no rank correlation
+
+
+def _overfitting_run(curvature, signal):
+    steps = list(range(0, 120, 10))
+    acc = [0.3, 0.6, 0.8, 0.85, 0.84, 0.82, 0.8, 0.78, 0.77, 0.76, 0.75, 0.74]
+    return _frame(steps, score=acc, curvature=curvature, support_loss=[2 - c / 10 for c in curvature],
+                  trajectory_coherence=signal, gradient_coherence=signal, representation_coherence=signal)
+
+
+RISE_FALL = [1.0, 4.0, 6.0, 5.5, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0, 1.5]
+
+
+def test_l1_rule_reproduces_falls_and_is_inconclusive_without_meta_overfitting():
+    from mamlscope import claims
+
+    good = _overfitting_run(RISE_FALL, [0.0] * 12)
+    ft = _frame(range(5), curvature=[5, 4, 3, 2, 1], support_loss=[2.5, 2.0, 1.5, 1.0, 0.5],
+                trajectory_coherence=[0.0] * 5)
+    v = landscape.flatness_values({"MAML": good, "FOMAML": good}, ft)
+    assert v["rise_z"]["MAML"] == pytest.approx(5 / math.hypot(0.01, 0.01))
+    assert v["after_peak_rho"]["MAML"] == pytest.approx(-1.0) and v["finetune_rho"] == pytest.approx(1.0)
+    assert claims.judge("L1", v, "test").verdict == "reproduced"
+    # flatness that tracks accuracy (falls, then rises again after the peak) fails the third check
+    tracks = RISE_FALL[:4] + [6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5]
+    bad = landscape.flatness_values({"MAML": _overfitting_run(tracks, [0.0] * 12)}, ft)
+    r = claims.judge("L1", bad, "test")
+    assert r.verdict == "partly" and not r.checks["keeps falling after the accuracy peak: ρ(step, E‖H‖σ) ≤ −0.5 from the peak on [MAML]"]
+    # no meta-overfitting → inconclusive
+    flat = _overfitting_run(RISE_FALL, [0.0] * 12)
+    flat["score"] = [0.3, 0.6, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93]
+    assert claims.judge("L1", landscape.flatness_values({"MAML": flat}, ft), "test").verdict == "inconclusive"
+
+
+def test_coherence_rules_follow_the_sign_of_the_correlation():
+    from mamlscope import claims
+
+    acc = _overfitting_run(RISE_FALL, [0.0] * 12)["score"].tolist()
+    tracks = _overfitting_run(RISE_FALL, acc)
+    anti = _overfitting_run(RISE_FALL, [-a for a in acc])
+    ft = _frame(range(3), trajectory_coherence=[0.5, 0.02, 0.01], score=[0.2, 0.3, 0.3])
+    assert claims.judge("L2", landscape.trajectory_values({"MAML": tracks}, ft), "t").verdict == "reproduced"
+    assert landscape.trajectory_values({"MAML": tracks}, ft)["finetune_traj"] == pytest.approx(0.015)
+    assert claims.judge("L2", landscape.trajectory_values({"MAML": anti}, ft), "t").verdict == "partly"
+    coherent_ft = _frame(range(3), trajectory_coherence=[0.5, 0.3, 0.4], score=[0.2, 0.3, 0.3])
+    assert claims.judge("L2", landscape.trajectory_values({"MAML": anti}, coherent_ft), "t").verdict == "not reproduced"
+    assert claims.judge("L3", landscape.gradient_values({"T=1": tracks, "T=5": anti}), "t").verdict == "partly"
+    assert claims.judge("L4", landscape.sinusoid_values(tracks), "t").verdict == "reproduced"
+    assert claims.judge("L5", landscape.representation_values(tracks), "t").verdict == "reproduced"
+    assert claims.judge("L5", landscape.representation_values(anti), "t").verdict == "not reproduced"
+
+
+@requires_data
+def test_run_signals_caches_each_checkpoint_and_measures_the_finetune_baseline(tmp_path, monkeypatch):
+    from mamlscope import meta, profiles
+
+    P = profiles.load("smoke")
+    run = meta.train(P.landscape_5w1s, root=tmp_path)
+    ft = meta.train(P.landscape_finetune, root=tmp_path)
+    tasks, inner = P.landscape_5w1s.test_tasks(3), P.landscape_5w1s.inner(train=False)
+    assert P.landscape_5w1s.train_tasks().rotate is False
+    first = landscape.run_signals(run, tasks, inner, steps=[0, 6], curvature_tasks=2)
+    assert list(first.index) == [0, 6] and first.loc[6, "tasks"] == 3
+    calls = []
+    real = landscape.signals
+    monkeypatch.setattr(landscape, "signals", lambda *a, **k: calls.append(k) or real(*a, **k))
+    again = landscape.run_signals(run, tasks, inner, steps=[0, 6], curvature_tasks=2)
+    assert calls == [] and again.equals(first)
+    landscape.run_signals(run, P.landscape_5w1s.test_tasks(4), inner, steps=[6], curvature_tasks=2)
+    assert len(calls) == 1  # other tasks: measured anew
+    f = landscape.run_signals(ft, tasks, inner, steps=[6], curvature_tasks=2)
+    model, theta = meta.finetune_start(ft, n_way=5, step=6)
+    assert f.loc[6, "score"] == pytest.approx(real(model, theta, tasks, inner, curvature_tasks=2)["score"])
+
+
+def test_landscape_profiles_keep_the_papers_inner_loop_and_disjoint_sinusoid_ranges():
+    from mamlscope import profiles
+
+    for name in profiles.PROFILES:
+        P = profiles.load(name)
+        c = P.landscape_5w1s
+        assert (c.k_shot, c.inner_steps, c.eval_inner_steps, c.inner_lr, c.meta_lr) == (1, 5, 5, 0.1, 1e-3), name
+        assert P.landscape_finetune.characters == c.train_characters and P.landscape_finetune.dataset == "omniglot"
+        s = P.landscape_sinusoid
+        assert s.amplitude[1] <= s.test_amplitude[0] and s.phase[1] <= s.test_phase[0], name
+        assert P.curvature_tasks <= P.landscape_tasks
+    assert profiles.load("cpu").curvature_tasks == 60 and profiles.load("paper").landscape_tasks == 500

@@ -147,10 +147,13 @@ def test_supervised_mnist_learns(tmp_path):
 
 
 def test_training_character_subsets_are_added_fields():
-    """Restricting the meta-training (or supervised) characters changes the run's hash; leaving it
-    at 0 keeps every cached run's hash, and a subset on MNIST is refused."""
+    """Restricting the meta-training (or supervised) characters, or switching off their rotations,
+    changes the run's hash; the defaults keep every cached run's hash, and a subset on MNIST is
+    refused."""
     assert config_hash(dataclasses.replace(TINY, train_characters=0)) == config_hash(TINY)
     assert config_hash(dataclasses.replace(TINY, train_characters=10)) != config_hash(TINY)
+    assert config_hash(dataclasses.replace(TINY, rotate=True)) == config_hash(TINY)
+    assert config_hash(dataclasses.replace(TINY, rotate=False)) != config_hash(TINY)
     sup = meta.SupervisedConfig(dataset="omniglot", characters=10)
     assert sup.n_classes == 10 and meta.SupervisedConfig(dataset="omniglot").n_classes == 1200
     with pytest.raises(ValueError, match="only applies to dataset='omniglot'"):

@@ -148,27 +148,63 @@ def adapt(model: torch.nn.Module, params: Mapping[str, torch.Tensor], x: torch.T
     return path if trajectory else {**frozen, **fast}
 
 
+def coherence_correction(fast: Mapping[str, torch.Tensor], theta: Mapping[str, torch.Tensor],
+                         gamma: float) -> Params:
+    """[L] Algorithm 1: pull each task's adapted parameters towards the batch's mean update direction.
+
+    With Δᵢ = θ̃ᵢ − θ over the adapted parameters (``fast``: ``(B, …)`` tensors, ``theta``: θ),
+    θ⃗ᵢ = Δᵢ/‖Δᵢ‖ and θ⃗_μ = (1/B) Σⱼ θ⃗ⱼ, the penalty Ωᵢ = −θ⃗ᵢᵀθ⃗_μ and the corrected solution
+
+        θ̂ᵢ = θ̃ᵢ − γ ∇_{θ̃ᵢ} Ωᵢ = θ̃ᵢ + γ (I − θ⃗ᵢθ⃗ᵢᵀ) θ⃗_μ / ‖Δᵢ‖
+
+    (θ⃗ᵢ's own share of θ⃗_μ has zero gradient: (I − θ⃗ᵢθ⃗ᵢᵀ)θ⃗ᵢ = 0). The correction is a
+    differentiable function of θ, so the meta-gradient flows through it as through θ̃ᵢ.
+    """
+    names = list(fast)
+    b = fast[names[0]].shape[0]
+    delta = torch.cat([(fast[n] - theta[n]).reshape(b, -1) for n in names], dim=1)
+    norm = delta.norm(dim=1, keepdim=True)
+    u = delta / norm
+    mu = u.mean(0)
+    step = gamma * (mu - (u @ mu)[:, None] * u) / norm
+    out, i = {}, 0
+    for n in names:
+        k = fast[n][0].numel()
+        out[n] = fast[n] + step[:, i:i + k].reshape(fast[n].shape)
+        i += k
+    return out
+
+
 def query_loss_func(model, params: Mapping[str, torch.Tensor], tasks: Task, inner: InnerLoop,
-                    *, loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
+                    *, loss: str = "cross_entropy", coherence_gamma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-task query loss and accuracy after adaptation, ``vmap``-ed over a batch of tasks.
 
-    ``tasks`` carries a leading task axis; returns two tensors of shape ``(n_tasks,)``.
+    ``tasks`` carries a leading task axis; returns two tensors of shape ``(n_tasks,)``. With
+    ``coherence_gamma`` γ > 0 the adapted parameters are corrected by :func:`coherence_correction`
+    (across the batch) before the queries are scored.
     """
     loss_fn = _loss_fn(loss)
+    if not coherence_gamma:
+        def one_task(p, xs, ys, xq, yq):
+            fast = adapt(model, p, xs, ys, inner, loss=loss)
+            return loss_fn(functional_call(model, fast, (xq,)), yq)
 
-    def one_task(p, xs, ys, xq, yq):
-        fast = adapt(model, p, xs, ys, inner, loss=loss)
-        return loss_fn(functional_call(model, fast, (xq,)), yq)
-
-    return vmap(one_task, in_dims=(None, 0, 0, 0, 0), randomness="error")(
-        dict(params), tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query)
+        return vmap(one_task, in_dims=(None, 0, 0, 0, 0), randomness="error")(
+            dict(params), tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query)
+    names = adapted_parameter_names(model, inner.adapt)
+    fast = vmap(lambda p, xs, ys: {n: v for n, v in adapt(model, p, xs, ys, inner, loss=loss).items() if n in names},
+                in_dims=(None, 0, 0), randomness="error")(dict(params), tasks.x_support, tasks.y_support)
+    fast = coherence_correction(fast, params, coherence_gamma)
+    frozen = {n: p for n, p in params.items() if n not in fast}
+    return vmap(lambda q, xq, yq: loss_fn(functional_call(model, (frozen, q), (xq,)), yq), randomness="error")(
+        fast, tasks.x_query, tasks.y_query)
 
 
 # --------------------------------------------------------------------------------------------
 # higher backend (reference)
 # --------------------------------------------------------------------------------------------
-def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy"
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy",
+                      coherence_gamma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Same as :func:`query_loss_func`, with ``higher`` and a loop over tasks. Gradients flow to
     ``model.parameters()`` (``copy_initial_weights=False``)."""
     import higher
@@ -183,23 +219,35 @@ def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cros
         groups.append({"params": frozen, "lr": 0.0})
     opt = torch.optim.SGD(groups, lr=inner.lr)
     detach = (lambda gs: [None if g is None else g.detach() for g in gs]) if inner.first_order else None
-    losses, accs = [], []
+    adapted = []  # (functional model, its fast weights) per task
     for i in range(len(tasks)):
         t = tasks[i]
         with higher.innerloop_ctx(model, opt, copy_initial_weights=False) as (fmodel, diffopt):
             for _ in range(inner.steps):
                 diffopt.step(inner_loss(fmodel(t.x_support), t.y_support), grad_callback=detach)
-            l, a = loss_fn(fmodel(t.x_query), t.y_query)
-        losses.append(l)
-        accs.append(a)
+            if not coherence_gamma:
+                adapted.append(loss_fn(fmodel(t.x_query), t.y_query))
+            else:
+                adapted.append((fmodel, list(fmodel.parameters())))
+    if coherence_gamma:
+        keys = [n for n in named if n in names]
+        fast = {n: torch.stack([dict(zip(named, w))[n] for _, w in adapted]) for n in keys}
+        fast = coherence_correction(fast, named, coherence_gamma)
+        out = []
+        for i, (fmodel, w) in enumerate(adapted):
+            weights = [fast[n][i] if n in fast else p for n, p in zip(named, w)]
+            out.append(loss_fn(fmodel(tasks[i].x_query, params=weights), tasks[i].y_query))
+        adapted = out
+    losses, accs = zip(*adapted)
     return torch.stack(losses), torch.stack(accs)
 
 
 def query_loss(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy",
-               backend: str = "func") -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-task query loss and accuracy after ``inner`` adaptation from the model's θ."""
+               backend: str = "func", coherence_gamma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task query loss and accuracy after ``inner`` adaptation from the model's θ (corrected
+    by :func:`coherence_correction` when ``coherence_gamma`` > 0)."""
     if backend == "func":
-        return query_loss_func(model, model_params(model), tasks, inner, loss=loss)
+        return query_loss_func(model, model_params(model), tasks, inner, loss=loss, coherence_gamma=coherence_gamma)
     if backend == "higher":
-        return query_loss_higher(model, tasks, inner, loss=loss)
+        return query_loss_higher(model, tasks, inner, loss=loss, coherence_gamma=coherence_gamma)
     raise ValueError(f"unknown inner-loop backend {backend!r}; use one of {list(BACKENDS)}.")

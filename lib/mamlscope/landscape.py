@@ -18,6 +18,7 @@ adapts enter the Hessian, the directions and the gradients.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 from dataclasses import asdict, dataclass, replace
@@ -108,12 +109,16 @@ def over_training(start, steps, tasks: Task, inner: InnerLoop, **kwargs):
         rows[step] = signals(model, theta, tasks, inner, **kwargs)
     frame = pd.DataFrame(rows).T
     frame.index.name = "step"
-    return frame
+    return frame[COLUMNS]
 
 
 # --------------------------------------------------------------------------------------------
 # Along a run: every checkpoint's signals, cached in the run directory
 # --------------------------------------------------------------------------------------------
+COLUMNS = [c for k in ("score", "support_loss", "curvature", "trajectory_coherence", "gradient_coherence",
+                       "representation_coherence") for c in (k, f"{k}_se")] + ["tasks", "curvature_tasks"]
+
+
 def tasks_digest(tasks: Task) -> str:
     """A short hash of the tasks' contents (what a cached signal was measured on)."""
     h = hashlib.sha256()
@@ -131,7 +136,8 @@ def run_signals(run, tasks: Task, inner: InnerLoop, *, steps=None, head_seed: in
     baseline: its body under a fresh head (:func:`mamlscope.meta.finetune_start`, seed
     ``head_seed``, as many outputs as the tasks have classes). Each checkpoint's signals are
     cached in ``<run>/landscape.json``, keyed by the step, a digest of the tasks, the inner loop
-    and every keyword argument, so chapters that measure the same run share the measurement."""
+    and every setting of :func:`signals` (defaults included, so a changed default is a cache
+    miss, not a stale value), so chapters that measure the same run share the measurement."""
     import pandas as pd
 
     from .meta import MetaConfig, finetune_start
@@ -142,8 +148,13 @@ def run_signals(run, tasks: Task, inner: InnerLoop, *, steps=None, head_seed: in
     steps = run.checkpoint_steps() if steps is None else list(steps)
     path = run.dir / "landscape.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
+    settings = {k: p.default for k, p in inspect.signature(signals).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "loss"}
+    unknown = set(kwargs) - set(settings)
+    if unknown:
+        raise TypeError(f"run_signals got unknown settings {sorted(unknown)}; signals accepts {sorted(settings)}.")
     base = {"tasks": tasks_digest(tasks), "n_tasks": len(tasks), "inner": asdict(inner), "loss": loss,
-            "finetune_head": None if n_way is None else [n_way, head_seed], **kwargs}
+            "finetune_head": None if n_way is None else [n_way, head_seed], **settings, **kwargs}
     rows = {}
     for step in progress_bar(steps, desc=f"signals {run.dir.name}"):
         key = json.dumps({"step": step, **base}, sort_keys=True)
@@ -160,7 +171,7 @@ def run_signals(run, tasks: Task, inner: InnerLoop, *, steps=None, head_seed: in
         rows[step] = cache[key]
     frame = pd.DataFrame(rows).T
     frame.index.name = "step"
-    return frame
+    return frame[COLUMNS]
 
 
 # --------------------------------------------------------------------------------------------

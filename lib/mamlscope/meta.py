@@ -119,6 +119,7 @@ class MetaConfig:
     network: str = added("book")
     train_characters: int = added(0)     # meta-train on this many Omniglot characters (0: all 1,200)
     rotate: bool = added(True)           # meta-train tasks rotate each class by k·90° (Finn et al.)
+    coherence_penalty: float = added(0.0)  # γ of [L] Algorithm 1 (inner.coherence_correction); 0: off
 
     def __post_init__(self):
         _check_dtype(self.dtype)
@@ -129,6 +130,10 @@ class MetaConfig:
             raise ValueError(f"algorithm={self.algorithm!r}; use one of {sorted(ALGORITHMS)}.")
         if self.dataset not in ("omniglot", "sinusoid"):
             raise ValueError(f"dataset={self.dataset!r}; meta-training supports 'omniglot' and 'sinusoid'.")
+        if self.coherence_penalty < 0:
+            raise ValueError(f"coherence_penalty={self.coherence_penalty} must be >= 0 (0 switches it off).")
+        if self.coherence_penalty and self.meta_batch < 2:
+            raise ValueError("coherence_penalty needs meta_batch >= 2: it aligns each task's update with the batch's mean.")
         for name in ("steps", "meta_batch", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1.")
@@ -136,7 +141,8 @@ class MetaConfig:
     @property
     def name(self) -> str:
         shape = "sin" if self.dataset == "sinusoid" else f"{self.n_way}w{self.k_shot}s"
-        return f"{self.algorithm}-{self.dataset}-{shape}"
+        reg = "-reg" if self.coherence_penalty else ""
+        return f"{self.algorithm}{reg}-{self.dataset}-{shape}"
 
     @property
     def loss(self) -> str:
@@ -282,7 +288,8 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
         batch = tasks.batch(range(step * B, (step + 1) * B)).to(device, DTYPES[cfg.dtype])
-        losses, scores = query_loss(model, batch, inner, loss=cfg.loss, backend=backend)
+        losses, scores = query_loss(model, batch, inner, loss=cfg.loss, backend=backend,
+                                    coherence_gamma=cfg.coherence_penalty)
         opt.zero_grad(set_to_none=True)
         losses.mean().backward()
         opt.step()

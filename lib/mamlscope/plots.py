@@ -213,6 +213,7 @@ def landscape_curves(frames: dict, peaks: dict | None = None, *, score_label: st
             if peaks and name in peaks:
                 ax.axvline(peaks[name].step, color=color, ls="--", lw=0.8)
         ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
         ax.set(xlabel="meta-training step", title=score_label if key == "score" else label)
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
