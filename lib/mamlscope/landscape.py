@@ -115,6 +115,10 @@ def over_training(start, steps, tasks: Task, inner: InnerLoop, **kwargs):
 # --------------------------------------------------------------------------------------------
 # Along a run: every checkpoint's signals, cached in the run directory
 # --------------------------------------------------------------------------------------------
+# the settings of signals() and their defaults: part of every cache key of run_signals
+_SIGNAL_SETTINGS = {k: p.default for k, p in inspect.signature(signals).parameters.items()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "loss"}
+
 COLUMNS = [c for k in ("score", "support_loss", "curvature", "trajectory_coherence", "gradient_coherence",
                        "representation_coherence") for c in (k, f"{k}_se")] + ["tasks", "curvature_tasks"]
 
@@ -148,8 +152,7 @@ def run_signals(run, tasks: Task, inner: InnerLoop, *, steps=None, head_seed: in
     steps = run.checkpoint_steps() if steps is None else list(steps)
     path = run.dir / "landscape.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
-    settings = {k: p.default for k, p in inspect.signature(signals).parameters.items()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "loss"}
+    settings = dict(_SIGNAL_SETTINGS)
     unknown = set(kwargs) - set(settings)
     if unknown:
         raise TypeError(f"run_signals got unknown settings {sorted(unknown)}; signals accepts {sorted(settings)}.")
