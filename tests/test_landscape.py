@@ -263,3 +263,12 @@ def test_landscape_profiles_keep_the_papers_inner_loop_and_disjoint_sinusoid_ran
         assert s.amplitude[1] <= s.test_amplitude[0] and s.phase[1] <= s.test_phase[0], name
         assert P.curvature_tasks <= P.landscape_tasks
     assert profiles.load("cpu").curvature_tasks == 60 and profiles.load("paper").landscape_tasks == 500
+
+
+def test_zero_curvature_tasks_skips_the_hessian_only(float64):
+    m, theta, tasks = _setup()
+    inner = InnerLoop(steps=1, lr=0.3)
+    full, cheap = (landscape.signals(m, theta, tasks, inner, curvature_tasks=n) for n in (2, 0))
+    assert math.isnan(cheap["curvature"]) and cheap["curvature_tasks"] == 0
+    for k in ("score", "support_loss", "trajectory_coherence", "gradient_coherence", "representation_coherence"):
+        assert cheap[k] == full[k]

@@ -129,3 +129,55 @@ def test_a_regularised_run_trains_and_differs_from_plain(tmp_path):
     reg = reg_run.load_model()
     assert not torch.equal(plain.head.weight, reg.head.weight)
     assert torch.isfinite(reg.head.weight).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment's statistics and L6's rule
+# --------------------------------------------------------------------------------------------
+def test_seed_interval_is_a_t_interval():
+    from scipy import stats
+
+    from mamlscope.regulariser import seed_interval
+
+    m, lo, hi = seed_interval([0.01, 0.02, 0.03])
+    half = stats.t.ppf(0.975, 2) * 0.01 / 3 ** 0.5
+    assert (m, lo, hi) == pytest.approx((0.02, 0.02 - half, 0.02 + half))
+    assert seed_interval([0.5])[1] != seed_interval([0.5])[1]  # NaN for one seed
+
+
+def _comparison(plain_acc, reg_acc, n=60, seed=0):
+    """Per-task accuracies with the given means per seed (tasks of equal difficulty spread)."""
+    from mamlscope.regulariser import Comparison
+
+    g = torch.Generator().manual_seed(seed)
+    noise = {s: 0.05 * torch.randn(n, generator=g, dtype=torch.float64) for s in range(len(plain_acc))}
+    return Comparison({s: a + noise[s] - noise[s].mean() for s, a in enumerate(plain_acc)},
+                      {s: a + noise[s] - noise[s].mean() for s, a in enumerate(reg_acc)})
+
+
+def test_l6_rule_on_consistent_small_and_absent_improvements():
+    from mamlscope import claims
+
+    good = _comparison([0.90, 0.91, 0.89], [0.92, 0.93, 0.915])
+    v = good.claim_values("toy", 0.5)
+    assert v["diff"] == pytest.approx((0.02 + 0.02 + 0.025) / 3)
+    err_plain, err_reg = 1 - 0.90, 1 - (0.92 + 0.93 + 0.915) / 3
+    assert v["error_reduction"] == pytest.approx((err_plain - err_reg) / err_plain)
+    assert claims.judge("L6", v, "t").verdict == "reproduced"
+    small = _comparison([0.90, 0.91, 0.89], [0.902, 0.912, 0.892]).claim_values("toy", 0.5)
+    r = claims.judge("L6", small, "t")
+    assert r.verdict == "partly" and small["diff_lo"] > 0 and small["error_reduction"] < 0.115
+    none = _comparison([0.90, 0.91, 0.89], [0.91, 0.90, 0.89]).claim_values("toy", 0.5)
+    assert claims.judge("L6", none, "t").verdict == "not reproduced"
+    two = _comparison([0.90, 0.91], [0.92, 0.93]).claim_values("toy", 0.5)
+    assert claims.judge("L6", two, "t").verdict == "inconclusive"
+    assert "seed 2" in good.table().index[2] and "t interval over seeds" in good.table().iloc[-1, -1]
+
+
+def test_compare_and_sweep_refuse_mismatched_inputs():
+    from mamlscope import regulariser
+
+    with pytest.raises(ValueError, match="same seeds"):
+        regulariser.compare({0: None, 1: None}, {0: None}, 10)
+    with pytest.raises(ValueError, match="γ = 0"):
+        regulariser.sweep({}, 10)

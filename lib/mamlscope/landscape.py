@@ -55,7 +55,7 @@ def signals(model, theta, tasks: Task, inner: InnerLoop, *, loss: str = "cross_e
             curvature_tasks: int | None = None, hessian_method: str = "lanczos", hessian_tol: float = 1e-4,
             hessian_max_iter: int = 100) -> dict[str, float]:
     """Every signal above at θ on ``tasks`` (the first ``curvature_tasks`` of them for the
-    Hessian, all by default). ``score`` is the query accuracy after adaptation (−MSE for
+    Hessian, all by default; 0 skips the Hessian, and the curvature is NaN). ``score`` is the query accuracy after adaptation (−MSE for
     ``loss="mse"``). Returns plain floats: ``<signal>`` and ``<signal>_se``."""
     theta = detached(theta)
     p = next(iter(theta.values()))
@@ -78,7 +78,8 @@ def signals(model, theta, tasks: Task, inner: InnerLoop, *, loss: str = "cross_e
     n_h = len(tasks) if curvature_tasks is None else min(curvature_tasks, len(tasks))
     curv = hessian_spectral_norm_batched(support_loss, {k: v[:n_h] for k, v in q_fast.items()},
                                          tasks.x_support[:n_h], tasks.y_support[:n_h],
-                                         method=hessian_method, tol=hessian_tol, max_iter=hessian_max_iter)
+                                         method=hessian_method, tol=hessian_tol, max_iter=hessian_max_iter
+                                         ) if n_h else torch.full((0,), math.nan)
     # at θ: meta-test gradients and penultimate representations
     q0 = {k: theta[k] for k in names}
     g = vmap(grad(support_loss), in_dims=(None, 0, 0))(q0, tasks.x_support, tasks.y_support)

@@ -231,3 +231,23 @@ def signal_vs_score(frame, signal: str, *, score_label: str = "−MSE on meta-te
     ax.figure.colorbar(pts, ax=ax, label="log₁₀(step + 1)")
     ax.set(xlabel=LANDSCAPE_PANELS.get(signal, signal), ylabel=score_label)
     return ax
+
+
+def coherence_over_training(frames: dict):
+    """Target accuracy (left) and E[θ⃗ᵢᵀθ⃗ⱼ] on held-out tasks (right, ±1 SE) over meta-training,
+    one line per run (``frames``: label → :func:`mamlscope.landscape.run_signals`)."""
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for (name, f), color in zip(frames.items(), sns.color_palette()):
+        steps = f.index.to_numpy()
+        for ax, key, scale in ((axes[0], "score", 100), (axes[1], "trajectory_coherence", 1)):
+            y, se = scale * f[key].to_numpy(float), scale * f[f"{key}_se"].to_numpy(float)
+            ax.plot(steps, y, "o-", ms=3, color=color, label=name)
+            ax.fill_between(steps, y - se, y + se, color=color, alpha=0.2)
+    for ax, title in zip(axes, ("target accuracy (%)", "E[θ⃗ᵢᵀθ⃗ⱼ] (coherence of adaptation directions)")):
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
+        ax.set(xlabel="meta-training step", title=title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

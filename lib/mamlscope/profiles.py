@@ -45,10 +45,14 @@ class Profile:
     landscape_sinusoid: MetaConfig       # [L] §5.3.1: MLP 40-40, disjoint meta-train/meta-test ranges
     landscape_tasks: int                 # meta-test tasks per checkpoint for [L]'s signals ([L]: 500)
     curvature_tasks: int                 # of them, for E‖H‖σ ([L]: 60)
+    regulariser_setting: MetaConfig      # [L] §7: plain vs regularised MAML ([L]: Omniglot 20-way 1-shot)
     r1_settings: tuple = ("omniglot_20w1s",)  # settings of [R] Table 2 trained for R1 (MAML and ANIL)
     anil_seeds: int = 1                  # ANIL runs per R1 setting (seeds 0, 1, …; MAML: seed 0)
     dtype: str = "float32"               # of every training configuration (smoke: float64)
     compare_recipes: bool = False        # train the other inner-loop recipe in chapter 3 (else: its record)
+    regulariser_gamma: float = 0.5       # γ of [L] Algorithm 1 (paper: 0.5)
+    regulariser_seeds: int = 3           # seeds per arm (paper: 5)
+    regulariser_sweep: tuple = (0.1, 1.0)  # further γ values, seed 0 only
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -117,6 +121,9 @@ PROFILES: dict[str, Profile] = {
         landscape_sinusoid=_sinusoid(steps=6, checkpoint_every=2, log_every=2, curve_tasks=4),
         landscape_tasks=8,
         curvature_tasks=4,
+        regulariser_setting=MetaConfig(n_way=5, filters=8, meta_batch=2, q_query=2, inner_steps=5, inner_lr=0.1,
+                                       eval_inner_steps=5, steps=4, checkpoint_every=2, log_every=2, curve_tasks=4),
+        regulariser_sweep=(1.0,),
         r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
         anil_seeds=2,
         dtype="float64",
@@ -151,6 +158,8 @@ PROFILES: dict[str, Profile] = {
         landscape_sinusoid=_sinusoid(steps=3000, checkpoint_every=250, log_every=50),
         landscape_tasks=200,
         curvature_tasks=60,
+        regulariser_setting=MetaConfig(n_way=5, filters=32, meta_batch=4, q_query=5, inner_steps=5, inner_lr=0.1,
+                                       eval_inner_steps=5, steps=500, checkpoint_every=100),
         anil_seeds=3,
     ),
     "paper": Profile(
@@ -175,6 +184,8 @@ PROFILES: dict[str, Profile] = {
         landscape_sinusoid=_sinusoid(steps=70_000, checkpoint_every=1000, log_checkpoints=False),
         landscape_tasks=500,
         curvature_tasks=60,
+        regulariser_setting=_PAPER_20W,
+        regulariser_seeds=5,
         r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
         anil_seeds=3,
     ),

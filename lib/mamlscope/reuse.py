@@ -335,7 +335,8 @@ def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable
     inner, batch = cfg.inner(train=True), batch.to(device, next(model.parameters()).dtype)
 
     def step():
-        losses, _ = query_loss(model, batch, inner, loss=cfg.loss, backend=backend)
+        losses, _ = query_loss(model, batch, inner, loss=cfg.loss, backend=backend,
+                               coherence_gamma=cfg.coherence_penalty)
         opt.zero_grad(set_to_none=True)
         losses.mean().backward()
         opt.step()
