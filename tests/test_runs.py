@@ -154,6 +154,13 @@ def test_training_character_subsets_are_added_fields():
     assert config_hash(dataclasses.replace(TINY, train_characters=10)) != config_hash(TINY)
     assert config_hash(dataclasses.replace(TINY, rotate=True)) == config_hash(TINY)
     assert config_hash(dataclasses.replace(TINY, rotate=False)) != config_hash(TINY)
+    for field, default, other in (("coherence_penalty", 0.0, 0.5), ("arch", "conv4", "fc")):
+        assert config_hash(dataclasses.replace(TINY, **{field: default})) == config_hash(TINY)
+        assert config_hash(dataclasses.replace(TINY, **{field: other})) != config_hash(TINY)
+    plain = meta.SupervisedConfig()
+    for field, default, other in (("arch", "conv4", "fc"), ("weight_decay", 0.0, 0.01), ("sampling", "replacement", "epochs")):
+        assert config_hash(dataclasses.replace(plain, **{field: default})) == config_hash(plain)
+        assert config_hash(dataclasses.replace(plain, **{field: other})) != config_hash(plain)
     sup = meta.SupervisedConfig(dataset="omniglot", characters=10)
     assert sup.n_classes == 10 and meta.SupervisedConfig(dataset="omniglot").n_classes == 1200
     with pytest.raises(ValueError, match="only applies to dataset='omniglot'"):

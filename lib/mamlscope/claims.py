@@ -54,6 +54,7 @@ _F = "01_maml_on_omniglot"
 _R = "04_rapid_learning_or_feature_reuse"
 _L = "05_objective_landscapes"
 _L6 = "06_coherence_regulariser"
+_A = "07_what_the_features_look_like"
 
 # [L]'s flatness argument looks past the point where accuracy turns down: without meta-overfitting
 # there is nothing to look past (mamlscope.landscape.peak locates the peak).
@@ -241,9 +242,49 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
               f"{_points(v, 'nil_diff', k)}"
               for k in v["nil_diff"]) + " points"),
     # Agarwal — what the features look like
-    Claim("A1", "Filters, feature embeddings and units' preferred inputs show what a MAML-trained "
-                "network learned, beside a supervised one",
-          paper="qualitative figures", source="[A] §3.2"),
+    Claim("A1", "Filters, feature embeddings and units' preferred inputs show what a network learned; "
+                "the supervised baseline's last hidden layer clusters by digit, also in a t-SNE plane",
+          paper="t-SNE of the 64-d last hidden layer clusters by label (Fig 3); PCA (Fig 4); filters (Fig 2); "
+                "units' extreme inputs (Fig 5)", source="[A] §3.2", chapter=_A,
+          rule=AllChecks((Check("the 64-d layer separates the digits: 5-NN accuracy, 95% CI lower bound ≥ 90%",
+                                "sup_knn_lo", ">=", 0.9),
+                          Check("so does its t-SNE plane: 5-NN accuracy there, 95% CI lower bound ≥ 90%",
+                                "sup_tsne_lo", ">=", 0.9))),
+          measured=lambda v: (f"supervised FC, {v['pool']} held-out MNIST test images: 5-NN {100 * v['sup_knn']:.1f}% "
+                              f"(lower bound {100 * v['sup_knn_lo']:.1f}) in 64-d, {100 * v['sup_tsne']:.1f}% "
+                              f"(lower bound {100 * v['sup_tsne_lo']:.1f}) in the t-SNE plane, "
+                              f"{100 * v['sup_pca']:.1f}% in the PCA plane")),
+    Claim("A1a", "Agarwal's fully-connected baseline (784-256-128-64-64-10, BatchNorm, 5 epochs, Adam, L2 0.01) "
+                 "reaches 96.71% on MNIST", paper="96.71% (one run)", source="[A] §3.1", chapter=_A,
+          rule=MatchesPaper(0.9671, 0.0, partly_below=0.01),
+          measured=lambda v: (f"{100 * v['mean']:.2f} ± {100 * v['ci95']:.2f}% over {v['seeds']} seeds (t interval; "
+                              f"10,000 test images each)")),
+    Claim("A1b", "With the same network and data, MAML's features separate the digits about as well as "
+                 "supervised training's (the book's test of [F]'s 'broadly suited' features)",
+          paper="MAML learns features broadly suited to many tasks ([F], quoted by [A] §1); not measured in [A]",
+          source="[A] §1, §4 (planned)", chapter=_A,
+          rule=AllChecks((Check("non-inferior: 95% CI of (MAML − supervised) 5-NN accuracy above −2 points",
+                                "diff_lo", ">", -0.02),)),
+          measured=lambda v: (f"FC on MNIST test digits: 5-NN MAML {100 * v['maml']:.1f}%, supervised "
+                              f"{100 * v['supervised']:.1f}%, MAML − supervised {100 * v['diff']:+.1f} "
+                              f"[{100 * v['diff_lo']:+.1f}, {100 * v['diff_hi']:+.1f}] points ({v['pool']} points, paired)")),
+    Claim("A1c", "On characters neither network was trained on, a MAML-trained Conv4's features separate "
+                 "the classes about as well as a Conv4 trained on all training characters as classes",
+          paper="MAML learns features broadly suited to many tasks ([F], quoted by [A] §1); not measured in [A]",
+          source="[A] §1, §4 (planned)", chapter=_A,
+          rule=AllChecks((Check("non-inferior: 95% CI of (MAML − supervised) 5-NN accuracy above −2 points",
+                                "diff_lo", ">", -0.02),)),
+          measured=lambda v: (f"Conv4 on held-out Omniglot characters: 5-NN MAML {100 * v['maml']:.1f}%, supervised "
+                              f"{100 * v['supervised']:.1f}%, MAML − supervised {100 * v['diff']:+.1f} "
+                              f"[{100 * v['diff_lo']:+.1f}, {100 * v['diff_hi']:+.1f}] points ({v['pool']} points, paired)")),
+    Claim("A1d", "Central differences (Eq. 2) approximate the Hessian-vector product of MAML's meta-gradient",
+          paper="proposed, not measured (Eq. 2)", source="[A] §4, Eq. 2", chapter=_A,
+          rule=AllChecks((Check("float64: Hv relative error ≤ 1e-6 at the best ε", "f64_best", "<=", 1e-6),
+                          Check("float32: Hv relative error ≤ 1e-2 at the best ε", "f32_best", "<=", 1e-2),
+                          Check("float32: meta-gradient relative error ≤ 1e-3 at that ε", "f32_meta", "<=", 1e-3))),
+          measured=lambda v: (f"best Hv relative error {v['f64_best']:.1e} at ε = {v['f64_eps']:.0e} (float64), "
+                              f"{v['f32_best']:.1e} at ε = {v['f32_eps']:.0e} (float32; meta-gradient error "
+                              f"{v['f32_meta']:.1e})")),
     # Finn et al. — the base protocol the other claims build on
     Claim("F1", "MAML reaches Finn et al.'s accuracy on Omniglot 5-way 1-shot",
           paper="98.7 ± 0.4% (Finn et al. 2017)", source="[F] Table 1", chapter=_F,

@@ -300,6 +300,19 @@ def load_mnist(train: bool = True, root=None, *, download: bool = True) -> tuple
     return ds.data, ds.targets
 
 
+def mnist_tasks(split: str, n_way: int, k_shot: int, q_query: int, *, seed: int, root=None,
+                download: bool = True) -> ClassTasks:
+    """N-way K-shot tasks from the MNIST ``split`` ("train" or "test") digits, as Agarwal [A] plans
+    few-shot sets drawn from MNIST: the 10 digits are the classes (each truncated to the size of
+    the smallest, so that every class has as many images), labels permuted per task, no rotation."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r}; use 'train' or 'test'.")
+    x, y = load_mnist(split == "train", root, download=download)
+    n = int(torch.bincount(y).min())
+    images = torch.stack([x[y == c][:n] for c in range(10)])  # (10, n, 28, 28)
+    return ClassTasks(images, n_way, k_shot, q_query, seed=seed, rotate=False, name=f"MNIST-{split}")
+
+
 # --------------------------------------------------------------------------------------------
 # Sinusoid regression ([F] §5.1, [L] §5.3.1)
 # --------------------------------------------------------------------------------------------
@@ -351,7 +364,9 @@ def test_task_sampler(dataset: str, n_way: int, k_shot: int, q_query: int, **sin
         return omniglot_tasks("test", n_way, k_shot, q_query, seed=TEST_SEED)
     if dataset == "sinusoid":
         return SinusoidTasks(k_shot=k_shot, q_query=q_query, seed=TEST_SEED, **sinusoid_ranges)
-    raise ValueError(f"no meta-test tasks for dataset {dataset!r}; use 'omniglot' or 'sinusoid'.")
+    if dataset == "mnist":
+        return mnist_tasks("test", n_way, k_shot, q_query, seed=TEST_SEED)
+    raise ValueError(f"no meta-test tasks for dataset {dataset!r}; use 'omniglot', 'mnist' or 'sinusoid'.")
 
 
 def fixed_test_tasks(dataset: str, n_way: int, k_shot: int, q_query: int,

@@ -120,6 +120,7 @@ class MetaConfig:
     train_characters: int = added(0)     # meta-train on this many Omniglot characters (0: all 1,200)
     rotate: bool = added(True)           # meta-train tasks rotate each class by k·90° (Finn et al.)
     coherence_penalty: float = added(0.0)  # γ of [L] Algorithm 1 (inner.coherence_correction); 0: off
+    arch: str = added("conv4")           # "conv4", or Agarwal's fully-connected "fc" (models.FCNet)
 
     def __post_init__(self):
         _check_dtype(self.dtype)
@@ -128,8 +129,10 @@ class MetaConfig:
             raise ValueError(f"network={self.network!r}; use one of {list(VARIANTS)} (Finn et al.'s Conv4).")
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm={self.algorithm!r}; use one of {sorted(ALGORITHMS)}.")
-        if self.dataset not in ("omniglot", "sinusoid"):
-            raise ValueError(f"dataset={self.dataset!r}; meta-training supports 'omniglot' and 'sinusoid'.")
+        if self.dataset not in ("omniglot", "mnist", "sinusoid"):
+            raise ValueError(f"dataset={self.dataset!r}; meta-training supports 'omniglot', 'mnist' and 'sinusoid'.")
+        if self.arch not in ("conv4", "fc"):
+            raise ValueError(f"arch={self.arch!r}; use 'conv4' or 'fc' (sinusoids always use the MLP).")
         if self.coherence_penalty < 0:
             raise ValueError(f"coherence_penalty={self.coherence_penalty} must be >= 0 (0 switches it off).")
         if self.coherence_penalty and self.meta_batch < 2:
@@ -142,7 +145,8 @@ class MetaConfig:
     def name(self) -> str:
         shape = "sin" if self.dataset == "sinusoid" else f"{self.n_way}w{self.k_shot}s"
         reg = "-reg" if self.coherence_penalty else ""
-        return f"{self.algorithm}{reg}-{self.dataset}-{shape}"
+        fc = "-fc" if self.arch == "fc" else ""
+        return f"{self.algorithm}{reg}{fc}-{self.dataset}-{shape}"
 
     @property
     def loss(self) -> str:
@@ -156,11 +160,15 @@ class MetaConfig:
     def build_model(self):
         if self.dataset == "sinusoid":
             return _build_in(self.dtype, "mlp")
+        if self.arch == "fc":
+            return _build_in(self.dtype, "fc", n_way=self.n_way)
         return _build_in(self.dtype, "conv4", n_way=self.n_way, filters=self.filters, variant=self.network)
 
     def train_tasks(self):
         if self.dataset == "sinusoid":
             return data.SinusoidTasks(self.k_shot, self.q_query, tuple(self.amplitude), tuple(self.phase), seed=self.seed)
+        if self.dataset == "mnist":
+            return data.mnist_tasks("train", self.n_way, self.k_shot, self.q_query, seed=self.seed)
         return data.omniglot_tasks("train", self.n_way, self.k_shot, self.q_query, seed=self.seed,
                                    n_characters=self.train_characters, rotate=self.rotate)
 
@@ -191,6 +199,9 @@ class SupervisedConfig:
     seed: int = 0
     dtype: str = added("float32")
     characters: int = added(0)           # Omniglot: train on this many characters (0: all 1,200)
+    arch: str = added("conv4")           # "conv4", or Agarwal's fully-connected "fc" (models.FCNet)
+    weight_decay: float = added(0.0)     # L2 strength, added to the gradient by Adam (Agarwal: 0.01)
+    sampling: str = added("replacement")  # mini-batches drawn with replacement, or "epochs" (shuffled passes)
 
     def __post_init__(self):
         _check_dtype(self.dtype)
@@ -198,10 +209,14 @@ class SupervisedConfig:
             raise ValueError(f"characters={self.characters} only applies to dataset='omniglot'.")
         if self.dataset not in ("mnist", "omniglot"):
             raise ValueError(f"dataset={self.dataset!r}; use 'mnist' or 'omniglot'.")
+        if self.arch not in ("conv4", "fc"):
+            raise ValueError(f"arch={self.arch!r}; use 'conv4' or 'fc'.")
+        if self.sampling not in ("replacement", "epochs"):
+            raise ValueError(f"sampling={self.sampling!r}; use 'replacement' or 'epochs'.")
 
     @property
     def name(self) -> str:
-        return f"supervised-{self.dataset}"
+        return f"supervised{'-fc' if self.arch == 'fc' else ''}-{self.dataset}"
 
     def load(self, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``uint8 (n, 28, 28)`` and labels."""
@@ -220,7 +235,20 @@ class SupervisedConfig:
         return 10 if self.dataset == "mnist" else (self.characters or data.N_OMNIGLOT_TRAIN)
 
     def build_model(self):
+        if self.arch == "fc":
+            return _build_in(self.dtype, "fc", n_way=self.n_classes)
         return _build_in(self.dtype, "conv4", n_way=self.n_classes, filters=self.filters)
+
+    def batch_indices(self, step: int, n: int) -> torch.Tensor:
+        """The training examples of ``step`` among ``n``: drawn with replacement (seeded by the
+        step), or the step's slice of a shuffled pass over the data (seeded by the epoch; the
+        last batch of an epoch is the remainder)."""
+        if self.sampling == "replacement":
+            return torch.randint(n, (self.batch_size,), generator=data.task_generator(self.seed, step))
+        per_epoch = math.ceil(n / self.batch_size)
+        epoch, i = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=data.task_generator(self.seed, -1 - epoch))
+        return order[i * self.batch_size:(i + 1) * self.batch_size]
 
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.steps, self.checkpoint_every, self.log_checkpoints)
@@ -308,7 +336,7 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
 
 def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None:
     model = init_model(cfg, device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = _resume(run, model, opt)
     x, y = cfg.load(train=True)
     ckpts = set(cfg.checkpoint_steps())
@@ -316,7 +344,7 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None
         _save(run, 0, model, opt)
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
-        idx = torch.randint(len(x), (cfg.batch_size,), generator=data.task_generator(cfg.seed, step))
+        idx = cfg.batch_indices(step, len(x))
         xb = (x[idx].float() / 255.0).unsqueeze(1).to(device, DTYPES[cfg.dtype])
         out = model(xb)
         loss = F.cross_entropy(out, y[idx].to(device))

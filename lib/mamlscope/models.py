@@ -12,6 +12,7 @@
     1: ``tf.contrib.layers.batch_norm``'s default), conv4 averaged over space before the head,
     head weights N(0, 1) and zero bias.
 * :class:`MLP` — the 1-40-40-1 ReLU regressor for sinusoids; layers ``fc1, fc2, head``.
+* :class:`FCNet` — Agarwal's 784-256-128-64-64 classifier with BatchNorm; layers ``fc1 … fc4, head``.
 
 ``model(x, return_activations=True)`` returns ``(output, {layer: activation})`` in one pass, so
 every metric can ask for "layer k of θ on inputs X" — also functionally, with any parameters θ:
@@ -140,6 +141,49 @@ class MLP(nn.Module):
         return (out, acts) if return_activations else out
 
 
+class FCBlock(nn.Module):
+    """Linear → BatchNorm (batch statistics) → ReLU."""
+
+    def __init__(self, n_in: int, n_out: int, activation: str = "relu"):
+        super().__init__()
+        self.act = _activation(activation)
+        self.linear = nn.Linear(n_in, n_out)
+        self.bn = nn.BatchNorm1d(n_out, track_running_stats=False)
+
+    def forward(self, x, return_bn: bool = False):
+        z = self.bn(self.linear(x))
+        return (self.act(z), z) if return_bn else self.act(z)
+
+
+class FCNet(nn.Module):
+    """Agarwal's fully-connected baseline [A]: 784 → 256 → 128 → 64 → 64 → classes, each hidden
+    layer followed by BatchNorm and ReLU (batch statistics, as :class:`Conv4`). Images
+    ``(B, 1, 28, 28)`` are flattened. Layers ``fc1 … fc4, head``; with ``return_activations``
+    the BatchNorm outputs (before the ReLU) are also given, as ``fc1.bn`` … ``fc4.bn``."""
+
+    def __init__(self, n_way: int = 10, hidden: tuple[int, ...] = (256, 128, 64, 64), in_features: int = 784,
+                 activation: str = "relu"):
+        super().__init__()
+        sizes = (in_features, *hidden)
+        self.layer_names = tuple(f"fc{i + 1}" for i in range(len(hidden))) + ("head",)
+        for name, a, b in zip(self.layer_names, sizes[:-1], sizes[1:]):
+            setattr(self, name, FCBlock(a, b, activation))
+        self.feature_dim = sizes[-1]
+        self.head = nn.Linear(self.feature_dim, n_way)
+
+    def forward(self, x, return_activations: bool = False, start: str | None = None):
+        """As :meth:`Conv4.forward`."""
+        acts = OrderedDict()
+        if start is None:
+            x = x.flatten(1)
+        for name in self.layer_names[_start_index(self, start):-1]:
+            x, z = getattr(self, name)(x, return_bn=True)
+            acts[f"{name}.bn"], acts[name] = z, x
+        out = self.head(x)
+        acts["head"] = out
+        return (out, acts) if return_activations else out
+
+
 def layer_of(param_name: str) -> str:
     """The layer a parameter belongs to: ``"conv2.conv.weight"`` → ``"conv2"``."""
     return param_name.split(".", 1)[0]
@@ -168,8 +212,8 @@ def adapted_parameter_names(model: nn.Module, adapt: str = "all", *, include_bat
 
 
 def build_model(arch: str, **kwargs) -> nn.Module:
-    """``"conv4"`` → :class:`Conv4`, ``"mlp"`` → :class:`MLP`."""
-    archs = {"conv4": Conv4, "mlp": MLP}
+    """``"conv4"`` → :class:`Conv4`, ``"mlp"`` → :class:`MLP`, ``"fc"`` → :class:`FCNet`."""
+    archs = {"conv4": Conv4, "mlp": MLP, "fc": FCNet}
     if arch not in archs:
         raise ValueError(f"unknown architecture {arch!r}; use one of {sorted(archs)}.")
     return archs[arch](**kwargs)

@@ -1,6 +1,8 @@
 """Shared figure helpers (matplotlib + seaborn), one function per kind of figure."""
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
@@ -249,5 +251,89 @@ def coherence_over_training(frames: dict):
         ax.set_xlim(left=0)
         ax.set(xlabel="meta-training step", title=title)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def filter_grid(images: dict, n: int = 16, cols: int = 8):
+    """The first ``n`` first-layer weight images of each network, side by side (``images``:
+    label → ``(units, h, w)``); each image scaled to its own symmetric range (grey is 0)."""
+    style()
+    nets = list(images)
+    n = min(n, *(len(v) for v in images.values()))
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols * len(nets), figsize=(1.1 * cols * len(nets), 1.25 * rows + 0.5),
+                             squeeze=False)
+    for j, name in enumerate(nets):
+        for i in range(n):
+            ax = axes[i // cols, j * cols + i % cols]
+            w = images[name][i].numpy()
+            lim = float(np.abs(w).max()) or 1.0
+            ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[0, j * cols].set_title(name, loc="left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def embeddings(panels: dict, labels, methods=("tsne", "pca")):
+    """2-D embeddings coloured by class: one row per network (``panels``: label → the dict of
+    :func:`mamlscope.features.cluster_quality`), one column per method."""
+    style()
+    labels = np.asarray(labels)
+    n_cls = int(labels.max()) + 1
+    cmap = plt.get_cmap("tab10" if n_cls <= 10 else "tab20")
+    fig, axes = plt.subplots(len(panels), len(methods), figsize=(5.2 * len(methods), 4.4 * len(panels)), squeeze=False)
+    names = {"tsne": "t-SNE", "pca": "PCA"}
+    for r, (name, q) in enumerate(panels.items()):
+        for c, m in enumerate(methods):
+            ax = axes[r, c]
+            xy = q[m]
+            ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=cmap.N - 0.5, s=6, linewidths=0)
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"{name} — {names[m]}", fontsize=10)
+    if n_cls <= 10:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(k), label=str(k)) for k in range(n_cls)]
+        fig.legend(handles=handles, loc="center right", title="class", fontsize=8)
+        fig.tight_layout(rect=(0, 0, 0.93, 1))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def unit_extremes(pool, extremes: dict):
+    """For each network (``extremes``: label → {unit: (most, least)} indices into ``pool``), one
+    row per unit: its least activating inputs (left) and most activating (right)."""
+    style()
+    rows = [(name, u, most, least) for name, d in extremes.items() for u, (most, least) in d.items()]
+    n = len(rows[0][2])
+    fig, axes = plt.subplots(len(rows), 2 * n + 1, figsize=(0.75 * (2 * n + 1), 0.8 * len(rows) + 0.4), squeeze=False)
+    for r, (name, u, most, least) in enumerate(rows):
+        for i, idx in enumerate(list(least) + [None] + list(most)):
+            ax = axes[r, i]
+            ax.axis("off")
+            if idx is not None:
+                ax.imshow(pool[int(idx)].numpy(), cmap="gray_r")
+        axes[r, 0].text(-0.3, 0.5, f"{name}\nunit {u}", transform=axes[r, 0].transAxes, ha="right", va="center",
+                        fontsize=7)
+    axes[0, 0].set_title("least activating", loc="left", fontsize=8)
+    axes[0, n + 1].set_title("most activating", loc="left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def eq2_errors(tables: dict):
+    """Relative error of the central-difference Hessian-vector product (and of the meta-gradient
+    built from it) against ε, one line per floating-point type (``tables``: label → frame of
+    :func:`mamlscope.features.eq2_check`)."""
+    style()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for (name, t), color in zip(tables.items(), sns.color_palette()):
+        eps = t.index.to_numpy(float)
+        ax.loglog(eps, t["Hv relative error"], "o-", color=color, label=f"Hv, {name}")
+        ax.loglog(eps, t["meta-gradient relative error"], "s:", color=color, label=f"meta-gradient, {name}")
+    ax.set(xlabel="ε", ylabel="relative error against the exact product")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -46,6 +46,8 @@ class Profile:
     landscape_tasks: int                 # meta-test tasks per checkpoint for [L]'s signals ([L]: 500)
     curvature_tasks: int                 # of them, for E‖H‖σ ([L]: 60)
     regulariser_setting: MetaConfig      # [L] §7: plain vs regularised MAML ([L]: Omniglot 20-way 1-shot)
+    features_supervised: SupervisedConfig  # [A] §3.1: the fully-connected MNIST baseline, as described
+    features_maml: MetaConfig            # the same network meta-trained with MAML on MNIST few-shot tasks
     r1_settings: tuple = ("omniglot_20w1s",)  # settings of [R] Table 2 trained for R1 (MAML and ANIL)
     anil_seeds: int = 1                  # ANIL runs per R1 setting (seeds 0, 1, …; MAML: seed 0)
     dtype: str = "float32"               # of every training configuration (smoke: float64)
@@ -53,6 +55,8 @@ class Profile:
     regulariser_gamma: float = 0.5       # γ of [L] Algorithm 1 (paper: 0.5)
     regulariser_seeds: int = 3           # seeds per arm (paper: 5)
     regulariser_sweep: tuple = (0.1, 1.0)  # further γ values, seed 0 only
+    features_seeds: int = 3              # seeds of the [A] baseline (its accuracy's interval)
+    features_pool: int = 1000            # held-out inputs embedded and searched for units' extremes
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -95,6 +99,18 @@ def _sinusoid(**scale) -> MetaConfig:
                       test_amplitude=(2.55, 5.0), test_phase=(math.pi / 2, math.pi), **scale)
 
 
+# [A] §3.1: 5 epochs of mini-batches of 256 (235 per epoch over 60,000 images), Adam 1e-3, L2 0.01.
+_AGARWAL = SupervisedConfig(dataset="mnist", arch="fc", batch_size=256, lr=1e-3, weight_decay=0.01,
+                            sampling="epochs", steps=5 * 235, checkpoint_every=235, log_checkpoints=False,
+                            log_every=47)
+
+
+def _fc_maml(**scale) -> MetaConfig:
+    """[A]'s network meta-trained on MNIST 5-way 1-shot tasks with the book's 5-way recipe."""
+    return MetaConfig(arch="fc", dataset="mnist", n_way=5, k_shot=1, q_query=5, inner_steps=1, inner_lr=0.4,
+                      eval_inner_steps=3, **scale)
+
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -124,6 +140,10 @@ PROFILES: dict[str, Profile] = {
         regulariser_setting=MetaConfig(n_way=5, filters=8, meta_batch=2, q_query=2, inner_steps=5, inner_lr=0.1,
                                        eval_inner_steps=5, steps=4, checkpoint_every=2, log_every=2, curve_tasks=4),
         regulariser_sweep=(1.0,),
+        features_supervised=replace(_AGARWAL, batch_size=64, steps=6, checkpoint_every=3, log_every=3),
+        features_maml=_fc_maml(meta_batch=2, steps=6, checkpoint_every=3, log_every=3, curve_tasks=4),
+        features_seeds=2,
+        features_pool=120,
         r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
         anil_seeds=2,
         dtype="float64",
@@ -160,6 +180,8 @@ PROFILES: dict[str, Profile] = {
         curvature_tasks=60,
         regulariser_setting=MetaConfig(n_way=5, filters=32, meta_batch=4, q_query=5, inner_steps=5, inner_lr=0.1,
                                        eval_inner_steps=5, steps=500, checkpoint_every=100),
+        features_supervised=_AGARWAL,
+        features_maml=_fc_maml(meta_batch=8, steps=3000, checkpoint_every=500),
         anil_seeds=3,
     ),
     "paper": Profile(
@@ -186,6 +208,8 @@ PROFILES: dict[str, Profile] = {
         curvature_tasks=60,
         regulariser_setting=_PAPER_20W,
         regulariser_seeds=5,
+        features_supervised=_AGARWAL,
+        features_maml=_fc_maml(meta_batch=32, steps=20_000, checkpoint_every=1000),
         r1_settings=("omniglot_20w1s", "omniglot_20w5s"),
         anil_seeds=3,
     ),
