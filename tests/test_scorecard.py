@@ -11,7 +11,7 @@ from mamlscope import claims, rerun, results, scorecard
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS_IDS = ["G1", "G2", "G3", "G4", "G5", "L1", "L2", "L3", "L4", "L5", "L6",
               "R1", "R2", "R3", "R4", "R5", "A1"]
-REGISTERED = CLAIMS_IDS + ["F1", "F2"]  # CLAIMS.md's claims, then the base protocol's
+REGISTERED = CLAIMS_IDS + ["A1a", "A1b", "A1c", "A1d", "F1", "F2"]  # CLAIMS.md's, A1's sub-claims, the base protocol's
 
 
 def _record(claim, verdict="partly", chapter="01_maml_on_omniglot", statement="a statement"):
@@ -75,8 +75,8 @@ def test_unregistered_ids_follow_in_order_with_their_own_statement(results_dir):
     assert _rows(md)["F1"][1] == claims.CLAIMS["F1"].statement  # the registry's, not the record's
     assert _rows(md)["X10"][4] == "**not reproduced**"
     assert scorecard.counts(table) == {"reproduced": 0, "partly": 0, "not reproduced": 3,
-                                       "inconclusive": 1, "not yet run": 17}
-    assert scorecard.summary(table, "smoke").startswith("4 of 21 claims judged at the `smoke` profile")
+                                       "inconclusive": 1, "not yet run": 21}
+    assert scorecard.summary(table, "smoke").startswith("4 of 25 claims judged at the `smoke` profile")
 
 
 def test_other_profiles_and_bad_records(results_dir):

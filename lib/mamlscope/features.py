@@ -72,15 +72,19 @@ def classify(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torc
 
 
 def embed(f: torch.Tensor, method: str, seed: int = 0) -> np.ndarray:
-    """``(n, 2)``: PCA, or t-SNE (perplexity 30, PCA initialisation) with ``seed``."""
+    """``(n, 2)``: PCA, or t-SNE (perplexity 30, PCA initialisation, Barnes-Hut on one thread so
+    that the same features give the same plane on any machine) with ``seed``."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     a = f.numpy()
     if method == "pca":
         return PCA(2, random_state=seed).fit_transform(a)
-    if method == "tsne":
-        return TSNE(2, perplexity=30.0, init="pca", random_state=seed).fit_transform(a)
+    if method == "tsne":  # one OpenMP thread: Barnes-Hut sums in thread order, so more threads change the digits
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return TSNE(2, perplexity=30.0, init="pca", random_state=seed).fit_transform(a)
     raise ValueError(f"method={method!r}; use 'pca' or 'tsne'.")
 
 
