@@ -72,12 +72,17 @@ def classify(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> torc
 
 
 def embed(f: torch.Tensor, method: str, seed: int = 0) -> np.ndarray:
-    """``(n, 2)``: PCA, or t-SNE (perplexity 30, PCA initialisation, Barnes-Hut on one thread so
-    that the same features give the same plane on any machine) with ``seed``."""
+    """``(n, 2)``: PCA, or t-SNE (perplexity 30, PCA initialisation, Barnes-Hut on one thread) with
+    ``seed``, of the features scaled by their largest magnitude and rounded to 5 decimals, so
+    that the same features give the same plane on any machine."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     a = f.numpy()
+    # t-SNE is chaotic: a last-bit difference in the features (another CPU's kernels) moves the
+    # whole plane. Rounding to 5 decimals of the largest value first keeps such differences out.
+    scale = float(np.abs(a).max()) or 1.0
+    a = np.round(a / scale, 5)
     if method == "pca":
         return PCA(2, random_state=seed).fit_transform(a)
     if method == "tsne":  # one OpenMP thread: Barnes-Hut sums in thread order, so more threads change the digits
