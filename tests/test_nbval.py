@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from mamlscope.rerun import chapters
+from mamlscope.runs import run_dir
 from conftest import requires_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +152,13 @@ def test_chapter_reproduces_its_golden(chapter, environment, tmp_path):
         f"{chapter} at the smoke profile ({environment} environment {ENVIRONMENTS[environment]}) no "
         f"longer prints what tests/goldens/{chapter}.ipynb recorded (if the change is intended: make "
         f"goldens):\n{proc.stdout[-12000:]}\n{proc.stderr[-3000:]}")
+    # the runs it trained are the ones mamlscope.plan declares for it
+    from mamlscope import plan, profiles
+
+    trained = {p.name for p in (tmp_path / "mamlscope-cache" / "runs").iterdir()}
+    declared = {run_dir(cfg).name for cfg in plan.chapter_runs(profiles.load("smoke"), chapter)}
+    assert trained == declared, (f"{chapter} trained {sorted(trained - declared)} not declared in mamlscope.plan, "
+                                 f"and did not train {sorted(declared - trained)} that it declares")
     # every chapter ends with verdicts recorded through mamlscope.results
     recorded = list((tmp_path / "mamlscope-results" / "smoke").glob("*.json"))
     assert recorded, f"{chapter} recorded no verdict"
