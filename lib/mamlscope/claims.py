@@ -72,6 +72,20 @@ def _overfit_text(v: Mapping) -> str:
     return (f"; accuracy peaks at step {v['peak_step']} ({100 * v['peak_score']:.1f}%), ends at "
             f"{100 * v['final_score']:.1f}% (−{100 * v['overfit_drop']:.1f} points, {v['overfit_z']:.1f} SE)")
 
+def _features_pair(claim_id: str, statement: str, where: str) -> "Claim":
+    """A1b/A1c: MAML's features against supervised ones, 5-NN accuracy on the same points, with
+    the book's non-inferiority rule (a 2-point margin)."""
+    return Claim(claim_id, statement,
+                 paper="MAML learns features broadly suited to many tasks ([F], quoted by [A] §1); not measured in [A]",
+                 source="[A] §1, §4 (planned)", chapter=_A,
+                 rule=AllChecks((Check("non-inferior: 95% CI of (MAML − supervised) 5-NN accuracy above −2 points",
+                                       "diff_lo", ">", -0.02),)),
+                 measured=lambda v: (f"{where}: 5-NN MAML {100 * v['maml']:.1f}%, supervised "
+                                     f"{100 * v['supervised']:.1f}%, MAML − supervised {100 * v['diff']:+.1f} "
+                                     f"[{100 * v['diff_lo']:+.1f}, {100 * v['diff_hi']:+.1f}] points "
+                                     f"({v['pool']} points, paired)"))
+
+
 CLAIMS: dict[str, Claim] = {c.id: c for c in [
     # Goerttler & Obermayer — similarity of representations
     Claim("G1", "After fine-tuning on new tasks, early layers stay closer to the meta-initialisation's "
@@ -259,24 +273,12 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           rule=MatchesPaper(0.9671, 0.0, partly_below=0.01),
           measured=lambda v: (f"{100 * v['mean']:.2f} ± {100 * v['ci95']:.2f}% over {v['seeds']} seeds (t interval; "
                               f"10,000 test images each)")),
-    Claim("A1b", "With the same network and data, MAML's features separate the digits about as well as "
-                 "supervised training's (the book's test of [F]'s 'broadly suited' features)",
-          paper="MAML learns features broadly suited to many tasks ([F], quoted by [A] §1); not measured in [A]",
-          source="[A] §1, §4 (planned)", chapter=_A,
-          rule=AllChecks((Check("non-inferior: 95% CI of (MAML − supervised) 5-NN accuracy above −2 points",
-                                "diff_lo", ">", -0.02),)),
-          measured=lambda v: (f"FC on MNIST test digits: 5-NN MAML {100 * v['maml']:.1f}%, supervised "
-                              f"{100 * v['supervised']:.1f}%, MAML − supervised {100 * v['diff']:+.1f} "
-                              f"[{100 * v['diff_lo']:+.1f}, {100 * v['diff_hi']:+.1f}] points ({v['pool']} points, paired)")),
-    Claim("A1c", "On characters neither network was trained on, a MAML-trained Conv4's features separate "
-                 "the classes about as well as a Conv4 trained on all training characters as classes",
-          paper="MAML learns features broadly suited to many tasks ([F], quoted by [A] §1); not measured in [A]",
-          source="[A] §1, §4 (planned)", chapter=_A,
-          rule=AllChecks((Check("non-inferior: 95% CI of (MAML − supervised) 5-NN accuracy above −2 points",
-                                "diff_lo", ">", -0.02),)),
-          measured=lambda v: (f"Conv4 on held-out Omniglot characters: 5-NN MAML {100 * v['maml']:.1f}%, supervised "
-                              f"{100 * v['supervised']:.1f}%, MAML − supervised {100 * v['diff']:+.1f} "
-                              f"[{100 * v['diff_lo']:+.1f}, {100 * v['diff_hi']:+.1f}] points ({v['pool']} points, paired)")),
+    _features_pair("A1b", "With the same network and data, MAML's features separate the digits about as well as "
+                          "supervised training's (the book's test of [F]'s 'broadly suited' features)",
+                   "FC on MNIST test digits"),
+    _features_pair("A1c", "On characters neither network was trained on, a MAML-trained Conv4's features separate "
+                          "the classes about as well as a Conv4 trained on all training characters as classes",
+                   "Conv4 on held-out Omniglot characters"),
     Claim("A1d", "Central differences (Eq. 2) approximate the Hessian-vector product of MAML's meta-gradient",
           paper="proposed, not measured (Eq. 2)", source="[A] §4, Eq. 2", chapter=_A,
           rule=AllChecks((Check("float64: Hv relative error ≤ 1e-6 at the best ε", "f64_best", "<=", 1e-6),

@@ -199,14 +199,20 @@ LANDSCAPE_PANELS = {"score": "target accuracy (%)", "curvature": "E‖H‖σ at 
                     "representation_coherence": "E[hᵢᵀhⱼ] at θ"}
 
 
-def landscape_curves(frames: dict, peaks: dict | None = None, *, score_label: str = "target accuracy (%)"):
-    """[L]'s signals over meta-training, one panel per signal (:data:`LANDSCAPE_PANELS`), one
-    line per run (``frames``: label → :func:`mamlscope.landscape.run_signals`), ±1 SE bands, the
-    step axis symmetric-log (step 0 included); a dashed line at each run's accuracy peak
-    (``peaks``: label → :class:`mamlscope.landscape.Peak`)."""
+def landscape_curves(frames: dict, peaks: dict | None = None, *, panels: dict | None = None,
+                     score_label: str = "target accuracy (%)"):
+    """[L]'s signals over meta-training, one panel per signal (``panels``: column → title, default
+    :data:`LANDSCAPE_PANELS`, three to a row), one line per run (``frames``: label →
+    :func:`mamlscope.landscape.run_signals`), ±1 SE bands, the step axis symmetric-log (step 0
+    included); a dashed line at each run's accuracy peak (``peaks``: label →
+    :class:`mamlscope.landscape.Peak`)."""
     style()
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
-    for ax, (key, label) in zip(axes.flat, LANDSCAPE_PANELS.items()):
+    panels = LANDSCAPE_PANELS if panels is None else panels
+    rows = math.ceil(len(panels) / 3)
+    cols = min(3, len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols if rows > 1 else 6 * cols, 3.75 * rows + 0.25 * (rows == 1)),
+                             squeeze=False)
+    for ax, (key, label) in zip(axes.flat, panels.items()):
         for (name, f), color in zip(frames.items(), sns.color_palette()):
             scale = 100 if key == "score" and f[key].max() <= 1 and f[key].min() >= 0 else 1
             steps, y, se = f.index.to_numpy(), scale * f[key].to_numpy(float), scale * f[f"{key}_se"].to_numpy(float)
@@ -238,21 +244,8 @@ def signal_vs_score(frame, signal: str, *, score_label: str = "−MSE on meta-te
 def coherence_over_training(frames: dict):
     """Target accuracy (left) and E[θ⃗ᵢᵀθ⃗ⱼ] on held-out tasks (right, ±1 SE) over meta-training,
     one line per run (``frames``: label → :func:`mamlscope.landscape.run_signals`)."""
-    style()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for (name, f), color in zip(frames.items(), sns.color_palette()):
-        steps = f.index.to_numpy()
-        for ax, key, scale in ((axes[0], "score", 100), (axes[1], "trajectory_coherence", 1)):
-            y, se = scale * f[key].to_numpy(float), scale * f[f"{key}_se"].to_numpy(float)
-            ax.plot(steps, y, "o-", ms=3, color=color, label=name)
-            ax.fill_between(steps, y - se, y + se, color=color, alpha=0.2)
-    for ax, title in zip(axes, ("target accuracy (%)", "E[θ⃗ᵢᵀθ⃗ⱼ] (coherence of adaptation directions)")):
-        ax.set_xscale("symlog", linthresh=10)
-        ax.set_xlim(left=0)
-        ax.set(xlabel="meta-training step", title=title)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return landscape_curves(frames, panels={"score": "target accuracy (%)",
+                                            "trajectory_coherence": "E[θ⃗ᵢᵀθ⃗ⱼ] (coherence of adaptation directions)"})
 
 
 def filter_grid(images: dict, n: int = 16, cols: int = 8):
