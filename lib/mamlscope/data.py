@@ -238,7 +238,7 @@ def load_omniglot(root=None, *, download: bool = True, cache=None, progress: boo
         for j, f in enumerate(files):
             images[c, j] = torch.from_numpy(_load_resized(f))
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
+    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")  # concurrent builders
     torch.save(images, tmp)
     tmp.replace(cache_file)
     return images

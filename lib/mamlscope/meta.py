@@ -277,32 +277,114 @@ def _save(run: Run, step: int, model, opt) -> None:
     run.save_checkpoint(step, {"model": model.state_dict(), "optimizer": opt.state_dict()})
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What one call of :func:`attempt` did: trained ``run`` from ``start`` to its end
+    (``trained`` steps, ``seconds`` of wall time), or nothing (``trained == 0``) because the run
+    was finished, possibly by another process while this one waited for its lock."""
+    run: Run
+    start: int
+    trained: int
+    seconds: float
+
+
 def train(config, *, device="cpu", backend: str = "func", progress: bool | None = None, root=None) -> Run:
     """Train (or resume, or reuse) the run of ``config``; returns its :class:`~mamlscope.runs.Run`.
 
     ``device`` and ``backend`` do not enter the run's hash: they change speed, not the result
-    (up to floating-point noise).
+    (up to floating-point noise; so does the number of threads, which ``final.json`` records).
     """
+    return attempt(config, device=device, backend=backend, progress=progress, root=root).run
+
+
+def attempt(config, *, device="cpu", backend: str = "func", progress: bool | None = None, root=None,
+            on_step=None) -> Attempt:
+    """:func:`train`, saying what it did. The run's lock is held while training, so a second
+    process asking for the same run waits, then finds it finished. ``on_step(done, total)`` is
+    called after every step (progress reports)."""
+    if not isinstance(config, (MetaConfig, SupervisedConfig)):
+        raise TypeError(f"cannot train a {type(config).__name__}; use MetaConfig or SupervisedConfig.")
     run = Run(config, root)
     if run.finished:
-        return run
+        return Attempt(run, config.steps, 0, 0.0)
+    with run.lock():
+        if run.finished:  # trained by the process we waited for
+            return Attempt(run, config.steps, 0, 0.0)
+        t0 = time.perf_counter()
+        loop = _train_meta if isinstance(config, MetaConfig) else _train_supervised
+        start = loop(run, config, torch.device(device), backend, progress, on_step or (lambda done, total: None))
+    return Attempt(run, start, config.steps - start, time.perf_counter() - t0)
+
+
+def _meta_step(model, opt, tasks, step: int, cfg: MetaConfig, inner, backend, device):
+    """One Adam step on the mean query loss of meta-batch ``step``; returns its per-task
+    (losses, scores), detached."""
+    B = cfg.meta_batch
+    batch = tasks.batch(range(step * B, (step + 1) * B)).to(device, DTYPES[cfg.dtype])
+    losses, scores = query_loss(model, batch, inner, loss=cfg.loss, backend=backend,
+                                coherence_gamma=cfg.coherence_penalty)
+    opt.zero_grad(set_to_none=True)
+    losses.mean().backward()
+    opt.step()
+    return losses.detach(), scores.detach()
+
+
+def _supervised_step(model, opt, x, y, step: int, cfg: SupervisedConfig, device):
+    """One Adam step on mini-batch ``step``; returns (indices, logits, loss)."""
+    idx = cfg.batch_indices(step, len(x))
+    xb = (x[idx].float() / 255.0).unsqueeze(1).to(device, DTYPES[cfg.dtype])
+    out = model(xb)
+    loss = F.cross_entropy(out, y[idx].to(device))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return idx, out, loss
+
+
+def estimate_seconds(config, *, device="cpu", backend: str = "func", steps: int = 2) -> float:
+    """The wall time a run of ``config`` would take here, from timing ``steps`` training steps
+    (after one warm-up step) and, for meta-learning, the checkpoints' test-task evaluations:
+
+        T ≈ steps·t_step + (#checkpoints)·curve_tasks·t_task.
+
+    Nothing is written; the estimate orders the runs for scheduling (longest first) and is shown
+    by ``python -m mamlscope.runs plan``."""
+    device = torch.device(device)
+    model = init_model(config, device)
     if isinstance(config, MetaConfig):
-        _train_meta(run, config, torch.device(device), backend, progress)
-    elif isinstance(config, SupervisedConfig):
-        _train_supervised(run, config, torch.device(device), progress)
+        opt = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
+        tasks, inner = config.train_tasks(), config.inner(train=True)
+        run_step = lambda s: _meta_step(model, opt, tasks, s, config, inner, backend, device)  # noqa: E731
     else:
-        raise TypeError(f"cannot train a {type(config).__name__}; use MetaConfig or SupervisedConfig.")
-    return run
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        x, y = config.load(train=True)
+        run_step = lambda s: _supervised_step(model, opt, x, y, s, config, device)  # noqa: E731
+    run_step(0)
+    t0 = time.perf_counter()
+    for s in range(1, steps + 1):
+        run_step(s)
+    seconds = config.steps * (time.perf_counter() - t0) / steps
+    if isinstance(config, MetaConfig) and config.curve_tasks:
+        n = min(config.curve_tasks, 4)
+        t0 = time.perf_counter()
+        per_task_scores(model, config.test_tasks(n), config.inner(train=False), loss=config.loss)
+        per_task = (time.perf_counter() - t0) / n
+        seconds += len(config.checkpoint_steps()) * config.curve_tasks * per_task
+    return seconds
 
 
-def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
+def _provenance(device) -> dict:
+    """How the run was computed, beside what (its config): results depend on the thread count."""
+    return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress, on_step) -> int:
     model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
     start = _resume(run, model, opt)
     tasks, curve = cfg.train_tasks(), cfg.test_tasks(cfg.curve_tasks)
     ckpts = set(cfg.checkpoint_steps())
     inner, eval_inner = cfg.inner(train=True), cfg.inner(train=False)
-    B = cfg.meta_batch
 
     def checkpoint(step):
         scores = per_task_scores(model, curve, eval_inner, loss=cfg.loss)
@@ -315,13 +397,8 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
     sums, count, t0 = torch.zeros(2), 0, time.perf_counter()
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
-        batch = tasks.batch(range(step * B, (step + 1) * B)).to(device, DTYPES[cfg.dtype])
-        losses, scores = query_loss(model, batch, inner, loss=cfg.loss, backend=backend,
-                                    coherence_gamma=cfg.coherence_penalty)
-        opt.zero_grad(set_to_none=True)
-        losses.mean().backward()
-        opt.step()
-        sums += torch.stack([losses.mean().detach(), scores.mean().detach()]).cpu()
+        losses, scores = _meta_step(model, opt, tasks, step, cfg, inner, backend, device)
+        sums += torch.stack([losses.mean(), scores.mean()]).cpu()
         count += 1
         done = step + 1
         if done % cfg.log_every == 0 or done in ckpts:  # a log window never spans a checkpoint,
@@ -331,10 +408,13 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress) -> None:
             sums, count, t0 = torch.zeros(2), 0, time.perf_counter()
         if done in ckpts:
             checkpoint(done)
-    run.finish({"steps": cfg.steps, "final_curve_score": run.metrics()[-1].get("test_score")})
+        on_step(done, cfg.steps)
+    run.finish({"steps": cfg.steps, "final_curve_score": run.metrics()[-1].get("test_score"),
+                **_provenance(device)})
+    return start
 
 
-def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None:
+def _train_supervised(run: Run, cfg: SupervisedConfig, device, backend, progress, on_step) -> int:
     model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = _resume(run, model, opt)
@@ -344,20 +424,16 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, progress) -> None
         _save(run, 0, model, opt)
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
-        idx = cfg.batch_indices(step, len(x))
-        xb = (x[idx].float() / 255.0).unsqueeze(1).to(device, DTYPES[cfg.dtype])
-        out = model(xb)
-        loss = F.cross_entropy(out, y[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        idx, out, loss = _supervised_step(model, opt, x, y, step, cfg, device)
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             acc = (out.argmax(1).cpu() == y[idx]).float().mean().item()
             run.log({"step": done, "train_loss": loss.item(), "train_score": acc})
         if done in ckpts:
             _save(run, done, model, opt)
-    run.finish({"steps": cfg.steps})
+        on_step(done, cfg.steps)
+    run.finish({"steps": cfg.steps, **_provenance(device)})
+    return start
 
 
 def finetune_start(run, n_way: int, step: int | None = None, seed: int = 0, device="cpu"):

@@ -7,12 +7,13 @@ code; ``tests/test_nbval.py`` checks them against the run directories each chapt
 creates when it executes at the smoke profile, so a chapter that starts training something else
 fails its test until it is declared here.
 
-    python -m mamlscope.plan --profile cpu [chapter …]   # every run, where it lives, cached or not
+    python -m mamlscope.runs plan --profile cpu [chapter …]   # every run, cached or not, its cost
+    python -m mamlscope.runs train --profile cpu [--workers N]  # train the missing ones (mamlscope.schedule)
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Callable
 
 from .profiles import Profile, alternative_recipe, load
@@ -81,39 +82,74 @@ def chapter_runs(profile: Profile, chapter: str) -> list:
     return CHAPTER_RUNS[chapter](profile)
 
 
-def plan(profile: Profile, chapters=None, root=None):
-    """One row per distinct run the ``chapters`` (default: all) need, first use first: its
-    directory name, the chapters that use it, its meta-steps (or supervised steps) and whether it
-    is already trained in the cache."""
-    import pandas as pd
+@dataclass
+class Planned:
+    """One distinct run the chosen chapters need: its configuration, its directory, the chapters
+    that use it (first use first), and how far it is trained (``done`` of ``config.steps``)."""
+    config: object
+    dir: Path
+    chapters: list = field(default_factory=list)
 
-    from .runs import Run, run_dir
+    @property
+    def done(self) -> int:
+        """Steps trained so far: all when finished, else the newest checkpoint's step."""
+        if (self.dir / "final.json").is_file():
+            return self.config.steps
+        steps = sorted(int(p.stem[5:]) for p in (self.dir / "ckpt").glob("step_*.pt"))
+        return steps[-1] if steps else 0
 
-    rows: dict[str, dict] = {}
+    @property
+    def status(self) -> str:
+        done = self.done
+        return "trained" if done == self.config.steps else ("missing" if done == 0 else f"{done}/{self.config.steps}")
+
+
+def planned(profile: Profile, chapters=None, root=None) -> list[Planned]:
+    """The distinct runs the ``chapters`` (default: all) need at ``profile``, first use first."""
+    from .runs import run_dir
+
+    runs: dict[Path, Planned] = {}
     for chapter in chapters or list(CHAPTER_RUNS):
         for cfg in chapter_runs(profile, chapter):
             path = run_dir(cfg, root)
-            row = rows.setdefault(path.name, {"run": path.name, "chapters": [], "steps": cfg.steps,
-                                              "trained": (path / "final.json").is_file()})
-            if chapter not in row["chapters"]:
-                row["chapters"].append(chapter)
-    frame = pd.DataFrame(list(rows.values()))
-    if not frame.empty:
-        frame["chapters"] = frame["chapters"].map(", ".join)
-    return frame
+            item = runs.setdefault(path, Planned(cfg, path))
+            if chapter not in item.chapters:
+                item.chapters.append(chapter)
+    return list(runs.values())
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mamlscope.plan",
-                                     description="List the training runs the chapters need at a profile.")
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("chapters", nargs="*")
-    args = parser.parse_args(argv)
-    frame = plan(load(args.profile), args.chapters or None)
-    print(frame.to_string(index=False))
-    print(f"\n{len(frame)} runs, {int(frame['trained'].sum())} already trained.")
-    return 0
+def settings(config) -> str:
+    """The fields of ``config`` that differ from its class's defaults, bookkeeping left out."""
+    skip = {"checkpoint_every", "log_checkpoints", "log_every"}
+    return " ".join(f"{f.name}={_short(getattr(config, f.name))}" for f in fields(config)
+                    if f.name not in skip and getattr(config, f.name) != f.default)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _short(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ",".join(_short(v) for v in value) + ")"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def plan(profile: Profile, chapters=None, root=None, estimate: bool = False, device="cpu"):
+    """One row per distinct run the ``chapters`` (default: all) need, first use first: its
+    directory name and hash, the chapters that use it, its steps, whether it is trained
+    (``trained``; ``missing``; or ``k/N`` steps checkpointed), its settings (fields that differ
+    from the defaults) and, with ``estimate``, the minutes its untrained part would take here
+    (:func:`mamlscope.meta.estimate_seconds`, at the current thread count)."""
+    import pandas as pd
+
+    from .meta import estimate_seconds
+    from .runs import config_hash
+
+    rows = []
+    for item in planned(profile, chapters, root):
+        cfg, done = item.config, item.done
+        row = {"run": item.dir.name, "hash": config_hash(cfg), "chapters": ", ".join(item.chapters),
+               "steps": cfg.steps, "status": item.status, "trained": done == cfg.steps,
+               "settings": settings(cfg)}
+        if estimate:
+            left = 1 - done / cfg.steps
+            row["minutes"] = estimate_seconds(cfg, device=device) * left / 60 if left else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -5,11 +5,16 @@ A run directory ``<cache root>/runs/<name>-<hash12>/`` holds
 * ``config.json``   — the full configuration (its SHA-256 is the directory's key);
 * ``ckpt/step_0000500.pt`` — checkpoints (model, optimiser, step), written atomically;
 * ``metrics.jsonl`` — one JSON record per logged step;
-* ``final.json``    — written last; its presence means the run is finished and is reused.
+* ``final.json``    — written last; its presence means the run is finished and is reused;
+* ``.lock``         — held (``flock``) by the one process training the run, released by the
+  operating system when that process ends, however it ends.
 
 Any two chapters asking for the same configuration share one run; an interrupted run resumes
 from its newest checkpoint. Nothing is silently overwritten: an unreadable checkpoint stops the
 run with an error that says which file and what to do, and the file is left where it is.
+
+``python -m mamlscope.runs plan|train`` lists and trains the runs the chapters need
+(:mod:`mamlscope.plan`, :mod:`mamlscope.schedule`).
 """
 from __future__ import annotations
 
@@ -17,11 +22,15 @@ import dataclasses
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
-import torch
+import sys
 
-from .paths import cache_root
+import torch
+from filelock import FileLock, Timeout
+
+from ..paths import cache_root
 
 RUN_FORMAT = 1  # bump when a change to the training code changes what a config produces
 
@@ -119,6 +128,25 @@ class Run:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write_bytes(path, lambda p: p.write_text(json.dumps(mine, indent=2, sort_keys=True)))
 
+    # -- one trainer at a time ----------------------------------------------------------------
+    @contextmanager
+    def lock(self, notice_after: float = 2.0):
+        """Hold the run's lock (``<run>/.lock``, an ``flock``) while training it, so that no two
+        processes, on one machine or on a cluster's shared filesystem, train the same run at
+        once. Waits for a process that holds it (saying so on stderr after ``notice_after``
+        seconds); the lock dies with its holder, so a killed trainer leaves a resumable run."""
+        lock = FileLock(self.dir / ".lock")
+        try:
+            lock.acquire(timeout=notice_after)
+        except Timeout:
+            print(f"{self.dir.name}: another process is training this run; waiting for it.",
+                  file=sys.stderr, flush=True)
+            lock.acquire()
+        try:
+            yield self
+        finally:
+            lock.release()
+
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_path(self, step: int) -> Path:
         return self.ckpt_dir / f"step_{step:07d}.pt"
@@ -178,9 +206,19 @@ class Run:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def metrics(self) -> list[dict]:
+        """The logged records. A last line cut short (the process was killed while appending it)
+        is skipped; it is dropped for good when the run resumes (:meth:`truncate_metrics`)."""
         if not self.metrics_path.is_file():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i < len(lines) - 1:
+                    raise
+        return records
 
     def truncate_metrics(self, step: int) -> None:
         """Drop records logged after ``step`` (they will be recomputed identically on resume)."""

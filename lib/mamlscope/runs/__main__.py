@@ -1,0 +1,131 @@
+"""``python -m mamlscope.runs plan|train``: list the training runs the chapters need, and train
+the missing ones concurrently (see :mod:`mamlscope.plan` and :mod:`mamlscope.schedule`).
+
+    python -m mamlscope.runs plan  --profile cpu [chapter …] [--estimate]
+    python -m mamlscope.runs train --profile cpu [chapter …] [--workers N] [--threads-per-worker T]
+    python -m mamlscope.runs train --profile paper --cluster slurm --workers 8 --gpus 1 \\
+        --threads-per-worker 8 --memory 32GB --walltime 24:00:00 [--queue Q] [--job-script]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ..profiles import PROFILES
+    from ..schedule import KINDS
+
+    parser = argparse.ArgumentParser(prog="python -m mamlscope.runs", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("plan", "list the runs, their hash, settings, status and (--estimate) cost"),
+                       ("train", "train the runs that are not trained yet, concurrently, on Dask")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
+        p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
+        p.add_argument("--threads-per-worker", type=int, default=None, metavar="T",
+                       help="torch threads per training run (default: 1 locally on CPU, 8 on a cluster)")
+        p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    plan, train = sub.choices["plan"], sub.choices["train"]
+    plan.add_argument("--estimate", action="store_true",
+                      help="time a few steps of each untrained run to estimate its minutes here")
+    train.add_argument("--workers", default="auto",
+                       help="concurrent runs: a number, or auto (cores ÷ threads locally; required on a cluster)")
+    train.add_argument("--cluster", default="local", choices=KINDS, help="where the workers run (default local)")
+    train.add_argument("--no-estimate", action="store_true",
+                       help="skip the timing probes; runs start in plan order instead of longest first")
+    g = train.add_argument_group("batch jobs (--cluster slurm|pbs|sge|lsf; one job per worker)")
+    g.add_argument("--gpus", type=int, default=1, help="GPUs per job (default 1; 0 for none)")
+    g.add_argument("--memory", default="32GB", help="memory per job (default 32GB)")
+    g.add_argument("--walltime", default="24:00:00", help="time limit per job (default 24:00:00)")
+    g.add_argument("--queue", default=None, help="partition / queue")
+    g.add_argument("--account", default=None, help="account to charge")
+    g.add_argument("--directive", action="append", default=[], metavar="LINE",
+                   help="an extra scheduler directive, e.g. --directive=--constraint=a100 (repeatable)")
+    g.add_argument("--job-script", action="store_true", help="print the job script that would be submitted, and exit")
+    return parser
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from .. import plan as planning
+    from .. import schedule
+    from ..profiles import PROFILES, load
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.profile not in PROFILES:
+        parser.error(f"unknown profile {args.profile!r}; valid profiles: {', '.join(PROFILES)}")
+    unknown = [c for c in args.chapters if c not in planning.CHAPTER_RUNS]
+    if unknown:
+        parser.error(f"unknown chapter(s) {unknown}; chapters: {', '.join(planning.CHAPTER_RUNS)}")
+    profile, chapters = load(args.profile), args.chapters or None
+    remote = getattr(args, "cluster", "local") != "local"
+    threads = args.threads_per_worker or (8 if remote else 1)
+    if threads < 1:
+        parser.error("--threads-per-worker must be >= 1")
+    torch.set_num_threads(threads)  # the estimates are timed at the workers' thread count
+
+    if args.command == "plan":
+        import pandas as pd
+
+        frame = planning.plan(profile, chapters, estimate=args.estimate, device=args.device)
+        shown = frame.assign(hash=frame["hash"].str[:12],
+                             chapters=frame["chapters"].map(lambda c: ",".join(n[:2] for n in c.split(", "))))
+        columns = ["run", "status", "steps"] + (["minutes"] if args.estimate else []) + ["chapters", "settings"]
+        print(shown[columns].to_string(index=False, justify="left", float_format=lambda m: f"{m:.2f}",
+                                       formatters={"settings": lambda s: f" {s}",
+                                                   "run": lambda s: s.ljust(shown["run"].str.len().max())}))
+        line = f"\n{len(frame)} runs at profile {args.profile}, {int(frame['trained'].sum())} trained"
+        if args.estimate:
+            line += f"; the rest ≈ {frame['minutes'].sum():.0f} min of work at {threads} thread(s)"
+        print(line + ".")
+        return 0
+
+    if remote:
+        spec = schedule.JobSpec(args.cluster, threads, args.gpus, args.memory, args.walltime, args.queue,
+                                args.account, args.directive, schedule.shared_env())
+        cluster = schedule.jobqueue_cluster(spec)
+        if args.job_script:
+            print(cluster.job_script())
+            cluster.close()
+            return 0
+        if args.workers == "auto":
+            parser.error("--workers N is required with --cluster (one batch job per worker)")
+    elif args.job_script:
+        parser.error("--job-script needs --cluster slurm|pbs|sge|lsf")
+
+    items = planning.planned(profile, chapters)
+    todo = [it for it in items if it.status != "trained"]
+    workers = schedule.default_workers(threads) if args.workers == "auto" else int(args.workers)
+    workers = max(1, min(workers, len(todo) or 1))
+    estimates = None
+    if todo and not args.no_estimate and not remote:
+        from ..meta import estimate_seconds
+
+        print(f"estimating {len(todo)} runs (a few timed steps each) …", flush=True)
+        estimates = [estimate_seconds(it.config, device=args.device) * (1 - it.done / it.config.steps)
+                     if it.status != "trained" else 0.0 for it in items]
+    if not todo:
+        print(f"all {len(items)} runs at profile {args.profile} are trained.")
+        return 0
+
+    from distributed import Client
+
+    cluster = cluster if remote else schedule.local_cluster(workers)
+    try:
+        if remote:
+            cluster.scale(jobs=workers)
+        with Client(cluster) as client:
+            schedule.train_all(items, client, threads=threads, device=args.device, estimates=estimates)
+    except RuntimeError as err:
+        print(err, file=sys.stderr)
+        return 1
+    finally:
+        cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
