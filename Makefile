@@ -1,19 +1,30 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make book   — set up, execute every chapter at PROFILE (default cpu), build _build/html
+#   make book   — set up, train the missing runs, execute every chapter at PROFILE (default cpu), build _build/html
 #   make test   — set up, run the test suite
 PYTHON   ?= python3.11
 VENV     ?= .venv
 PROFILE  ?= cpu
+WORKERS  ?= auto
+THREADS  ?= 2
 MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
 
-.PHONY: book html test goldens execute sync setup lock clean-html
+.PHONY: book html test goldens execute train plan sync setup lock clean-html
 
 book: execute html        ## set up, execute all chapters at $(PROFILE), build the HTML
 
-execute: setup            ## execute all chapters in place at $(PROFILE) (cached runs are reused)
+execute: train            ## train what is missing, then execute all chapters in place at $(PROFILE)
 	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE)
+
+# Every run the chapters need, trained concurrently on a Dask LocalCluster: $(WORKERS) workers
+# (auto: cores ÷ $(THREADS)) of $(THREADS) torch threads each. Results depend on the thread count;
+# the cpu profile's numbers were computed with 2 threads per run.
+train: setup              ## train the runs the chapters need at $(PROFILE) that are not cached yet
+	$(BIN)/python -m mamlscope.runs train --profile $(PROFILE) --workers $(WORKERS) --threads-per-worker $(THREADS)
+
+plan: setup               ## list the runs the chapters need at $(PROFILE), cached or not, with estimated minutes
+	$(BIN)/python -m mamlscope.runs plan --profile $(PROFILE) --estimate
 
 html: setup               ## render the committed notebooks only (no execution)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going

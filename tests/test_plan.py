@@ -38,7 +38,25 @@ def test_swapped_sinusoid_exchanges_the_ranges():
     assert plan.swapped_sinusoid(w) == s
 
 
-def test_cli_prints_the_plan(capsys):
-    assert plan.main(["--profile", "smoke", "01_maml_on_omniglot"]) == 0
+def test_cli_prints_the_plan(capsys, tmp_path, monkeypatch):
+    from mamlscope.runs.__main__ import main
+
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
+    assert main(["plan", "--profile", "smoke", "01_maml_on_omniglot", "--estimate"]) == 0
     out = capsys.readouterr().out
-    assert "maml-omniglot-5w1s-" in out and "2 runs" in out
+    assert "maml-omniglot-5w1s-" in out and "2 runs at profile smoke, 0 trained" in out
+    assert "missing" in out and "n_way=20" in out and "minutes" in out
+    with pytest.raises(SystemExit):
+        main(["plan", "--profile", "nope"])
+    with pytest.raises(SystemExit):
+        main(["train", "--profile", "smoke", "no_such_chapter"])
+
+
+def test_settings_and_status(tmp_path):
+    P = profiles.load("smoke")
+    item = plan.planned(P, ["06_coherence_regulariser"], root=tmp_path)[-1]
+    assert "coherence_penalty=1" in plan.settings(item.config) and "log_every" not in plan.settings(item.config)
+    assert (item.done, item.status) == (0, "missing")
+    (item.dir / "ckpt").mkdir(parents=True)
+    (item.dir / "ckpt" / "step_0000002.pt").write_bytes(b"")
+    assert (item.done, item.status) == (2, f"2/{item.config.steps}")

@@ -108,14 +108,18 @@ def parameters(root: Path, chapter: str) -> dict:
 
 def execute(root: Path, chapter: str, parameters: dict, output: Path, **papermill_kwargs) -> Path:
     """Execute the chapter's ``.md`` source with papermill (kernel in ``book/``) into ``output``
-    (an ``.ipynb``); the injected-parameters cell is hidden from the HTML."""
+    (an ``.ipynb``); the injected-parameters cell is hidden from the HTML. In a terminal,
+    papermill's bar shows the chapter and the cell executing."""
     import nbformat
     import papermill as pm
 
+    from .progress import progress_enabled
+
     nb = read_source(root, chapter)
     output.parent.mkdir(parents=True, exist_ok=True)
+    papermill_kwargs.setdefault("progress_bar", {"desc": chapter} if progress_enabled() else False)
     pm.execute_notebook(nb, str(output), parameters=parameters, cwd=str(Path(root) / "book"),
-                        progress_bar=False, kernel_name="python3", **papermill_kwargs)
+                        kernel_name="python3", **papermill_kwargs)
     executed = nbformat.read(output, as_version=4)
     for cell in executed.cells:
         tags = _tags(cell)

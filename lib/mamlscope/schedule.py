@@ -50,8 +50,10 @@ def train_task(config, root: str, device: str, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     name = run_dir(config, root).name
+    began = time.time()
     a = attempt(config, device=device, progress=False, root=root, on_step=_reporter(name))
-    return {"run": name, "start": a.start, "trained": a.trained, "seconds": a.seconds, "threads": threads}
+    return {"run": name, "start": a.start, "trained": a.trained, "seconds": a.seconds, "threads": threads,
+            "pid": os.getpid(), "began": began, "ended": time.time()}
 
 
 def _reporter(name: str, every: float = 1.0):
@@ -127,7 +129,7 @@ def shared_env(root=None) -> dict:
 
 # -- on the client ----------------------------------------------------------------------------
 def train_all(items, client, *, threads: int, device: str = "cpu", root=None, estimates=None,
-              progress: bool | None = None, out=sys.stdout) -> list[dict]:
+              workers: int | None = None, progress: bool | None = None, out=None) -> list[dict]:
     """Train the :class:`mamlscope.plan.Planned` runs in ``items`` that are not trained yet, on
     ``client``'s workers, longest first (``estimates``: seconds of each run's untrained part,
     same order; default: its steps); returns
@@ -137,7 +139,7 @@ def train_all(items, client, *, threads: int, device: str = "cpu", root=None, es
     estimates = list(estimates) if estimates is not None else [float(it.config.steps) for it in items]
     todo = [(it, est) for it, est in zip(items, estimates) if it.status != "trained"]
     display = Display([(it.dir.name, it.done, it.config.steps, est) for it, est in todo],
-                      workers=len(client.scheduler_info()["workers"]), threads=threads,
+                      workers=workers or len(client.scheduler_info()["workers"]), threads=threads,
                       enable=progress_enabled(progress), out=out)
     latest: dict[str, tuple[int, int]] = {}
     client.subscribe_topic(TOPIC, lambda event: latest.__setitem__(event[1]["run"], (event[1]["done"], event[1]["total"])))
@@ -170,13 +172,13 @@ def train_all(items, client, *, threads: int, device: str = "cpu", root=None, es
 class Display:
     """Progress of a plan: tqdm bars in a terminal, one line per finished run otherwise."""
 
-    def __init__(self, runs, *, workers: int, threads: int, enable: bool, out=sys.stdout):
+    def __init__(self, runs, *, workers: int, threads: int, enable: bool, out=None):
         self.runs = {name: (done, total, est) for name, done, total, est in runs}
-        self.enable, self.out, self.count = enable, out, 0
+        self.enable, self.out, self.count = enable, out or sys.stdout, 0
         self.start = time.perf_counter()
         head = (f"training {len(runs)} runs on {workers} worker(s) × {threads} thread(s)"
                 + ("" if runs else ": nothing to do"))
-        print(head, file=out, flush=True)
+        print(head, file=self.out, flush=True)
         self.bars, self.total = {}, None
         if enable and runs:
             from tqdm import tqdm

@@ -24,13 +24,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
         p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
         p.add_argument("--threads-per-worker", type=int, default=None, metavar="T",
-                       help="torch threads per training run (default: 1 locally on CPU, 8 on a cluster)")
+                       help="torch threads per training run (default: 2 locally, the count the cpu "
+                            "profile's numbers were computed with; 8 on a cluster)")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     plan, train = sub.choices["plan"], sub.choices["train"]
     plan.add_argument("--estimate", action="store_true",
                       help="time a few steps of each untrained run to estimate its minutes here")
     train.add_argument("--workers", default="auto",
-                       help="concurrent runs: a number, or auto (cores ÷ threads locally; required on a cluster)")
+                       help="concurrent runs: a number, or auto (cores ÷ threads per worker locally; "
+                            "required on a cluster)")
     train.add_argument("--cluster", default="local", choices=KINDS, help="where the workers run (default local)")
     train.add_argument("--no-estimate", action="store_true",
                        help="skip the timing probes; runs start in plan order instead of longest first")
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown chapter(s) {unknown}; chapters: {', '.join(planning.CHAPTER_RUNS)}")
     profile, chapters = load(args.profile), args.chapters or None
     remote = getattr(args, "cluster", "local") != "local"
-    threads = args.threads_per_worker or (8 if remote else 1)
+    threads = args.threads_per_worker or (8 if remote else 2)
     if threads < 1:
         parser.error("--threads-per-worker must be >= 1")
     torch.set_num_threads(threads)  # the estimates are timed at the workers' thread count
@@ -118,7 +120,8 @@ def main(argv=None) -> int:
         if remote:
             cluster.scale(jobs=workers)
         with Client(cluster) as client:
-            schedule.train_all(items, client, threads=threads, device=args.device, estimates=estimates)
+            schedule.train_all(items, client, threads=threads, device=args.device, estimates=estimates,
+                               workers=workers)
     except RuntimeError as err:
         print(err, file=sys.stderr)
         return 1
