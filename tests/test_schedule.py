@@ -46,7 +46,7 @@ def _same_run(a: Run, b: Run):
 def cluster_client(request):
     from distributed import Client
 
-    cluster = schedule.local_cluster(request.param)
+    cluster = schedule.local_cluster(request.param, threads=1)
     client = Client(cluster)
     yield client
     client.close()
@@ -60,6 +60,8 @@ def test_two_runs_train_concurrently_and_equal_sequential_runs(cluster_client, t
     done = schedule.train_all(items, cluster_client, threads=1, root=tmp_path / "dask", progress=False)
     assert [d["trained"] for d in done] == [c.steps for c in cfgs]
     assert done[0]["pid"] != done[1]["pid"]
+    env = cluster_client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")})
+    assert all(e == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"} for e in env.values()), env
     assert max(d["began"] for d in done) < min(d["ended"] for d in done), "the two runs did not overlap"
     for cfg in cfgs:
         _same_run(Run(cfg, tmp_path / "dask"), _sequential(cfg, tmp_path / "seq"))
@@ -160,6 +162,10 @@ def test_slurm_job_script_asks_for_a_gpu_time_memory_and_the_shared_paths(capsys
                  "#SBATCH --constraint=a100", "export MAMLSCOPE_CACHE='/shared/mamlscope cache'"):
         assert line in script, script
     assert "#SBATCH --mem=" in script and "--resources run=1" in script
+    line = next(x for x in script.splitlines() if x.startswith("export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="))
+    value = subprocess.run(["bash", "-c", f"{line}; {sys.executable} -c 'import dask.config as c, distributed; "
+                            "print(c.get(\"distributed.nanny.pre-spawn-environ\"))'"], capture_output=True, text=True)
+    assert value.stdout.strip() == str(schedule.worker_environ(8)), value
     from mamlscope.runs.__main__ import main
 
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))

@@ -82,12 +82,25 @@ def default_workers(threads: int = 1) -> int:
     return max(1, cores // threads)
 
 
-def local_cluster(workers: int):
-    """``workers`` processes on this machine, each running one task at a time."""
+def worker_environ(threads: int) -> dict:
+    """The environment Dask's nanny sets before starting a worker process
+    (``distributed.nanny.pre-spawn-environ``): the thread counts, and *not* Dask's default
+    ``MALLOC_TRIM_THRESHOLD_=65536``. That setting turns off glibc's adaptive mmap threshold, so
+    every large tensor is a fresh mmap: measured here, a 20-way MAML step took 1.01 s instead of
+    0.38 s (1 thread)."""
+    n = str(threads)
+    return {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
+
+def local_cluster(workers: int, threads: int = 1):
+    """``workers`` processes on this machine, each running one task at a time with
+    ``threads`` threads."""
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        resources={"run": 1}, dashboard_address=None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(threads)}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            resources={"run": 1}, dashboard_address=None)
 
 
 @dataclass
@@ -115,9 +128,12 @@ def jobqueue_cluster(spec: JobSpec):
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster,
            "sge": dask_jobqueue.SGECluster, "lsf": dask_jobqueue.LSFCluster}[spec.kind]
     directives = ([GPU_DIRECTIVES[spec.kind].format(n=spec.gpus)] if spec.gpus else []) + list(spec.directives)
+    # the remote nanny reads its Dask configuration from the environment (a dict, parsed by Dask)
+    environ = ", ".join(f'"{k}": ' + ("None" if v is None else f'"{v}"') for k, v in worker_environ(spec.threads).items())
+    env = {**spec.env, "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": "{" + environ + "}"}
     return cls(cores=spec.threads, processes=1, memory=spec.memory, walltime=spec.walltime,
                queue=spec.queue, account=spec.account, job_extra_directives=directives,
-               job_script_prologue=[f"export {k}={shlex.quote(str(v))}" for k, v in spec.env.items()],
+               job_script_prologue=[f"export {k}={shlex.quote(str(v))}" for k, v in env.items()],
                worker_extra_args=["--resources", "run=1"],
                scheduler_options={"dashboard_address": None})
 

@@ -115,7 +115,7 @@ def main(argv=None) -> int:
 
     from distributed import Client
 
-    cluster = cluster if remote else schedule.local_cluster(workers)
+    cluster = cluster if remote else schedule.local_cluster(workers, threads)
     try:
         if remote:
             cluster.scale(jobs=workers)
