@@ -100,7 +100,7 @@ def local_cluster(workers: int, threads: int = 1):
 
     with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(threads)}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            resources={"run": 1}, dashboard_address=None)
+                            resources={"run": 1}, dashboard_address=":0")
 
 
 @dataclass
@@ -135,7 +135,7 @@ def jobqueue_cluster(spec: JobSpec):
                queue=spec.queue, account=spec.account, job_extra_directives=directives,
                job_script_prologue=[f"export {k}={shlex.quote(str(v))}" for k, v in env.items()],
                worker_extra_args=["--resources", "run=1"],
-               scheduler_options={"dashboard_address": None})
+               scheduler_options={"dashboard_address": ":0"})
 
 
 def shared_env(root=None) -> dict:
