@@ -228,27 +228,27 @@ class Display:
             self._advance(name, done)
 
     def finished(self, name: str, result: dict) -> None:
-        self.count += 1
-        d0, total, _ = self.runs[name]
+        total = self.runs[name][1]
         what = (f"trained steps {result['start']}→{total} in {_duration(result['seconds'])}"
                 if result["trained"] else "already trained (by another process)")
-        line = f"[{self.count}/{len(self.runs)}] {name}: {what}"
+        self._end(name, what)
         if self.total is not None:
-            bar = self.bars.pop(name, None)
-            if bar is not None:
-                bar.close()
             self._advance(name, total)
-            self.tqdm.write(line, file=sys.stderr)
-        else:
-            print(line, file=self.out, flush=True)
 
     def failed(self, name: str, error: BaseException) -> None:
+        self._end(name, f"FAILED ({type(error).__name__}: {error})")
+
+    def _end(self, name: str, what: str) -> None:
+        """Close ``name``'s bar and print its line above the bars (or plainly)."""
         self.count += 1
-        line = f"[{self.count}/{len(self.runs)}] {name}: FAILED ({type(error).__name__}: {error})"
+        line = f"[{self.count}/{len(self.runs)}] {name}: {what}"
         bar = self.bars.pop(name, None)
         if bar is not None:
             bar.close()
-        (self.tqdm.write(line, file=sys.stderr) if self.total is not None else print(line, file=self.out, flush=True))
+        if self.total is not None:
+            self.tqdm.write(line, file=sys.stderr)
+        else:
+            print(line, file=self.out, flush=True)
 
     def close(self) -> None:
         for bar in self.bars.values():
