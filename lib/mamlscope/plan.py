@@ -95,7 +95,9 @@ class Planned:
         """Steps trained so far: all when finished, else the newest checkpoint's step."""
         if (self.dir / "final.json").is_file():
             return self.config.steps
-        steps = sorted(int(p.stem[5:]) for p in (self.dir / "ckpt").glob("step_*.pt"))
+        from .runs import checkpoint_steps
+
+        steps = checkpoint_steps(self.dir)
         return steps[-1] if steps else 0
 
     @property

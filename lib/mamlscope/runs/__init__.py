@@ -94,6 +94,11 @@ def run_dir(config, root=None) -> Path:
     return cache_root(root) / "runs" / f"{config.name}-{config_hash(config)[:12]}"
 
 
+def checkpoint_steps(directory: Path) -> list[int]:
+    """Steps with a checkpoint in run directory ``directory``, ascending (reads, creates nothing)."""
+    return sorted(int(p.stem[5:]) for p in (Path(directory) / "ckpt").glob("step_*.pt"))
+
+
 class Run:
     """The directory of one training run. ``config`` is a dataclass with a ``name`` property."""
 
@@ -153,9 +158,7 @@ class Run:
 
     def checkpoint_steps(self) -> list[int]:
         """Steps that have a checkpoint, ascending."""
-        if not self.ckpt_dir.is_dir():
-            return []
-        return sorted(int(p.stem[5:]) for p in self.ckpt_dir.glob("step_*.pt"))
+        return checkpoint_steps(self.dir)
 
     def save_checkpoint(self, step: int, state: dict) -> Path:
         """Write ``state`` (tensors, numbers, dicts) for ``step`` atomically (temp file + rename)."""
