@@ -10,12 +10,18 @@ MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
 
-.PHONY: book html test goldens execute train plan sync setup lock clean-html
+.PHONY: book html test goldens execute train plan sync setup lock clean-html dry-run
 
-book: execute html        ## set up, execute all chapters at $(PROFILE), build the HTML
+# Only the cpu profile (the book's numbers) writes into book/; another profile writes its
+# notebooks, records and HTML under _build/$(PROFILE)/ (python -m mamlscope.rerun --help).
+book: train               ## set up, train what is missing, execute every chapter at $(PROFILE), build the HTML
+	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --html
 
-execute: train            ## train what is missing, then execute all chapters in place at $(PROFILE)
+execute: train            ## train what is missing, then execute every chapter at $(PROFILE) (no HTML)
 	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE)
+
+dry-run:                  ## the paper profile with every count cut: every chapter at the papers' shapes, minutes on a CPU
+	$(MAKE) book PROFILE=paper-dry
 
 # Every run the chapters need, trained concurrently on a Dask LocalCluster: $(WORKERS) workers
 # (auto: cores ÷ $(THREADS)) of $(THREADS) torch threads each. Results depend on the thread count;

@@ -106,10 +106,12 @@ def test_scorecard_follows_the_intro_and_runs_last():
 
 def test_rerun_executes_summary_pages_last_with_their_parameters(monkeypatch, tmp_path):
     done = []
-    monkeypatch.setattr(rerun, "execute", lambda name, params, out, root: done.append((name, params)) or out)
+    monkeypatch.setattr(rerun, "execute_page", lambda job, name: done.append((name, job.parameters[name])))
     monkeypatch.setattr(rerun, "chapters", lambda root: ["01_a", "02_b"])
     monkeypatch.setattr(rerun, "summary_pages", lambda root: ["scorecard"])
-    monkeypatch.setattr(rerun.notebooks, "parameters", lambda root, name: {"profile": {}})
+    tasks = {"inferred_type_name": "Optional[int]", "default": "None", "help": "tasks"}
+    monkeypatch.setattr(rerun.notebooks, "parameters", lambda root, name: (
+        {"profile": {}} if name == "scorecard" else {"profile": {}, "test_tasks": tasks}))
     rerun.main(["--profile", "smoke", "-p", "test_tasks=5", "--output-dir", str(tmp_path)])
     assert done == [("01_a", {"profile": "smoke", "test_tasks": 5}),
                     ("02_b", {"profile": "smoke", "test_tasks": 5}),

@@ -42,11 +42,11 @@ class DataNotFoundError(FileNotFoundError):
 
 
 def _data_missing_message(name: str, root: Path, expected: str, reason: str) -> str:
-    return (
-        f"{name} not found under the data root {root} ({reason}).\n"
+    return (  # the first line says what is wrong and how to fix it; the details follow
+        f"{name} not found under the data root {root}: set MAML_DATA to a folder that holds it "
+        "(e.g. `export MAML_DATA=/path/to/data`), or put the files there; see README.md, section 'Data'.\n"
         f"Expected: {expected}\n"
-        "Fix: set MAML_DATA to a folder that holds it (e.g. `export MAML_DATA=/path/to/data`), "
-        "or put the files there yourself; see README.md, section 'Data'."
+        f"Why: {reason}."
     )
 
 
@@ -373,3 +373,22 @@ def fixed_test_tasks(dataset: str, n_way: int, k_shot: int, q_query: int,
                      n_tasks: int = N_TEST_TASKS, **sinusoid_ranges) -> Task:
     """Tasks ``0 … n_tasks−1`` of :func:`test_task_sampler`, stacked (leading task axis)."""
     return test_task_sampler(dataset, n_way, k_shot, q_query, **sinusoid_ranges).batch(range(n_tasks))
+
+
+# --------------------------------------------------------------------------------------------
+# Before work starts: is every dataset a command needs at hand?
+# --------------------------------------------------------------------------------------------
+def check_available(datasets, root=None, *, download: bool = True) -> None:
+    """Raise :class:`DataNotFoundError` (its message says where the data was looked for and how
+    to fix it) unless every dataset in ``datasets`` (``"omniglot"``, ``"mnist"``; ``"sinusoid"``
+    needs none) is under the data root or in the resized cache, downloading what is missing when
+    ``download``. Cheap when the data is there: it only looks for the files."""
+    for name in sorted(set(datasets)):
+        if name == "omniglot":
+            if not (cache_root() / f"omniglot{IMAGE_SIZE}.pt").is_file():
+                _locate_omniglot(data_root(root), download)
+        elif name == "mnist":
+            for train in (True, False):
+                load_mnist(train, root, download=download)
+        elif name != "sinusoid":
+            raise ValueError(f"unknown dataset {name!r}; use 'omniglot', 'mnist' or 'sinusoid'.")

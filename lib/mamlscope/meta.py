@@ -16,6 +16,7 @@ under the hash of its configuration (:mod:`mamlscope.runs`), checkpointed, and r
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -341,14 +342,33 @@ def _supervised_step(model, opt, x, y, step: int, cfg: SupervisedConfig, device)
     return idx, out, loss
 
 
-def estimate_seconds(config, *, device="cpu", backend: str = "func", steps: int = 2) -> float:
+@dataclass(frozen=True)
+class Estimate:
+    """What :func:`estimate` timed: the whole run's seconds, each timed step's seconds, and the
+    spread of those (slowest ÷ fastest; well above 1 when something else competes for the
+    machine, so the estimate is then too high)."""
+    seconds: float
+    step_seconds: tuple
+    eval_seconds: float
+
+    @property
+    def spread(self) -> float:
+        return max(self.step_seconds) / min(self.step_seconds)
+
+
+def _synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def estimate(config, *, device="cpu", backend: str = "func", steps: int = 3) -> Estimate:
     """The wall time a run of ``config`` would take here, from timing ``steps`` training steps
-    (after one warm-up step) and, for meta-learning, the checkpoints' test-task evaluations:
+    one by one (after one warm-up step) and, for meta-learning, the checkpoints' test-task
+    evaluations:
 
-        T ≈ steps·t_step + (#checkpoints)·curve_tasks·t_task.
+        T ≈ config.steps · median(t_step) + (#checkpoints) · curve_tasks · t_task.
 
-    Nothing is written; the estimate orders the runs for scheduling (longest first) and is shown
-    by ``python -m mamlscope.runs plan``."""
+    Nothing is written. On CUDA each timing waits for the device (``torch.cuda.synchronize``)."""
     device = torch.device(device)
     model = init_model(config, device)
     if isinstance(config, MetaConfig):
@@ -360,17 +380,29 @@ def estimate_seconds(config, *, device="cpu", backend: str = "func", steps: int 
         x, y = config.load(train=True)
         run_step = lambda s: _supervised_step(model, opt, x, y, s, config, device)  # noqa: E731
     run_step(0)
-    t0 = time.perf_counter()
+    _synchronize(device)
+    times = []
     for s in range(1, steps + 1):
+        t0 = time.perf_counter()
         run_step(s)
-    seconds = config.steps * (time.perf_counter() - t0) / steps
+        _synchronize(device)
+        times.append(time.perf_counter() - t0)
+    seconds = config.steps * statistics.median(times)
+    evaluation = 0.0
     if isinstance(config, MetaConfig) and config.curve_tasks:
         n = min(config.curve_tasks, 4)
+        test = config.test_tasks(n)
         t0 = time.perf_counter()
-        per_task_scores(model, config.test_tasks(n), config.inner(train=False), loss=config.loss)
+        per_task_scores(model, test, config.inner(train=False), loss=config.loss)
+        _synchronize(device)
         per_task = (time.perf_counter() - t0) / n
-        seconds += len(config.checkpoint_steps()) * config.curve_tasks * per_task
-    return seconds
+        evaluation = len(config.checkpoint_steps()) * config.curve_tasks * per_task
+    return Estimate(seconds + evaluation, tuple(times), evaluation)
+
+
+def estimate_seconds(config, *, device="cpu", backend: str = "func", steps: int = 2) -> float:
+    """:func:`estimate`'s seconds: orders the runs for scheduling (longest first)."""
+    return estimate(config, device=device, backend=backend, steps=steps).seconds
 
 
 def _provenance(device) -> dict:

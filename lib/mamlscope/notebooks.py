@@ -4,6 +4,8 @@ and review; ``book/<chapter>.ipynb`` carries the outputs that the HTML shows and
 * :func:`execute` runs a chapter *from its Markdown source* with papermill, so an edit to the
   ``.md`` is what runs; the cell papermill injects (tag ``injected-parameters``) is tagged
   ``remove-cell`` so the HTML does not show it (the parameters stay visible in the notebook).
+  It is atomic: the output notebook is replaced only when every cell ran; a failed notebook is
+  kept elsewhere (:class:`ChapterFailed` says where).
 * :func:`pair_problem` says whether the ``.ipynb`` still holds the ``.md``'s cells (the injected
   cell aside); :func:`sync` copies the ``.md``'s cells into the ``.ipynb`` and keeps the outputs
   of unchanged code cells (``jupytext --update``), which is what Jupyter does on save.
@@ -14,6 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 INJECTED = "injected-parameters"
@@ -106,27 +112,145 @@ def parameters(root: Path, chapter: str) -> dict:
         return pm.inspect_notebook(str(path))
 
 
-def execute(root: Path, chapter: str, parameters: dict, output: Path, **papermill_kwargs) -> Path:
-    """Execute the chapter's ``.md`` source with papermill (kernel in ``book/``) into ``output``
-    (an ``.ipynb``); the injected-parameters cell is hidden from the HTML. In a terminal,
-    papermill's bar shows the chapter and the cell executing."""
+class ChapterFailed(RuntimeError):
+    """A chapter did not execute to its end. ``str()`` is one line: the chapter, the cell and the
+    error; ``failed`` is where the partly executed notebook was kept (None if none was written)."""
+
+    def __init__(self, chapter: str, reason: str, failed: Path | None):
+        self.chapter, self.reason, self.failed = chapter, reason, failed
+        super().__init__(f"{chapter} failed: {reason}")
+
+
+def _reason(err: BaseException) -> str:
+    """One line for an execution error: the cell and the exception's last line."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename is not None:
+        cell = getattr(err, "exec_count", None)
+        where = f"in cell [{cell}]" if cell else "in a cell"
+        return f"{where}: {ename}: {evalue}".rstrip(": ")
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+@contextmanager
+def _environ(env: dict | None):
+    """``os.environ`` updated with ``env`` (None values unset) for the kernel started inside."""
+    old = {k: os.environ.get(k) for k in env or {}}
+    try:
+        for k, v in (env or {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = str(v)
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _kill_new_children(before: set[int], grace: float = 3.0) -> None:
+    """Terminate the processes this one started since ``before`` (the kernel and whatever it
+    started), then kill those still alive after ``grace`` seconds. The kernel runs in its own
+    process group, so Ctrl-C in a terminal does not reach it."""
+    import psutil
+
+    me = psutil.Process()
+    procs = [p for p in me.children(recursive=True) if p.pid not in before]
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def _hide_injected(path: Path) -> None:
     import nbformat
-    import papermill as pm
 
-    from .progress import progress_enabled
-
-    nb = read_source(root, chapter)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    papermill_kwargs.setdefault("progress_bar", {"desc": chapter} if progress_enabled() else False)
-    pm.execute_notebook(nb, str(output), parameters=parameters, cwd=str(Path(root) / "book"),
-                        kernel_name="python3", **papermill_kwargs)
-    executed = nbformat.read(output, as_version=4)
-    for cell in executed.cells:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
         tags = _tags(cell)
         if INJECTED in tags and HIDDEN_IN_HTML not in tags:
             cell.setdefault("metadata", {})["tags"] = tags + [HIDDEN_IN_HTML]
-    nbformat.write(executed, output)
+    nbformat.write(nb, path)
+
+
+def execute(root: Path, chapter: str, parameters: dict, output: Path, *, failed_dir: Path | None = None,
+            env: dict | None = None, **papermill_kwargs) -> Path:
+    """Execute the chapter's ``.md`` source with papermill (kernel in ``book/``, its environment
+    updated with ``env``) and write the executed notebook to ``output`` (an ``.ipynb``), with the
+    injected-parameters cell hidden from the HTML. In a terminal, papermill's bar shows the
+    chapter and the cell executing.
+
+    Atomic: the notebook is executed into a temporary file, which replaces ``output`` only when
+    every cell ran. Otherwise ``output`` is left as it was (byte for byte), the partly executed
+    notebook is kept as ``failed_dir/<chapter>.ipynb`` (default: ``<cache root>/failed``) and
+    :class:`ChapterFailed` says where. Ctrl-C (``KeyboardInterrupt``) also stops the kernel and
+    whatever it was training; a training run resumes from its last checkpoint next time."""
+    import papermill as pm
+    import psutil
+
+    from .paths import cache_root
+    from .progress import progress_enabled
+
+    nb = read_source(root, chapter)
+    output = Path(output)
+    failed_dir = Path(failed_dir) if failed_dir is not None else cache_root() / "failed"
+    papermill_kwargs.setdefault("progress_bar", {"desc": chapter} if progress_enabled() else False)
+    papermill_kwargs.setdefault("log_output", False)
+    # the kernel's own log: off (its warning about TCP on localhost, its note on interrupts)
+    papermill_kwargs.setdefault("extra_arguments", ["--IPKernelApp.log_level=CRITICAL"])
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with tempfile.TemporaryDirectory(prefix=f"mamlscope-{chapter}-") as tmp:
+        staged = Path(tmp) / f"{chapter}.ipynb"
+        try:
+            with _environ(env), _quiet_kernel_warnings():
+                pm.execute_notebook(nb, str(staged), parameters=parameters, cwd=str(Path(root) / "book"),
+                                    kernel_name="python3", **papermill_kwargs)
+        except KeyboardInterrupt:
+            _kill_new_children(before)
+            raise
+        except Exception as err:
+            _kill_new_children(before, grace=1.0)
+            failed = None
+            if staged.is_file():
+                failed_dir.mkdir(parents=True, exist_ok=True)
+                failed = failed_dir / f"{chapter}.ipynb"
+                _hide_injected(staged)
+                shutil.copyfile(staged, failed)
+            raise ChapterFailed(chapter, _reason(err), failed) from err
+        _hide_injected(staged)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+        shutil.copyfile(staged, partial)
+        os.replace(partial, output)
     return output
+
+
+@contextmanager
+def _quiet_kernel_warnings():
+    """papermill's, nbclient's and jupyter_client's log lines off: the error of a failed chapter
+    is reported once, by :class:`ChapterFailed`, not as log lines and two chained tracebacks."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("papermill", "traitlets", "jupyter_client", "nbclient")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def main(argv=None) -> int:

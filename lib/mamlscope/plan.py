@@ -138,10 +138,11 @@ def plan(profile: Profile, chapters=None, root=None, estimate: bool = False, dev
     directory name and hash, the chapters that use it, its steps, whether it is trained
     (``trained``; ``missing``; or ``k/N`` steps checkpointed), its settings (fields that differ
     from the defaults) and, with ``estimate``, the minutes its untrained part would take here
-    (:func:`mamlscope.meta.estimate_seconds`, at the current thread count)."""
+    (:func:`mamlscope.meta.estimate`, at the current thread count, on ``device``) and the
+    spread of its timed steps (slowest ÷ fastest: well above 1 on a busy machine)."""
     import pandas as pd
 
-    from .meta import estimate_seconds
+    from .meta import estimate as timed
     from .runs import config_hash
 
     rows = []
@@ -152,6 +153,36 @@ def plan(profile: Profile, chapters=None, root=None, estimate: bool = False, dev
                "settings": settings(cfg)}
         if estimate:
             left = 1 - done / cfg.steps
-            row["minutes"] = estimate_seconds(cfg, device=device) * left / 60 if left else 0.0
+            est = timed(cfg, device=device) if left else None
+            row["minutes"] = est.seconds * left / 60 if est else 0.0
+            row["spread"] = est.spread if est else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def by_chapter(frame) -> dict[str, float]:
+    """Estimated minutes per chapter, each run counted once, in the chapter that uses it first."""
+    out: dict[str, float] = {}
+    for chapters, minutes in zip(frame["chapters"], frame["minutes"]):
+        first = chapters.split(", ")[0]
+        out[first] = out.get(first, 0.0) + minutes
+    return out
+
+
+def machine(device="cpu") -> str:
+    """What the estimates were timed on: the GPU's name, or the CPU's model and core count."""
+    import os
+
+    import torch
+
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    model = "CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"

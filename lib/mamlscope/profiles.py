@@ -7,6 +7,9 @@
   Smaller nets (32 filters), smaller meta-batches, fewer steps and inner steps than the papers.
 * ``paper`` — the papers' exact settings (Finn et al. 2017 App. A.1 and their released code's
   inner loss and network; Goerttler & Obermayer §4), hours on a GPU.
+* ``paper-dry`` — :func:`dry_run` of ``paper``: its configurations with every count cut (3 steps
+  per run, a handful of tasks), so the whole book runs through the paper's code paths, at its
+  shapes, in minutes on 2 CPU cores (CI does).
 
 A chapter calls ``load(profile, **overrides)``. An override names a profile field
 (``test_tasks=100``) or a field of one of its training configurations
@@ -57,6 +60,7 @@ class Profile:
     regulariser_sweep: tuple = (0.1, 1.0)  # further γ values, seed 0 only
     features_seeds: int = 3              # seeds of the [A] baseline (its accuracy's interval)
     features_pool: int = 1000            # held-out inputs embedded and searched for units' extremes
+    timing_repeats: int = 20             # interleaved repeats per timing (R2's costs, L6's cost per meta-step)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -214,6 +218,36 @@ PROFILES: dict[str, Profile] = {
         anil_seeds=3,
     ),
 }
+
+
+def dry_run(profile: Profile, steps: int = 3) -> Profile:
+    """``profile`` with every count cut, so that the whole book executes at its shapes in minutes
+    on a CPU: each training run ``steps`` steps with a checkpoint at every step, 4 learning-curve
+    tasks per checkpoint, and the smoke profile's counts of test tasks, analysis tasks, inputs and
+    seeds. Everything else (filters, ways, shots, queries, meta-batch, inner steps and step
+    sizes, the inner loss and network, dtype, the settings trained) is ``profile``'s, so a rerun
+    takes the code paths ``profile`` takes, and a shape, dtype or device error in one of them
+    shows in minutes instead of hours into a GPU job. The numbers mean nothing."""
+    def cut(cfg):
+        if isinstance(cfg, MetaConfig):
+            return replace(cfg, steps=steps, checkpoint_every=1, log_every=1, curve_tasks=min(cfg.curve_tasks, 4))
+        if isinstance(cfg, SupervisedConfig):
+            return replace(cfg, steps=steps, checkpoint_every=1, log_every=1)
+        return cfg
+
+    counts = {f.name: getattr(PROFILES["smoke"], f.name) for f in dataclasses.fields(Profile)
+              if f.type in ("int", int) and f.name not in ("anil_seeds",)}
+    counts["anil_seeds"] = min(profile.anil_seeds, 2)
+    counts["timing_repeats"] = 2
+    counts["test_tasks"] = 120  # more than one of evaluate's chunks of 100 tasks, as 600 are
+    fields = {f.name: cut(getattr(profile, f.name)) for f in dataclasses.fields(profile)}
+    fields.update(counts, name=f"{profile.name}-dry", description=(
+        f"A dry run of the {profile.name} profile: its settings and shapes, every count cut ({steps} "
+        f"steps per run, {counts['test_tasks']} test tasks); checks the code paths, numbers meaningless."))
+    return Profile(**fields)
+
+
+PROFILES["paper-dry"] = dry_run(PROFILES["paper"])
 
 
 def _valid_overrides(profile: Profile) -> list[str]:

@@ -1,33 +1,54 @@
 """Run the book's chapters through papermill at a chosen profile, then optionally build the HTML.
 
-    python -m mamlscope.rerun                          # every chapter, profile cpu, in place
-    python -m mamlscope.rerun 01_maml_on_omniglot -p profile=smoke -p test_tasks=50 \
-        --output-dir /tmp/out                          # one chapter, elsewhere
-    python -m mamlscope.rerun --profile paper --html   # the papers' settings, then jupyter-book
+    python -m mamlscope.rerun                          # every chapter, profile cpu, into book/
+    python -m mamlscope.rerun 01_maml_on_omniglot -p test_tasks=50 --output-dir /tmp/out
+    python -m mamlscope.rerun --profile smoke --html   # → _build/smoke/: notebooks, records, HTML
+    python -m mamlscope.rerun --profile paper -p device=cuda --html   # the papers' settings
 
-``-p name=value`` sets any parameter the chapter lists (``papermill --help-notebook
+``-p name=value`` sets a parameter the chapters declare (``papermill --help-notebook
 book/<chapter>.ipynb``); values are parsed as YAML (``3`` → int, ``null`` → None). Chapters are
 the notebooks named in ``_toc.yml``, in order; summary pages (:data:`SUMMARY_PAGES`, the
 scorecard) gather what the chapters recorded, so they run after them, with the parameters they
-declare (``profile``). A chapter is executed from its source, ``book/<chapter>.md``
-(:mod:`mamlscope.notebooks`); executing in place rewrites ``book/<chapter>.ipynb``, the outputs
-the book shows; ``--output-dir`` leaves the committed notebooks alone.
+declare. A chapter is executed from its source, ``book/<chapter>.md`` (:mod:`mamlscope.notebooks`).
+
+Nothing a reader has is damaged:
+
+* **Everything is checked before any kernel starts**: the profile, the chapters, every
+  parameter of every chapter to run (name, type from its annotation, range:
+  :mod:`mamlscope.parameters`), the device, the datasets and the options. The first line of the
+  error says what is wrong and how to fix it.
+* **Atomic**: each chapter executes into a temporary file that replaces its notebook only when
+  every cell ran, and its claim records are copied into the results folder only then. A failed
+  chapter's notebook is kept under ``<cache root>/failed/<profile>/``; the command says where.
+* **Only the book's profile (cpu) writes into book/.** Another profile writes its notebooks and
+  records under ``_build/<profile>/`` (or ``--output-dir``), unless ``--in-place`` asks for
+  book/. ``--html`` then builds that folder's own book.
+* **Ctrl-C stops the kernel** and what it was training; training resumes from its last checkpoint.
 """
 from __future__ import annotations
 
 import argparse
+import filecmp
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from . import notebooks
-from .paths import project_root
-from .profiles import PROFILES
 
 SUMMARY_PAGES = ("scorecard",)  # notebooks that read the chapters' results: executed last
+BOOK_PROFILE = "cpu"             # the profile whose numbers book/ shows
+
+
+class UsageError(Exception):
+    """Bad input, found before any work started; its message says how to fix it."""
 
 
 def chapters(root: Path) -> list[str]:
@@ -63,55 +84,252 @@ def _parse_parameters(pairs: list[str]) -> dict:
     params = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"-p {pair!r}: use name=value, e.g. -p test_tasks=100")
+            raise UsageError(f"-p {pair!r}: use name=value, e.g. -p test_tasks=100")
         name, value = pair.split("=", 1)
-        params[name.strip()] = yaml.safe_load(value)
+        try:
+            params[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UsageError(f"-p {pair!r}: the value is not valid YAML ({err.problem})") from None
     return params
 
 
-def execute(chapter: str, parameters: dict, output_dir: Path | None, root: Path) -> Path:
-    declared = notebooks.parameters(root, chapter)
-    unknown = set(parameters) - set(declared)
-    if unknown:
-        raise SystemExit(f"{chapter}: unknown parameter(s) {sorted(unknown)}; "
-                         f"this chapter takes {sorted(declared)}.")
-    target = (output_dir or root / "book") / f"{chapter}.ipynb"
-    return notebooks.execute(root, chapter, parameters, target)
+@dataclass
+class Job:
+    """What a rerun will do, decided and checked before any kernel starts."""
+    root: Path
+    profile: str
+    pages: list[str]                      # in execution order (summary pages last)
+    parameters: dict[str, dict]           # page → its parameters
+    notebook_dir: Path                    # where the executed notebooks go
+    results_dir: Path                     # the results root its records go to
+    in_book: bool                         # notebook_dir is book/
+    html: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_dir(self) -> Path:
+        from .paths import cache_root
+
+        return cache_root() / "failed" / self.profile
 
 
-def main(argv: list[str] | None = None) -> int:
-    root = project_root() or Path.cwd()
-    parser = argparse.ArgumentParser(prog="python -m mamlscope.rerun", description=__doc__.split("\n")[0])
-    parser.add_argument("chapters", nargs="*", help="chapter names (default: every chapter in _toc.yml)")
-    parser.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: the chapter's, cpu)")
-    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--output-dir", type=Path, default=None, help="write executed notebooks here instead of in place")
-    parser.add_argument("--html", action="store_true", help="build _build/html with jupyter-book afterwards")
-    args = parser.parse_args(argv)
+def prepare(args, root: Path) -> Job:
+    """Check everything the rerun needs, without starting a kernel; raise :class:`UsageError`."""
+    from . import parameters as checks
+    from .profiles import PROFILES
 
     params = _parse_parameters(args.parameter)
-    if args.profile is not None:
-        if args.profile not in PROFILES:
-            parser.error(f"unknown profile {args.profile!r}; valid profiles: {', '.join(PROFILES)}")
-        params["profile"] = args.profile
+    profile = params.pop("profile", None)
+    if args.profile is not None and profile is not None and profile != args.profile:
+        raise UsageError(f"--profile {args.profile} and -p profile={profile} disagree: give one of them")
+    profile = args.profile if args.profile is not None else (profile if profile is not None else BOOK_PROFILE)
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}: use --profile with one of {', '.join(PROFILES)}")
+
     known, summaries = chapters(root), summary_pages(root)
-    todo = args.chapters or known + summaries
-    for name in todo:
-        if name not in known + summaries:
-            parser.error(f"unknown chapter {name!r}; chapters: {', '.join(known + summaries)}")
-    todo = sorted(todo, key=lambda name: name in summaries)  # summary pages last
-    for name in todo:
-        start = time.perf_counter()
-        page_params = params
-        if name in summaries:  # they take only some parameters (profile)
-            declared = set(notebooks.parameters(root, name))
-            page_params = {k: v for k, v in params.items() if k in declared}
-        out = execute(name, page_params, args.output_dir, root)
-        print(f"{name}: executed in {time.perf_counter() - start:.0f} s → {out}", flush=True)
-    if args.html:
-        if args.output_dir:
-            parser.error("--html builds the book from the notebooks in book/; drop --output-dir")
-        subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)], check=True)
+    unknown = [name for name in args.chapters if name not in known + summaries]
+    if unknown:
+        raise UsageError(f"unknown chapter(s) {', '.join(map(repr, unknown))}: chapters are "
+                         f"{', '.join(known + summaries)}")
+    named = bool(args.chapters)
+    pages = sorted(args.chapters or known + summaries, key=lambda name: name in summaries)
+
+    if args.in_place and args.output_dir is not None:
+        raise UsageError("--in-place and --output-dir disagree: give one of them")
+    in_book = args.output_dir is None and (profile == BOOK_PROFILE or args.in_place)
+    notes = []
+    if in_book:
+        notebook_dir = root / "book"
+        from .results import results_root
+
+        results_dir = results_root()
+    else:
+        notebook_dir = (Path(args.output_dir) if args.output_dir is not None else root / "_build" / profile)
+        notebook_dir = notebook_dir.expanduser().resolve()
+        if notebook_dir == (root / "book").resolve():
+            raise UsageError(f"--output-dir {args.output_dir} is book/ itself: use --in-place to write there")
+        results_dir = notebook_dir / "results"
+        if args.output_dir is None:
+            notes.append(f"profile {profile} is not the book's ({BOOK_PROFILE}): notebooks and records go to "
+                         f"{_shown(notebook_dir, root)}/ (--in-place writes into book/)")
+
+    # every parameter of every page, checked against what that page declares
+    declared = {name: notebooks.parameters(root, name) for name in pages}
+    per_page = {name: {} for name in pages}
+    problems = []
+    for key, value in params.items():
+        takers = [n for n in pages if key in declared[n]]
+        content = [n for n in pages if n not in summaries]
+        refusing = [n for n in content if key not in declared[n]] if named else []
+        if not takers or refusing:
+            where = refusing or pages
+            offer = sorted({p for n in where for p in declared[n]} - {"profile"})
+            others = [n for n in known if n not in where and key in notebooks.parameters(root, n)]
+            hint = (f"; {', '.join(others)} take(s) it: name the chapter" if others else
+                    f"; {'they take' if len(where) > 1 else 'it takes'} {', '.join(offer)}")
+            problems.append(f"-p {key}: {', '.join(where)} {'have' if len(where) > 1 else 'has'} no "
+                            f"parameter {key!r}{hint}")
+            continue
+        for n in takers:
+            per_page[n][key] = value
+        if not named and len(takers) < len(content):
+            notes.append(f"-p {key} goes to {', '.join(takers)} (the chapters that take it)")
+    for name in pages:
+        problems += checks.check(declared[name], per_page[name], name)
+        if "profile" in declared[name]:
+            per_page[name]["profile"] = profile
+    if problems:
+        raise UsageError("\n".join(problems))
+
+    devices = {v for p in per_page.values() for k, v in p.items() if k == "device"}
+    for device in devices:
+        from .profiles import resolve_device
+
+        try:
+            resolve_device(device)
+        except (ValueError, RuntimeError) as err:
+            raise UsageError(f"-p device={device}: {err}") from None
+
+    from . import data, plan
+    from .profiles import load
+
+    P = load(profile)
+    datasets = {getattr(cfg, "dataset", "omniglot") for name in pages if name in plan.CHAPTER_RUNS
+                for cfg in plan.chapter_runs(P, name)}
+    try:
+        data.check_available(datasets)
+    except data.DataNotFoundError as err:
+        lines = str(err).splitlines()
+        raise UsageError("\n".join([lines[0]] + lines[1:])) from None
+    return Job(root, profile, pages, per_page, notebook_dir, results_dir, in_book, args.html, notes)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _publish_records(staged: Path, final: Path) -> list[str]:
+    """Copy the records a chapter wrote or changed (``staged``) into ``final``, file by file
+    (each replaced atomically); returns their names."""
+    changed = []
+    for path in sorted(staged.rglob("*")):
+        if not path.is_file():
+            continue
+        target = final / path.relative_to(staged)
+        if target.is_file() and filecmp.cmp(path, target, shallow=False):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+        changed.append(str(path.relative_to(staged)))
+    return changed
+
+
+def execute_page(job: Job, name: str) -> Path:
+    """Execute one page atomically. Its kernel records into a staging copy of the results
+    (``job.results_dir``'s, over the book's own: a chapter may read records, such as the recipe
+    study); the records it wrote or changed reach ``job.results_dir`` only if every cell ran."""
+    from .results import results_root
+
+    final = job.results_dir / job.profile
+    with tempfile.TemporaryDirectory(prefix="mamlscope-results-") as tmp:
+        staged = Path(tmp) / job.profile
+        staged.mkdir(parents=True)
+        for seed in (results_root() / job.profile, final):
+            if seed.is_dir():
+                shutil.copytree(seed, staged, dirs_exist_ok=True)
+        before = {p: p.read_bytes() for p in staged.rglob("*") if p.is_file()}
+        out = notebooks.execute(job.root, name, job.parameters[name], job.notebook_dir / f"{name}.ipynb",
+                                failed_dir=job.failed_dir, env={"MAMLSCOPE_RESULTS": tmp})
+        written = Path(tmp) / ".written"
+        for p in staged.rglob("*"):
+            if p.is_file() and before.get(p) != p.read_bytes():
+                (written / p.relative_to(staged)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, written / p.relative_to(staged))
+        if written.is_dir():
+            _publish_records(written, final)
+    return out
+
+
+def build_html(job: Job) -> Path:
+    """The HTML book: of book/ when the notebooks went there, else of a copy of the book's
+    sources holding the notebooks just executed (pages not executed come from book/)."""
+    jb = str(Path(sys.executable).parent / "jupyter-book")
+    if job.in_book:
+        subprocess.run([jb, "build", str(job.root), "--warningiserror", "--keep-going"], check=True)
+        return job.root / "_build" / "html" / "index.html"
+    src = job.notebook_dir / "_book"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(job.root / "book", src / "book", ignore=shutil.ignore_patterns("results", ".*"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copyfile(job.root / name, src / name)
+    for nb in job.notebook_dir.glob("*.ipynb"):
+        shutil.copyfile(nb, src / "book" / nb.name)
+    subprocess.run([jb, "build", str(src), "--keep-going"], check=True)
+    return src / "_build" / "html" / "index.html"
+
+
+def _interrupt(signum, frame):  # SIGTERM behaves as Ctrl-C: the kernel is stopped too
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    from .paths import project_root
+
+    root = Path(root or project_root() or Path.cwd())
+    parser = argparse.ArgumentParser(prog="python -m mamlscope.rerun", description=__doc__.split("\n")[0])
+    parser.add_argument("chapters", nargs="*", help="chapter names (default: every chapter in _toc.yml)")
+    parser.add_argument("--profile", default=None, help=f"smoke, cpu, paper or paper-dry (default: {BOOK_PROFILE})")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="write the executed notebooks (and results/<profile>/) here instead")
+    parser.add_argument("--in-place", action="store_true",
+                        help=f"write into book/ even at a profile other than {BOOK_PROFILE}")
+    parser.add_argument("--html", action="store_true",
+                        help="build the HTML afterwards (of book/, or of the output folder's own copy)")
+    args = parser.parse_args(argv)
+    try:
+        job = prepare(args, root)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for note in job.notes:
+        print(note, flush=True)
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    name = None
+    try:
+        for name in job.pages:
+            start = time.perf_counter()
+            out = execute_page(job, name)
+            print(f"{name}: executed in {time.perf_counter() - start:.0f} s → {_shown(out, root)}", flush=True)
+        name = None
+        if job.html:
+            index = build_html(job)
+            print(f"HTML: {_shown(index, root)}", flush=True)
+    except notebooks.ChapterFailed as err:
+        where = _shown(job.notebook_dir / f"{err.chapter}.ipynb", root)
+        print(f"error: {err}", file=sys.stderr)
+        if err.failed is not None:
+            print(f"  the failed notebook, with its traceback: {err.failed}", file=sys.stderr)
+        print(f"  {where} is unchanged, and so are its records; chapters executed before it were kept",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if name is not None:
+            print(f"\ninterrupted in {name}: its kernel was stopped; {_shown(job.notebook_dir / (name + '.ipynb'), root)} "
+                  "is unchanged; a training run resumes from its last checkpoint next time", file=sys.stderr)
+        return 130
+    except subprocess.CalledProcessError as err:
+        print(f"error: the HTML build failed (exit {err.returncode}); the notebooks were written", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -69,20 +69,44 @@ def main(argv=None) -> int:
         parser.error("--threads-per-worker must be >= 1")
     torch.set_num_threads(threads)  # the estimates are timed at the workers' thread count
 
-    if args.command == "plan":
-        import pandas as pd
+    from ..profiles import resolve_device
 
+    try:
+        resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+
+    if args.command == "plan":
+        import os
+
+        busy = None
+        if args.estimate and hasattr(os, "getloadavg"):
+            load, cores = os.getloadavg()[0], os.cpu_count() or 1
+            if load > 0.5 * cores:
+                busy = f"the machine is busy (1-minute load {load:.1f} on {cores} cores)"
+                print(f"warning: {busy}: the estimates will be too high", file=sys.stderr, flush=True)
         frame = planning.plan(profile, chapters, estimate=args.estimate, device=args.device)
         shown = frame.assign(hash=frame["hash"].str[:12],
                              chapters=frame["chapters"].map(lambda c: ",".join(n[:2] for n in c.split(", "))))
-        columns = ["run", "status", "steps"] + (["minutes"] if args.estimate else []) + ["chapters", "settings"]
+        columns = ["run", "status", "steps"] + (["minutes", "spread"] if args.estimate else []) + ["chapters", "settings"]
         print(shown[columns].to_string(index=False, justify="left", float_format=lambda m: f"{m:.2f}",
                                        formatters={"settings": lambda s: f" {s}",
                                                    "run": lambda s: s.ljust(shown["run"].str.len().max())}))
         line = f"\n{len(frame)} runs at profile {args.profile}, {int(frame['trained'].sum())} trained"
         if args.estimate:
-            line += f"; the rest ≈ {frame['minutes'].sum():.0f} min of work at {threads} thread(s)"
+            total = frame["minutes"].sum()
+            line += (f"; the rest ≈ {total:.0f} min ({total / 60:.1f} h) of work at {threads} thread(s) "
+                     f"on {planning.machine(args.device)} ({args.device})")
         print(line + ".")
+        if args.estimate:
+            per = planning.by_chapter(frame)
+            print("by chapter (each run counted where first used): "
+                  + ", ".join(f"{c[:2]} {m / 60:.1f} h" for c, m in per.items()))
+            spread = frame["spread"].max()
+            if spread > 1.5 or busy:
+                print(f"warning: timed steps of one run differ up to {spread:.1f}x"
+                      f"{'; ' + busy if busy else ''}: something else is using this machine, so these "
+                      "estimates are too high; re-run plan --estimate when it is idle", file=sys.stderr)
         return 0
 
     if remote:
