@@ -60,3 +60,30 @@ def test_settings_and_status(tmp_path):
     (item.dir / "ckpt").mkdir(parents=True)
     (item.dir / "ckpt" / "step_0000002.pt").write_bytes(b"")
     assert (item.done, item.status) == (2, f"2/{item.config.steps}")
+
+
+def test_estimates_time_each_step_and_total_by_chapter(tmp_path):
+    from mamlscope import meta
+
+    cfg = profiles.load("smoke").omniglot_5w1s
+    est = meta.estimate(cfg, steps=3)
+    assert len(est.step_seconds) == 3 and est.spread >= 1 and est.seconds > est.eval_seconds > 0
+    assert meta.Estimate(10.0, (1.0, 3.0), 0.0).spread == 3.0
+    P = profiles.load("smoke")
+    frame = plan.plan(P, ["01_maml_on_omniglot", "02_early_layers_change_little"], root=tmp_path, estimate=True)
+    per = plan.by_chapter(frame)
+    assert list(per) == ["01_maml_on_omniglot", "02_early_layers_change_little"]  # the 20-way run counts in 01
+    assert sum(per.values()) == pytest.approx(frame["minutes"].sum())
+    assert "cores" in plan.machine("cpu")
+
+
+def test_plan_refuses_a_missing_gpu_before_timing(capsys):
+    import torch
+
+    from mamlscope.runs.__main__ import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", "--profile", "paper", "--estimate", "--device", "cuda"])
+    assert exit_.value.code == 2 and "CUDA is not available" in capsys.readouterr().err

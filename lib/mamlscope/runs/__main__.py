@@ -77,13 +77,13 @@ def main(argv=None) -> int:
         parser.error(str(err))
 
     if args.command == "plan":
-        import os
-
         busy = None
-        if args.estimate and hasattr(os, "getloadavg"):
-            load, cores = os.getloadavg()[0], os.cpu_count() or 1
-            if load > 0.5 * cores:
-                busy = f"the machine is busy (1-minute load {load:.1f} on {cores} cores)"
+        if args.estimate:
+            import psutil
+
+            used = psutil.cpu_percent(interval=1.0)  # of all cores, over the last second
+            if used > 40:
+                busy = f"the machine is busy ({used:.0f}% of its {psutil.cpu_count()} cores in use before timing)"
                 print(f"warning: {busy}: the estimates will be too high", file=sys.stderr, flush=True)
         frame = planning.plan(profile, chapters, estimate=args.estimate, device=args.device)
         shown = frame.assign(hash=frame["hash"].str[:12],
