@@ -238,7 +238,10 @@ def test_a_failing_chapter_leaves_its_notebook_and_records_byte_identical(projec
 def _start(project, tmp_path, chapter_args):
     pid_file = tmp_path / "kernel.pid"
     env = dict(os.environ)
-    code = ("import sys; from mamlscope import rerun; "
+    # Ctrl-C as in a terminal: SIGINT raises KeyboardInterrupt even if this test runs where it is
+    # ignored (a shell's background job passes SIG_IGN on to its children)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from mamlscope import rerun; "
             f"sys.exit(rerun.main(sys.argv[1:], root={str(project)!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code, *chapter_args, "-p", f"pid_file={pid_file}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

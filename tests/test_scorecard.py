@@ -106,7 +106,8 @@ def test_scorecard_follows_the_intro_and_runs_last():
 
 def test_rerun_executes_summary_pages_last_with_their_parameters(monkeypatch, tmp_path):
     done = []
-    monkeypatch.setattr(rerun, "execute_page", lambda job, name: done.append((name, job.parameters[name])))
+    monkeypatch.setattr(rerun, "execute_page", lambda job, name: done.append((name, job.parameters[name]))
+                        or job.notebook_dir / f"{name}.ipynb")
     monkeypatch.setattr(rerun, "chapters", lambda root: ["01_a", "02_b"])
     monkeypatch.setattr(rerun, "summary_pages", lambda root: ["scorecard"])
     tasks = {"inferred_type_name": "Optional[int]", "default": "None", "help": "tasks"}
