@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
-from .evaluate import Score, mean_ci95
+from .stats import Score, mean_ci95
 from .metrics.curvature import _quiet
 
 
