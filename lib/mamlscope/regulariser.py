@@ -17,9 +17,9 @@ from typing import Mapping
 import pandas as pd
 import torch
 
-from .evaluate import mean_ci95, run_task_scores
+from .evaluate import run_task_scores
 from .reuse import TimeRatio, meta_step, time_ratio
-from .stats import paired_difference
+from .stats import mean_ci95, paired_difference
 from .stats import t_interval as seed_interval  # the interval over seeds (chapter 6)
 
 
