@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from . import results
-from .results import AllChecks, Check, ClaimResult, MatchesPaper
+from .results import AllChecks, Check, ClaimResult, MatchesPaper, Protocol
 
 
 def _layers(d: Mapping, fmt: str = ".2f") -> str:
@@ -36,7 +36,7 @@ class Claim:
     paper: str                           # the paper's value, as shown beside ours
     source: str                          # where the paper says it
     chapter: str = ""                    # the notebook that judges it ("" = no chapter yet)
-    rule: AllChecks | MatchesPaper | None = None
+    rule: AllChecks | MatchesPaper | Protocol | None = None
     precondition: tuple[Check, ...] = ()  # any fails → inconclusive
     measured: Callable[[Mapping], str] | None = None  # values → the "measured" column
     depends_on: str = ""                 # the accuracy claim of the model it is measured on
@@ -317,12 +317,28 @@ def table(chapter: str):
                          for c in of_chapter(chapter)]).set_index("id")
 
 
-def judge(claim_id: str, values: Mapping, profile: str) -> ClaimResult:
-    """Apply the registered rule of ``claim_id`` to the measured ``values`` (not written)."""
+def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | None = None,
+          seeds: Mapping | None = None) -> ClaimResult:
+    """Apply the registered rule of ``claim_id`` to the measured ``values`` (not written).
+
+    A :class:`~mamlscope.results.Protocol` rule is also applied to ``null_values``, its negative
+    control measured by the same code under the same keys (required). If the rule does not
+    reject its control, the claim is *inconclusive*: the rule could not tell it from the null.
+    ``seeds`` (``{"n", "passing", "values"}``, :func:`mamlscope.stats.over_seeds`) is recorded."""
     c = claim(claim_id)
     if c.rule is None:
         raise ValueError(f"claim {claim_id} has no registered rule yet; add one in mamlscope.claims.")
     values = results.plain(dict(values))
+    protocol = isinstance(c.rule, Protocol)
+    if protocol and null_values is None:
+        raise ValueError(f"claim {claim_id} is judged against its negative control ({c.rule.control}): pass "
+                         "null_values, measured by the same code, under the rule's keys.")
+    extra = {"seeds": results.plain(dict(seeds or {}))}
+    if protocol:
+        null = results.plain(dict(null_values))
+        extra.update(decisive=c.rule.decisive_names, control=c.rule.control, null_values=null,
+                     null_verdict=c.rule.judge_control(null))
+    measured = c.measured(values) if c.measured else ""
     precondition = ""
     if c.precondition:
         outcomes = {}
@@ -331,18 +347,22 @@ def judge(claim_id: str, values: Mapping, profile: str) -> ClaimResult:
         held = all(outcomes.values())
         precondition = "; ".join(f"{k}: {'holds' if ok else 'FAILS'}" for k, ok in outcomes.items())
         if not held:
-            return ClaimResult(c.id, c.chapter, profile, c.statement, c.measured(values) if c.measured else "",
-                               c.paper, "inconclusive", c.rule_text(), values, {}, precondition)
+            return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, "inconclusive",
+                               c.rule_text(), values, {}, precondition, **extra)
     verdict, outcomes = c.rule.judge(values)
-    measured = c.measured(values) if c.measured else ""
+    if protocol and extra["null_verdict"] in results.VERDICTS[:2]:
+        precondition = "; ".join(filter(None, [precondition, f"the rule does not reject its control "
+                                               f"({c.rule.control}: {extra['null_verdict']})"]))
+        verdict = "inconclusive"
     return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, verdict, c.rule_text(),
-                       values, outcomes, precondition)
+                       values, outcomes, precondition, **extra)
 
 
-def record(claim_id: str, values: Mapping, profile: str, root=None) -> ClaimResult:
-    """Judge ``claim_id`` on ``values`` with its registered rule and write the result for the
-    scorecard (:func:`mamlscope.results.write`)."""
-    return results.write(judge(claim_id, values, profile), root)
+def record(claim_id: str, values: Mapping, profile: str, root=None, null_values: Mapping | None = None,
+           seeds: Mapping | None = None) -> ClaimResult:
+    """Judge ``claim_id`` on ``values`` (and its control on ``null_values``) with its registered
+    rule and write the result for the scorecard (:func:`mamlscope.results.write`)."""
+    return results.write(judge(claim_id, values, profile, null_values, seeds), root)
 
 
 def verdict_table(records: list[ClaimResult]):

@@ -10,8 +10,7 @@ and every run. Scores of a run are cached in its directory, keyed by everything 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import torch
 import torch.nn.functional as F
@@ -19,38 +18,7 @@ from torch.func import functional_call
 
 from .data import N_TEST_TASKS, Task
 from .inner import InnerLoop, detached, query_loss_func
-
-
-@dataclass(frozen=True)
-class Score:
-    """Mean of per-task values with its 95% CI half-width, over ``n`` tasks."""
-
-    mean: float
-    ci95: float
-    n: int
-
-    def __str__(self) -> str:
-        return f"{100 * self.mean:.1f} ± {100 * self.ci95:.1f}%"
-
-    def values(self) -> dict:
-        """What an accuracy claim's rule reads: ``mean``, ``ci95``, ``n_tasks``."""
-        return {"mean": self.mean, "ci95": self.ci95, "n_tasks": self.n}
-
-
-def mean_ci95(values: torch.Tensor) -> Score:
-    """``mean ± 1.96 · std(ddof=1) / √n`` of a 1-D tensor of per-task values.
-
-    Sums are exact-then-rounded (:func:`math.fsum`), so the result does not depend on the order
-    in which a machine's vector kernels add: the same per-task values give the same digits on
-    every CPU (per-task accuracies are ratios of integers, identical wherever the predictions are).
-    """
-    v = [float(x) for x in values.detach().double().flatten().tolist()]
-    n = len(v)
-    if n == 0:
-        raise ValueError("mean_ci95 needs at least one value.")
-    mean = math.fsum(v) / n
-    ci = 1.96 * math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (n - 1)) / math.sqrt(n) if n > 1 else float("nan")
-    return Score(mean, ci, n)
+from .stats import Score, mean_ci95  # noqa: F401 (evaluate.Score: the accuracy of a run)
 
 
 def per_task_scores(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy",

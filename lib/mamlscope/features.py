@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
-from .evaluate import Score, mean_ci95
+from .stats import Score, mean_ci95
 from .metrics.curvature import _quiet
 
 
@@ -239,7 +239,7 @@ def test_correct(run, device="cpu") -> torch.Tensor:
 
 def baseline_values(runs: Sequence, device="cpu") -> dict:
     """A1a: test accuracy per seed, their mean and t interval over seeds (``ci95`` its half-width)."""
-    from .regulariser import seed_interval
+    from .stats import t_interval as seed_interval
 
     accs = [float(test_correct(r, device).mean()) for r in runs]
     m, lo, hi = seed_interval(accs)

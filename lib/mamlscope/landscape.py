@@ -22,11 +22,10 @@ import inspect
 import json
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Mapping, NamedTuple
+from typing import Mapping
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch.func import functional_call, grad, vmap
 
 from .data import Task
@@ -35,11 +34,7 @@ from .metrics.coherence import adaptation_deltas, gradient_coherence, representa
 from .metrics.curvature import hessian_spectral_norm_batched
 from .models import adapted_parameter_names
 from .progress import progress_bar
-
-
-def _mean_se(v: torch.Tensor) -> tuple[float, float]:
-    v = v.double()
-    return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+from .stats import Correlation, mean_se as _mean_se, rank_correlation  # noqa: F401
 
 
 def adapted_batch(model, theta, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy") -> dict[str, torch.Tensor]:
@@ -211,44 +206,6 @@ def peak(frame, key: str = "score", window: int = 3) -> Peak:
     final, final_se = v[-window:].mean(), math.sqrt((se[-window:] ** 2).sum()) / len(v[-window:])
     return Peak(int(frame.index[i]), float(sm[i]), float(final), float(sm[i] - final),
                 float(math.hypot(sm_se[i], final_se)))
-
-
-class Correlation(NamedTuple):
-    rho: float   # Spearman's rank correlation
-    lo: float    # percentile bootstrap interval over checkpoints
-    hi: float
-    n: int       # checkpoints
-
-    def __str__(self) -> str:
-        return "—" if math.isnan(self.rho) else f"{self.rho:+.2f} [{self.lo:+.2f}, {self.hi:+.2f}]"
-
-
-def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's ρ of each row pair of ``x``, ``y`` (B, n): Pearson's r of the ranks (ties
-    averaged); NaN where a row is constant."""
-    rx, ry = (rankdata(a, axis=1) for a in (x, y))
-    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
-    den = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rx * ry).sum(1) / den, np.nan)
-
-
-def rank_correlation(x, y, *, n_resamples: int = 4000, level: float = 0.95, seed: int = 0,
-                     min_points: int = 4) -> Correlation:
-    """Spearman's ρ between two curves over checkpoints, with a percentile bootstrap interval
-    (checkpoints resampled with replacement; resamples with a constant curve are dropped).
-    NaN with fewer than ``min_points`` checkpoints."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    n = len(x)
-    if n < min_points:
-        return Correlation(math.nan, math.nan, math.nan, n)
-    rho = float(_spearman_rows(x[None], y[None])[0])
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    boot = _spearman_rows(x[idx], y[idx])
-    boot = boot[~np.isnan(boot)]
-    a = (1 - level) / 2
-    lo, hi = np.quantile(boot, [a, 1 - a]) if len(boot) else (math.nan, math.nan)
-    return Correlation(rho, float(lo), float(hi), n)
 
 
 PHASES = ("all", "up to the peak", "from the peak")

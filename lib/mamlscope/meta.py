@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from . import data
-from .evaluate import mean_ci95, per_task_scores
+from .evaluate import per_task_scores
+from .stats import mean_ci95
 from .inner import InnerLoop, query_loss
 from .models import VARIANTS, build_model
 from .progress import progress_bar

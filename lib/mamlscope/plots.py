@@ -53,7 +53,7 @@ def finetune_change(fc, metric: str = "correlation"):
     """[G] Fig 1a (:class:`~mamlscope.representations.FinetuneChange`): left, dissimilarity per
     layer after fine-tuning at each checkpoint; middle, the depth ordering ρ over training (both
     RDM metrics); right, each layer of θ_t against θ_0 (no inner loop)."""
-    from .representations import mean_ci
+    from .stats import mean_ci
 
     style()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
@@ -86,7 +86,7 @@ def finetune_change(fc, metric: str = "correlation"):
 def supervised_change(sc, metric: str = "correlation", kernel: str = "rbf"):
     """[G] Fig 2 (:class:`~mamlscope.representations.SupervisedChange`): RSA dissimilarity and
     CKA to the random init over supervised training, per layer (mean ± 95% CI over seeds)."""
-    from .representations import mean_ci
+    from .stats import mean_ci
 
     style()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharex=True)

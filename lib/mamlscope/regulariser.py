@@ -11,27 +11,16 @@ interval over tasks is shown beside it.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import pandas as pd
 import torch
-from scipy import stats
 
-from .evaluate import mean_ci95, run_task_scores
-from .reuse import TimeRatio, meta_step, paired_difference, time_ratio
-
-
-def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of per-seed values with its t interval, ``mean ± t_{n−1} · s/√n`` (NaN for one seed)."""
-    v = [float(x) for x in values]
-    n = len(v)
-    mean = math.fsum(v) / n
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(v) / math.sqrt(n)
-    return mean, mean - half, mean + half
+from .evaluate import run_task_scores
+from .reuse import TimeRatio, meta_step, time_ratio
+from .stats import mean_ci95, paired_difference
+from .stats import t_interval as seed_interval  # the interval over seeds (chapter 6)
 
 
 @dataclass(frozen=True)

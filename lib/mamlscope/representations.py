@@ -26,6 +26,7 @@ from torch.func import functional_call
 from .data import Task
 from .inner import InnerLoop, _loss_fn, adapt, detached
 from .metrics import cka, rdm, rdm_of_rdms, compare_rdms
+from .stats import bootstrap_ratio as ratio_interval, mean_ci
 
 Params = Mapping[str, torch.Tensor]
 METRICS = ("correlation", "euclidean")  # the first is what [G]'s figures (and the verdicts) use
@@ -111,14 +112,6 @@ def depth_trend(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
     return mean, mean - half, mean + half
 
 
-def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and Student-t half-width along ``axis``."""
-    values = np.asarray(values, dtype=float)
-    n = values.shape[axis]
-    sem = values.std(axis=axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(values.shape[1 - axis])
-    return values.mean(axis=axis), stats.t.ppf(0.5 + confidence / 2, max(n - 1, 1)) * sem
-
-
 def inner_vs_meta_rdms(model, thetas: Sequence[Params], tasks: Task, eval_x: torch.Tensor,
                        inner: InnerLoop, inner_steps: Sequence[int] = (0, 1, 5, 10),
                        metrics: Sequence[str] = METRICS):
@@ -177,23 +170,6 @@ def change_arrays(labels, dissim: torch.Tensor, inner_steps=(1, 5, 10)):
     inner = {s: np.array([[dissim[index[(c, None, 0)], index[(c, i, s)]].item() for i in range(n_tasks)]
                           for c in range(n_ckpt)]) for s in inner_steps}
     return meta, inner
-
-
-def ratio_interval(meta: np.ndarray, inner: np.ndarray, *, resamples: int = 2000, seed: int = 0,
-                   confidence: float = 0.95) -> tuple[float, float, float]:
-    """mean(inner) / mean(meta) with a percentile bootstrap interval over checkpoints and tasks:
-    each resample draws checkpoint intervals with replacement (their meta change, and the inner
-    change from their first checkpoint), then tasks with replacement within them."""
-    rng = np.random.default_rng(seed)
-    n_int, n_tasks = len(meta), inner.shape[1]
-    est = float(inner[:n_int].mean() / meta.mean())
-    ratios = np.empty(resamples)
-    for r in range(resamples):
-        c = rng.integers(0, n_int, n_int)
-        i = rng.integers(0, n_tasks, (n_int, n_tasks))
-        ratios[r] = inner[c[:, None], i].mean() / meta[c].mean()
-    lo, hi = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return est, float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------------------------

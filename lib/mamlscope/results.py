@@ -8,6 +8,9 @@ There is one implementation per kind of rule:
   when every one passes, *partly* when some do, *not reproduced* when none does.
 * :class:`MatchesPaper` — an accuracy against the paper's: *reproduced* when the 95% intervals
   overlap, *partly* when the measured mean is at most a stated margin below, else *not reproduced*.
+* :class:`Protocol` — the verdict protocol of ``CLAIMS.md``: decisive checks (one fails → *not
+  reproduced*), secondary checks (→ *partly*), and a negative control, measured by the same code,
+  which the rule must reject.
 
 A claim may also carry a *precondition* (a :class:`Check`): when it fails, the claim cannot be
 judged at this profile and the verdict is *inconclusive*, recorded with the reason.
@@ -120,6 +123,60 @@ class AllChecks:
 
 
 @dataclass(frozen=True)
+class Protocol:
+    """A rule under the verdict protocol (``CLAIMS.md``, "Verdict protocol").
+
+    * ``decisive`` checks carry the claim: if any fails, *not reproduced*, whatever the others say.
+    * ``secondary`` checks qualify it: all decisive pass and a secondary fails → *partly*; all
+      pass → *reproduced*.
+    * ``control`` names the negative control: the same quantity measured by the same code on
+      something for which the claim should not hold (a random-init network, a step counter, raw
+      pixels, unrelated heads …). :meth:`judge_control` applies the rule to the control's values,
+      stored under the same keys, and the rule must reject them (neither *reproduced* nor
+      *partly*); :func:`mamlscope.claims.judge` makes a claim whose rule passes its own control
+      *inconclusive*, since the rule could not tell the claim from the null.
+    """
+
+    decisive: tuple[Check, ...]
+    control: str
+    secondary: tuple[Check, ...] = ()
+
+    def __post_init__(self):
+        if not self.decisive:
+            raise ValueError("a Protocol rule needs at least one decisive check (the one(s) carrying the claim).")
+        if not self.control.strip():
+            raise ValueError("a Protocol rule needs its negative control: what the null is, measured by the "
+                             "same code (if you cannot say what it is, the rule is not ready).")
+
+    @property
+    def decisive_names(self) -> list[str]:
+        return [c.name for c in self.decisive]
+
+    def text(self) -> str:
+        out = "decisive: " + "; ".join(c.text() for c in self.decisive)
+        if self.secondary:
+            out += " — secondary: " + "; ".join(c.text() for c in self.secondary)
+        return (out + " — a decisive check fails → not reproduced; all pass"
+                + (", a secondary fails → partly" if self.secondary else "") + f" — control: {self.control}")
+
+    def judge(self, values: Mapping) -> tuple[str, dict[str, bool]]:
+        decisive, secondary = {}, {}
+        for c in self.decisive:
+            decisive.update(c.outcomes(values))
+        for c in self.secondary:
+            secondary.update(c.outcomes(values))
+        if not all(decisive.values()):
+            verdict = VERDICTS[2]
+        else:
+            verdict = VERDICTS[0] if all(secondary.values()) else VERDICTS[1]
+        return verdict, {**decisive, **secondary}
+
+    def judge_control(self, null_values: Mapping) -> str:
+        """The rule's verdict on the control's values; it must be *not reproduced*."""
+        return self.judge(null_values)[0]
+
+
+@dataclass(frozen=True)
 class MatchesPaper:
     """An accuracy against the paper's (fractions): *reproduced* when the 95% intervals overlap,
     ``|m − p| ≤ ci_m + ci_p``; *partly* when ``m ≥ p − partly_below``; else *not reproduced*.
@@ -158,6 +215,11 @@ class ClaimResult:
     values: dict = field(default_factory=dict)  # the raw numbers behind `measured`
     checks: dict = field(default_factory=dict)  # each check of the rule: passed?
     precondition: str = ""                      # the precondition, and whether it held
+    decisive: list = field(default_factory=list)     # names of the checks that carry the claim
+    control: str = ""                                # the negative control (Protocol rules)
+    null_values: dict = field(default_factory=dict)  # the control's values, under the rule's keys
+    null_verdict: str = ""                           # the rule's verdict on them (must not pass)
+    seeds: dict = field(default_factory=dict)        # {"n", "passing", "values"} where seeds replicate
 
 
 def results_root(root=None) -> Path:

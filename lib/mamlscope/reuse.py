@@ -22,32 +22,17 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
 from .data import Task
-from .evaluate import Score, mean_ci95, nil_accuracy, per_task_scores, run_task_scores
+from .evaluate import nil_accuracy, per_task_scores, run_task_scores
 from .inner import InnerLoop, adapt, detached
 from .meta import init_model
 from .metrics.cca import pwcca, svcca
 from .metrics.cka import linear_cka
-from .representations import activations, mean_ci
-
-
-def paired_difference(a: torch.Tensor, b: torch.Tensor) -> Score:
-    """Mean of the per-task differences ``a − b`` (same tasks, same order) ± 95% CI."""
-    if a.shape != b.shape:
-        raise ValueError(f"paired_difference needs per-task values of the same tasks; got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}.")
-    return mean_ci95(a.double() - b.double())
-
-
-def interval_values(name: str, scores: Mapping[str, Score]) -> dict:
-    """``{name: means, name_lo: lower ends, name_hi: upper ends}`` of the 95% CIs of ``scores``
-    (label → :class:`~mamlscope.evaluate.Score`): what the rules' checks read."""
-    return {name: {k: s.mean for k, s in scores.items()}, f"{name}_lo": {k: s.mean - s.ci95 for k, s in scores.items()},
-            f"{name}_hi": {k: s.mean + s.ci95 for k, s in scores.items()}}
+from .representations import activations
+from .stats import Score, interval_values, mean_ci, mean_ci95, median_ratio, paired_difference
 
 
 def _pct(s: Score) -> str:
@@ -317,12 +302,8 @@ def time_ratio(a: Callable[[], object], b: Callable[[], object], repeats: int = 
             start = time.perf_counter()
             f()
             out.append(time.perf_counter() - start)
-    ta_, tb_ = np.array(ta), np.array(tb)
-    rng = np.random.default_rng(seed)
-    boot = [np.median(rng.choice(ta_, len(ta_))) / np.median(rng.choice(tb_, len(tb_))) for _ in range(2000)]
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return TimeRatio(statistics.median(ta), statistics.median(tb), statistics.median(ta) / statistics.median(tb),
-                     float(lo), float(hi), repeats)
+    ratio, lo, hi = median_ratio(ta, tb, seed=seed)
+    return TimeRatio(statistics.median(ta), statistics.median(tb), ratio, lo, hi, repeats)
 
 
 def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable[[], None]:

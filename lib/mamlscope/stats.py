@@ -1,0 +1,228 @@
+"""The book's statistics, in one module: intervals over tasks and over seeds, prediction
+intervals, paired differences, rank correlations with their bootstrap, ratios with theirs, and
+aggregation over seeds. The analyses (:mod:`evaluate`, :mod:`representations`, :mod:`reuse`,
+:mod:`regulariser`, :mod:`landscape`, :mod:`features`) call these; none computes an interval of
+its own.
+
+============================  ==================================================================
+``mean_ci95(v)``              mean ± 1.96·s/√n over tasks (normal; exact sums: same digits on
+                              every CPU) → :class:`Score`
+``t_interval(v)``             mean with its Student-t interval over a few units (seeds)
+``mean_ci(a, axis)``          mean and t half-width along an axis (arrays)
+``mean_se(v)``                mean and standard error of a tensor
+``prediction_interval(v)``    where one more run would fall: mean ± t·s·√(1 + 1/n). A paper's
+                              single run is compared with our seeds by this, not by the
+                              interval of our mean
+``paired_difference(a, b)``   mean of per-task a − b ± 95% CI (same tasks)
+``interval_values(name, s)``  {name, name_lo, name_hi} of Scores: what rules read
+``bootstrap_ratio(m, i)``     mean(inner)/mean(meta), percentile bootstrap over units
+``median_ratio(a, b)``        ratio of medians of two timings, percentile bootstrap
+``rank_correlation(x, y)``    Spearman's ρ with a percentile bootstrap → :class:`Correlation`
+``over_seeds(values, passes)`` per-seed values → mean, t interval, how many seeds pass
+============================  ==================================================================
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from scipy import stats as _scipy
+from scipy.stats import rankdata
+
+
+# --------------------------------------------------------------------------------------------
+# Over tasks: the normal interval of a mean
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Score:
+    """Mean of per-task values with its 95% CI half-width, over ``n`` tasks."""
+
+    mean: float
+    ci95: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.1f} ± {100 * self.ci95:.1f}%"
+
+    def values(self) -> dict:
+        """What an accuracy claim's rule reads: ``mean``, ``ci95``, ``n_tasks``."""
+        return {"mean": self.mean, "ci95": self.ci95, "n_tasks": self.n}
+
+
+def mean_ci95(values: torch.Tensor) -> Score:
+    """``mean ± 1.96 · std(ddof=1) / √n`` of a 1-D tensor of per-task values.
+
+    Sums are exact-then-rounded (:func:`math.fsum`), so the result does not depend on the order
+    in which a machine's vector kernels add: the same per-task values give the same digits on
+    every CPU (per-task accuracies are ratios of integers, identical wherever the predictions are).
+    """
+    v = [float(x) for x in values.detach().double().flatten().tolist()]
+    n = len(v)
+    if n == 0:
+        raise ValueError("mean_ci95 needs at least one value.")
+    mean = math.fsum(v) / n
+    ci = 1.96 * math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (n - 1)) / math.sqrt(n) if n > 1 else float("nan")
+    return Score(mean, ci, n)
+
+
+def mean_se(v: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard error (ddof 1) of a tensor; NaN error for one value."""
+    v = v.double()
+    return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+
+
+def paired_difference(a: torch.Tensor, b: torch.Tensor) -> Score:
+    """Mean of the per-task differences ``a − b`` (same tasks, same order) ± 95% CI."""
+    if a.shape != b.shape:
+        raise ValueError(f"paired_difference needs per-task values of the same tasks; got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}.")
+    return mean_ci95(a.double() - b.double())
+
+
+def interval_values(name: str, scores: Mapping[str, Score]) -> dict:
+    """``{name: means, name_lo: lower ends, name_hi: upper ends}`` of the 95% CIs of ``scores``
+    (label → :class:`Score`): what the rules' checks read."""
+    return {name: {k: s.mean for k, s in scores.items()}, f"{name}_lo": {k: s.mean - s.ci95 for k, s in scores.items()},
+            f"{name}_hi": {k: s.mean + s.ci95 for k, s in scores.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# Over a few units (seeds): Student t
+# --------------------------------------------------------------------------------------------
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-unit values with its t interval, ``mean ± t_{n−1} · s/√n`` (NaN for one unit)."""
+    v = [float(x) for x in values]
+    n = len(v)
+    if n == 0:
+        raise ValueError("t_interval needs at least one value.")
+    mean = math.fsum(v) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(_scipy.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(v) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and Student-t half-width along ``axis``."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[axis]
+    sem = values.std(axis=axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(values.shape[1 - axis])
+    return values.mean(axis=axis), _scipy.t.ppf(0.5 + confidence / 2, max(n - 1, 1)) * sem
+
+
+def prediction_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Where one more independent run would fall, given ``values`` of n runs:
+    ``mean ± t_{n−1} · s · √(1 + 1/n)`` (NaN for fewer than two runs). A single run reported by a
+    paper is consistent with ours when it lies inside; the interval of our *mean* is too narrow
+    for that comparison."""
+    v = [float(x) for x in values]
+    n = len(v)
+    if n < 2:
+        return math.nan, math.nan
+    mean = math.fsum(v) / n
+    half = float(_scipy.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(v) * math.sqrt(1 + 1 / n)
+    return mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class OverSeeds:
+    """A claim's value per seed, aggregated: the mean and its t interval over seeds, and how many
+    seeds pass the claim's decisive check on their own."""
+
+    values: Mapping[int, float]
+    mean: float
+    lo: float
+    hi: float
+    passing: int
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def __str__(self) -> str:
+        interval = "" if math.isnan(self.lo) else f" [{self.lo:+.3g}, {self.hi:+.3g}]"
+        return f"{self.mean:+.3g}{interval} over {self.n} seeds, {self.passing}/{self.n} pass"
+
+
+def over_seeds(values: Mapping[int, float], passes: Callable[[float], bool], level: float = 0.95) -> OverSeeds:
+    """``values`` (seed → the claim's value for that seed) → :class:`OverSeeds`."""
+    if not values:
+        raise ValueError("over_seeds needs at least one seed.")
+    mean, lo, hi = t_interval(list(values.values()), level)
+    return OverSeeds(dict(values), mean, lo, hi, sum(bool(passes(v)) for v in values.values()))
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap: ratios
+# --------------------------------------------------------------------------------------------
+def bootstrap_ratio(meta: np.ndarray, inner: np.ndarray, *, resamples: int = 2000, seed: int = 0,
+                    confidence: float = 0.95) -> tuple[float, float, float]:
+    """mean(inner) / mean(meta) with a percentile bootstrap interval over checkpoints and tasks:
+    each resample draws checkpoint intervals with replacement (their meta change, and the inner
+    change from their first checkpoint), then tasks with replacement within them."""
+    rng = np.random.default_rng(seed)
+    n_int, n_tasks = len(meta), inner.shape[1]
+    est = float(inner[:n_int].mean() / meta.mean())
+    ratios = np.empty(resamples)
+    for r in range(resamples):
+        c = rng.integers(0, n_int, n_int)
+        i = rng.integers(0, n_tasks, (n_int, n_tasks))
+        ratios[r] = inner[c[:, None], i].mean() / meta[c].mean()
+    lo, hi = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return est, float(lo), float(hi)
+
+
+def median_ratio(ta: Sequence[float], tb: Sequence[float], *, resamples: int = 2000, seed: int = 0
+                 ) -> tuple[float, float, float]:
+    """median(ta) / median(tb) with a 95% percentile bootstrap interval (each timing resampled
+    with replacement on its own)."""
+    ta_, tb_ = np.array(ta), np.array(tb)
+    rng = np.random.default_rng(seed)
+    boot = [np.median(rng.choice(ta_, len(ta_))) / np.median(rng.choice(tb_, len(tb_))) for _ in range(resamples)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return statistics.median(ta) / statistics.median(tb), float(lo), float(hi)
+
+
+# --------------------------------------------------------------------------------------------
+# Rank correlation over checkpoints
+# --------------------------------------------------------------------------------------------
+class Correlation(NamedTuple):
+    rho: float   # Spearman's rank correlation
+    lo: float    # percentile bootstrap interval over checkpoints
+    hi: float
+    n: int       # checkpoints
+
+    def __str__(self) -> str:
+        return "—" if math.isnan(self.rho) else f"{self.rho:+.2f} [{self.lo:+.2f}, {self.hi:+.2f}]"
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's ρ of each row pair of ``x``, ``y`` (B, n): Pearson's r of the ranks (ties
+    averaged); NaN where a row is constant."""
+    rx, ry = (rankdata(a, axis=1) for a in (x, y))
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (rx * ry).sum(1) / den, np.nan)
+
+
+def rank_correlation(x, y, *, n_resamples: int = 4000, level: float = 0.95, seed: int = 0,
+                     min_points: int = 4) -> Correlation:
+    """Spearman's ρ between two curves over checkpoints, with a percentile bootstrap interval
+    (checkpoints resampled with replacement; resamples with a constant curve are dropped).
+    NaN with fewer than ``min_points`` checkpoints."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = len(x)
+    if n < min_points:
+        return Correlation(math.nan, math.nan, math.nan, n)
+    rho = float(spearman_rows(x[None], y[None])[0])
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    boot = spearman_rows(x[idx], y[idx])
+    boot = boot[~np.isnan(boot)]
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boot, [a, 1 - a]) if len(boot) else (math.nan, math.nan)
+    return Correlation(rho, float(lo), float(hi), n)
