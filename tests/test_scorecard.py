@@ -130,3 +130,12 @@ def test_scorecard_notebook_has_a_described_profile_parameter():
     assert notebooks.parameters(ROOT, "scorecard") == params
     assert list(params) == ["profile"]
     assert params["profile"]["default"] == '"cpu"' and params["profile"]["help"]
+
+
+def test_every_committed_record_rejudges_to_its_verdict():
+    """A reader re-judging book/results/cpu/ from its stored values gets the recorded verdicts:
+    a rule changed in mamlscope.claims without re-executing its chapter fails here."""
+    rows = claims.rejudge("cpu", ROOT / "book" / "results")
+    assert len(rows) == len(claims.CLAIMS)
+    differ = [r for r in rows if not (r["same verdict"] and r["same rule"])]
+    assert not differ, f"re-judged records differ from the stored ones (re-execute their chapters): {differ}"

@@ -371,3 +371,52 @@ def verdict_table(records: list[ClaimResult]):
 
     return pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
                          for r in records]).set_index("claim")
+
+
+def rejudge(profile: str, root=None) -> list[dict]:
+    """Judge every recorded claim of ``profile`` again from its stored values (and its stored
+    control values) with the rule registered now, as a reader can. One row per claim: the
+    recorded verdict, the verdict now, and whether they and the rule's text agree; a row that
+    disagrees means a rule changed without its chapter being re-executed."""
+    rows = []
+    for r in results.load_all(profile, root):
+        row = {"claim": r.claim, "recorded": r.verdict, "now": "", "same verdict": False, "same rule": False,
+               "control": r.null_verdict or "—"}
+        try:
+            now = judge(r.claim, r.values, profile, null_values=r.null_values if r.control else None,
+                        seeds=r.seeds)
+        except (KeyError, ValueError) as err:
+            row["now"] = f"cannot judge: {err}"
+        else:
+            row.update(now=now.verdict, **{"same verdict": now.verdict == r.verdict,
+                                          "same rule": now.rule == r.rule})
+            if r.control:
+                row["control"] = f"{r.null_verdict} → {now.null_verdict}"
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    """``python -m mamlscope.claims rejudge [--profile cpu]``: re-judge the stored records."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mamlscope.claims")
+    parser.add_argument("action", choices=["rejudge"], help="judge every stored record again from its values")
+    parser.add_argument("--profile", default="cpu")
+    args = parser.parse_args(argv)
+    rows = rejudge(args.profile)
+    if not rows:
+        print(f"no records for profile {args.profile!r} under {results.results_root() / args.profile}")
+        return 1
+    bad = [r for r in rows if not (r["same verdict"] and r["same rule"])]
+    for r in rows:
+        differs = [what for what, same in (("verdict", r["same verdict"]), ("rule text", r["same rule"])) if not same]
+        flag = f"   ← differs ({', '.join(differs)})" if differs else ""
+        print(f"{r['claim']:4s} recorded {r['recorded']:15s} now {r['now']:15s} control {r['control']}{flag}")
+    print(f"\n{len(rows) - len(bad)} of {len(rows)} records of profile {args.profile} re-judge to their verdict "
+          "under the rules registered now" + ("." if not bad else f"; {len(bad)} differ (re-execute their chapters)."))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
