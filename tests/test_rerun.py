@@ -323,3 +323,23 @@ def test_chapter_killed_mid_training_leaves_the_book_byte_identical_and_resumes(
     assert tree_digest(project / "book") == before
     trained = [d for d in runs.iterdir() if checkpoint_steps(d)]
     assert trained and not any((d / "final.json").exists() for d in trained)  # resumable, not finished
+
+
+@pytest.mark.slow
+def test_html_of_an_output_folder_is_its_own_book(project, tmp_path, capsys):
+    (project / "_config.yml").write_text('title: "test"\nonly_build_toc_files: true\n'
+                                         'exclude_patterns: ["book/[0-9][0-9]_*.md", "book/results/*"]\n'
+                                         'execute:\n  execute_notebooks: "off"\n')
+    import nbformat
+
+    for name in ("92_fails", "93_sleeps"):  # the pages not executed come from book/
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}")]),
+                       project / "book" / f"{name}.ipynb")
+    before = tree_digest(project / "book")
+    out = tmp_path / "out"
+    assert rerun.main(["91_ok", "--profile", "smoke", "--output-dir", str(out), "--html"], root=project) == 0
+    assert tree_digest(project / "book") == before               # book/ untouched, records included
+    assert json.loads((out / "results" / "smoke" / "T1.json").read_text()) == {"new": True}
+    page = out / "_book" / "_build" / "html" / "book" / "91_ok.html"
+    assert page.is_file() and "done" in page.read_text()         # the executed notebook, not book/'s
+    assert "HTML: " in capsys.readouterr().out
