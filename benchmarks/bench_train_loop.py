@@ -6,7 +6,8 @@ s, move it, meta-step) against the same meta-step on a fixed batch, interleaved 
 Prints the median seconds of each and their ratio (1.00: sampling costs nothing). Run it on an
 idle machine. Measured 2026-12-01 on a 2-core Intel Xeon at 2 threads, cpu profile 20-way:
 fixed 0.393 s, sampled 0.394 s (1.00×), sampling alone 5.4 ms; and the training log of a
-1,000-step run: median 0.29 s per step, no slowdown from step 50 to 1,000, no denormal weights.
+1,000-step run: median 0.29 s per step, no slowdown from step 50 to 1,000, no denormal weights;
+this script, later the same day: fixed 0.351 s, loop 0.342 s (0.97×), sampling 4.5 ms.
 """
 from __future__ import annotations
 
