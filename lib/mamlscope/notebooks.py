@@ -199,7 +199,7 @@ def execute(root: Path, chapter: str, parameters: dict, output: Path, *, failed_
     import papermill as pm
     import psutil
 
-    from .paths import cache_root
+    from .paths import atomic_write, cache_root
     from .progress import progress_enabled
 
     nb = read_source(root, chapter)
@@ -230,9 +230,7 @@ def execute(root: Path, chapter: str, parameters: dict, output: Path, *, failed_
             raise ChapterFailed(chapter, _reason(err), failed) from err
         _hide_injected(staged)
         output.parent.mkdir(parents=True, exist_ok=True)
-        partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
-        shutil.copyfile(staged, partial)
-        os.replace(partial, output)
+        atomic_write(output, lambda tmp_path: shutil.copyfile(staged, tmp_path))
     return output
 
 

@@ -39,3 +39,16 @@ def cache_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root).expanduser().resolve()
     env = os.environ.get("MAMLSCOPE_CACHE")
     return Path(env).expanduser().resolve() if env else _default(".cache")
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` all at once: ``write(tmp)`` fills a temporary file beside it, which then
+    replaces ``path`` (``os.replace``); a failure leaves ``path`` as it was and no temporary."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

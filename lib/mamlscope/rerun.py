@@ -28,8 +28,6 @@ Nothing a reader has is damaged:
 from __future__ import annotations
 
 import argparse
-import filecmp
-import os
 import shutil
 import signal
 import subprocess
@@ -164,7 +162,8 @@ def prepare(args, root: Path) -> Job:
         if not takers or refusing:
             where = refusing or pages
             offer = sorted({p for n in where for p in declared[n]} - {"profile"})
-            others = [n for n in known if n not in where and key in notebooks.parameters(root, n)]
+            others = [n for n in known if n not in where
+                      and key in (declared.get(n) or notebooks.parameters(root, n))]
             hint = (f"; {', '.join(others)} take(s) it: name the chapter" if others else
                     f"; {'they take' if len(where) > 1 else 'it takes'} {', '.join(offer)}")
             problems.append(f"-p {key}: {', '.join(where)} {'have' if len(where) > 1 else 'has'} no "
@@ -211,28 +210,12 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _publish_records(staged: Path, final: Path) -> list[str]:
-    """Copy the records a chapter wrote or changed (``staged``) into ``final``, file by file
-    (each replaced atomically); returns their names."""
-    changed = []
-    for path in sorted(staged.rglob("*")):
-        if not path.is_file():
-            continue
-        target = final / path.relative_to(staged)
-        if target.is_file() and filecmp.cmp(path, target, shallow=False):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        shutil.copyfile(path, partial)
-        os.replace(partial, target)
-        changed.append(str(path.relative_to(staged)))
-    return changed
-
-
 def execute_page(job: Job, name: str) -> Path:
     """Execute one page atomically. Its kernel records into a staging copy of the results
     (``job.results_dir``'s, over the book's own: a chapter may read records, such as the recipe
-    study); the records it wrote or changed reach ``job.results_dir`` only if every cell ran."""
+    study); the records it wrote or changed reach ``job.results_dir`` only if every cell ran,
+    each replaced atomically."""
+    from .paths import atomic_write
     from .results import results_root
 
     final = job.results_dir / job.profile
@@ -245,13 +228,11 @@ def execute_page(job: Job, name: str) -> Path:
         before = {p: p.read_bytes() for p in staged.rglob("*") if p.is_file()}
         out = notebooks.execute(job.root, name, job.parameters[name], job.notebook_dir / f"{name}.ipynb",
                                 failed_dir=job.failed_dir, env={"MAMLSCOPE_RESULTS": tmp})
-        written = Path(tmp) / ".written"
-        for p in staged.rglob("*"):
-            if p.is_file() and before.get(p) != p.read_bytes():
-                (written / p.relative_to(staged)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(p, written / p.relative_to(staged))
-        if written.is_dir():
-            _publish_records(written, final)
+        for path in sorted(staged.rglob("*")):
+            if path.is_file() and before.get(path) != path.read_bytes():
+                target = final / path.relative_to(staged)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(target, lambda tmp_path, src=path: shutil.copyfile(src, tmp_path))
     return out
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import sys
 import torch
 from filelock import FileLock, Timeout
 
-from ..paths import cache_root
+from ..paths import atomic_write, cache_root
 
 RUN_FORMAT = 1  # bump when a change to the training code changes what a config produces
 
@@ -79,16 +78,6 @@ def config_hash(config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def run_dir(config, root=None) -> Path:
     """Where the run of ``config`` lives (``<cache root>/runs/<name>-<hash12>``); creates nothing."""
     return cache_root(root) / "runs" / f"{config.name}-{config_hash(config)[:12]}"
@@ -131,7 +120,7 @@ class Run:
                     f"Move {self.dir} aside to retrain (nothing was changed).")
             return
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(path, lambda p: p.write_text(json.dumps(mine, indent=2, sort_keys=True)))
+        atomic_write(path, lambda p: p.write_text(json.dumps(mine, indent=2, sort_keys=True)))
 
     # -- one trainer at a time ----------------------------------------------------------------
     @contextmanager
@@ -163,7 +152,7 @@ class Run:
     def save_checkpoint(self, step: int, state: dict) -> Path:
         """Write ``state`` (tensors, numbers, dicts) for ``step`` atomically (temp file + rename)."""
         path = self.checkpoint_path(step)
-        _atomic_write_bytes(path, lambda p: torch.save({"step": step, "run_hash": self.hash, **state}, p))
+        atomic_write(path, lambda p: torch.save({"step": step, "run_hash": self.hash, **state}, p))
         return path
 
     def load_checkpoint(self, step: int | None = None, map_location="cpu") -> dict:
@@ -227,7 +216,7 @@ class Run:
         """Drop records logged after ``step`` (they will be recomputed identically on resume)."""
         kept = [r for r in self.metrics() if r.get("step", 0) <= step]
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-        _atomic_write_bytes(self.metrics_path, lambda p: p.write_text(text))
+        atomic_write(self.metrics_path, lambda p: p.write_text(text))
 
     # -- completion ------------------------------------------------------------------------
     @property
@@ -235,7 +224,7 @@ class Run:
         return (self.dir / "final.json").is_file()
 
     def finish(self, summary: dict) -> None:
-        _atomic_write_bytes(self.dir / "final.json",
+        atomic_write(self.dir / "final.json",
                             lambda p: p.write_text(json.dumps(summary, indent=2, sort_keys=True)))
 
     def summary(self) -> dict:
