@@ -9,7 +9,7 @@ what is wrong and how to fix it, instead of failing in a cell half an hour into 
 
     problems = check(declared, {"test_tasks": "abc"}, chapter="01_maml_on_omniglot")
 
-Every ``int`` parameter a chapter declares must have a :data:`MINIMUM` (``tests/test_parameters.py``
+Every ``int`` parameter a chapter declares must have a :data:`MINIMUM` (``tests/test_rerun.py``
 enforces it), so that a new parameter cannot skip the range check.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ CHOICES = {
 
 
 def _base_types(annotation: str) -> tuple[set[str], bool]:
-    """``"Optional[int]"`` → ({"int"}, True); ``"int"`` → ({"int"}, False); unknown → (set(), True)."""
+    """``"Optional[int]"`` → ({"int"}, True); ``"int"`` → ({"int"}, False); ``"int | None"`` → ({"int"}, True)."""
     text = annotation.replace(" ", "")
     optional = False
     m = re.fullmatch(r"(?:typing\.)?Optional\[(.+)\]", text)
