@@ -5,7 +5,7 @@ PYTHON   ?= python3.11
 VENV     ?= .venv
 PROFILE  ?= cpu
 WORKERS  ?= auto
-THREADS  ?= 2
+THREADS  ?= 1
 MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
@@ -24,8 +24,8 @@ dry-run:                  ## the paper profile with every count cut: every chapt
 	$(MAKE) book PROFILE=paper-dry
 
 # Every run the chapters need, trained concurrently on a Dask LocalCluster: $(WORKERS) workers
-# (auto: cores ÷ $(THREADS)) of $(THREADS) torch threads each. Results depend on the thread count;
-# the cpu profile's numbers were computed with 2 threads per run.
+# (auto: cores ÷ $(THREADS)) of $(THREADS) torch threads each. Results depend on the thread count,
+# not on the number of workers; the cpu profile's numbers were computed with 1 thread per run.
 train: setup              ## train the runs the chapters need at $(PROFILE) that are not cached yet
 	$(BIN)/python -m mamlscope.runs train --profile $(PROFILE) --workers $(WORKERS) --threads-per-worker $(THREADS)
 

@@ -23,6 +23,8 @@ Nothing a reader has is damaged:
 * **Only the book's profile (cpu) writes into book/.** Another profile writes its notebooks and
   records under ``_build/<profile>/`` (or ``--output-dir``), unless ``--in-place`` asks for
   book/. ``--html`` then builds that folder's own book.
+* **The same digits on any machine's core count**: every kernel computes with
+  :data:`mamlscope.schedule.BOOK_THREADS` torch threads, as every run was trained.
 * **Ctrl-C stops the kernel** and what it was training; training resumes from its last checkpoint.
 """
 from __future__ import annotations
@@ -227,13 +229,23 @@ def execute_page(job: Job, name: str) -> Path:
                 shutil.copytree(seed, staged, dirs_exist_ok=True)
         before = {p: p.read_bytes() for p in staged.rglob("*") if p.is_file()}
         out = notebooks.execute(job.root, name, job.parameters[name], job.notebook_dir / f"{name}.ipynb",
-                                failed_dir=job.failed_dir, env={"MAMLSCOPE_RESULTS": tmp})
+                                failed_dir=job.failed_dir, env={"MAMLSCOPE_RESULTS": tmp, **kernel_environ()})
         for path in sorted(staged.rglob("*")):
             if path.is_file() and before.get(path) != path.read_bytes():
                 target = final / path.relative_to(staged)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(target, lambda tmp_path, src=path: shutil.copyfile(src, tmp_path))
     return out
+
+
+def kernel_environ(threads: int | None = None) -> dict:
+    """The thread counts of a chapter's kernel: :data:`mamlscope.schedule.BOOK_THREADS`, the
+    count its runs were trained with, so that what a chapter measures (float32 sums) is the same
+    on any core count."""
+    from .schedule import BOOK_THREADS
+
+    n = str(threads or BOOK_THREADS)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
 def build_html(job: Job) -> Path:

@@ -75,6 +75,13 @@ def _reporter(name: str, every: float = 1.0):
     return report
 
 
+# The torch threads of every local run and chapter kernel. A float32 result depends on the
+# thread count (the order of its sums), not on how many runs train at once, so fixing it per run
+# makes the book's digits the same on a 2-core and a 16-core machine; more cores mean more
+# concurrent runs (``default_workers``), not other numbers.
+BOOK_THREADS = 1
+
+
 # -- clusters -------------------------------------------------------------------------------------
 def default_workers(threads: int = 1) -> int:
     """Workers for this machine: its usable cores divided by the threads each worker uses."""

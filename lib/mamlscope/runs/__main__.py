@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("chapters", nargs="*", help="chapter names (default: every chapter)")
         p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
         p.add_argument("--threads-per-worker", type=int, default=None, metavar="T",
-                       help="torch threads per training run (default: 2 locally, the count the cpu "
+                       help="torch threads per training run (default: 1 locally, the count the cpu "
                             "profile's numbers were computed with; 8 on a cluster)")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     plan, train = sub.choices["plan"], sub.choices["train"]
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown chapter(s) {unknown}; chapters: {', '.join(planning.CHAPTER_RUNS)}")
     profile, chapters = load(args.profile), args.chapters or None
     remote = getattr(args, "cluster", "local") != "local"
-    threads = args.threads_per_worker or (8 if remote else 2)
+    threads = args.threads_per_worker or (8 if remote else schedule.BOOK_THREADS)
     if threads < 1:
         parser.error("--threads-per-worker must be >= 1")
     torch.set_num_threads(threads)  # the estimates are timed at the workers' thread count
