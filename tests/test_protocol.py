@@ -58,3 +58,77 @@ def test_old_records_still_load(tmp_path):
     r = results.ClaimResult("X", "c", "smoke", "s", "m", "p", "partly", "rule")
     results.write(r, tmp_path)
     assert results.load_all("smoke", tmp_path)[0].null_verdict == ""
+
+
+# -- every registered claim ------------------------------------------------------------------
+import copy  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from mamlscope.results import lookup  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book" / "results" / "cpu"
+JUDGED_BY_CHECKS = [c.id for c in claims.CLAIMS.values()
+                    if c.rule is not None and not isinstance(c.rule, results.MatchesPaper)]
+
+
+@pytest.mark.parametrize("claim_id", JUDGED_BY_CHECKS)
+def test_every_claim_judged_by_checks_follows_the_protocol(claim_id):
+    """No ``AllChecks`` floor: decisive checks and a named negative control."""
+    rule = claims.CLAIMS[claim_id].rule
+    assert isinstance(rule, Protocol), f"{claim_id} is judged by {type(rule).__name__}, not a Protocol"
+    assert rule.decisive and rule.control.strip()
+
+
+def _violating(op: str, right: float) -> float:
+    """A value that fails ``value <op> right``."""
+    if op in (">", ">="):
+        return right - 1.0 - abs(right)
+    return right + 1.0 + abs(right)
+
+
+def _fail(values: dict, check: Check) -> dict:
+    """``values`` with ``check`` made to fail in every element (and in each, for ``each``)."""
+    values = copy.deepcopy(values)
+    parts = check.key.split(".")
+    node = values
+    for part in parts[:-1]:
+        node = node[part]
+    left = node[parts[-1]]
+    right = lookup(values, check.threshold) if isinstance(check.threshold, str) else check.threshold
+
+    if isinstance(left, dict):
+        node[parts[-1]] = {k: _violating(check.op, float(right[k] if isinstance(right, dict) else right))
+                           for k in left}
+    elif isinstance(left, list):
+        node[parts[-1]] = [_violating(check.op, float(right[i] if isinstance(right, list) else right))
+                           for i in range(len(left))]
+    else:
+        node[parts[-1]] = _violating(check.op, float(right))
+    return values
+
+
+def _records():
+    return {p.stem: json.loads(p.read_text()) for p in sorted(BOOK.glob("*.json"))}
+
+
+@pytest.mark.parametrize("claim_id", JUDGED_BY_CHECKS)
+def test_the_rule_rejects_its_recorded_control_and_fails_without_its_decisive_checks(claim_id):
+    """On the book's own record: the rule gives neither *reproduced* nor *partly* on the control's
+    values, and *not reproduced* when every decisive check fails (whatever the secondary say)."""
+    rule = claims.CLAIMS[claim_id].rule
+    record = _records().get(claim_id)
+    if record is None:
+        pytest.skip(f"{claim_id} has no cpu record")
+    if not isinstance(rule, Protocol):
+        pytest.fail(f"{claim_id} is not judged by a Protocol rule")
+    for key in ("control", "null_values", "null_verdict", "decisive"):
+        assert record.get(key), f"{claim_id}'s record has no {key!r}: re-execute {record['chapter']}"
+    assert record["decisive"] == rule.decisive_names
+    assert rule.judge_control(record["null_values"]) not in ("reproduced", "partly")
+    assert record["null_verdict"] == rule.judge_control(record["null_values"])
+    failed = record["values"]
+    for check in rule.decisive:
+        failed = _fail(failed, check)
+    assert rule.judge(failed)[0] == "not reproduced"

@@ -139,3 +139,17 @@ def test_every_committed_record_rejudges_to_its_verdict():
     assert len(rows) == len(claims.CLAIMS)
     differ = [r for r in rows if not (r["same verdict"] and r["same rule"])]
     assert not differ, f"re-judged records differ from the stored ones (re-execute their chapters): {differ}"
+
+
+def test_the_scorecard_shows_the_control_the_seeds_and_a_failed_precondition(results_dir):
+    results.write(results.ClaimResult(
+        "G3", "03_inner_steps_vs_meta_steps", "smoke", "s", "m", "p", "inconclusive", "r",
+        precondition="conv4 has levelled off: FAILS", control="a random-init Conv4",
+        null_verdict="not reproduced", seeds={"n": 3, "passing": 2}))
+    results.write(results.ClaimResult(
+        "G4", "03_inner_steps_vs_meta_steps", "smoke", "s", "m", "p", "partly", "r",
+        seeds={"n": 1, "note": "one 20-way run"}))
+    md = _rows(scorecard.markdown_table(scorecard.scorecard("smoke")))
+    assert md["G3"][4] == "**inconclusive** (conv4 has levelled off: FAILS)"
+    assert md["G3"][6:] == ["not reproduced (a random-init Conv4)", "2/3"]
+    assert md["G4"][6:] == ["—", "1 (one 20-way run)"]

@@ -21,7 +21,8 @@ from .paths import project_root
 
 NOT_RUN = "not yet run"
 
-COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note"]
+COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note", "control", "null_verdict",
+           "seeds", "precondition"]
 
 
 def _id_key(claim_id: str):
@@ -60,11 +61,32 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
         line = claims.CLAIMS[claim_id].statement if claim_id in claims.CLAIMS else (r.statement if r else "")
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
-                             chapter="", note=""))
+                             chapter="", note="", control="", null_verdict="", seeds="",
+                             precondition=""))
         else:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
-                             verdict=r.verdict, chapter=r.chapter, note=note(claim_id)))
+                             verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
+                             control=r.control, null_verdict=r.null_verdict,
+                             seeds=seeds_text(r.seeds), precondition=r.precondition))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def seeds_text(seeds: dict) -> str:
+    """``"2/3"`` (seeds passing / seeds) from a record's ``seeds``; ``"1 (why)"`` for one seed
+    with a note; "" when the record says nothing about seeds."""
+    if not seeds or "n" not in seeds:
+        return ""
+    n = int(seeds["n"])
+    if "passing" in seeds:
+        return f"{int(seeds['passing'])}/{n}"
+    return f"{n}" + (f" ({seeds['note']})" if seeds.get("note") else "")
+
+
+def control_text(row) -> str:
+    """The control's verdict under the claim's rule, and what the control is."""
+    if not row.control:
+        return "—"
+    return f"{row.null_verdict or '?'} ({row.control})"
 
 
 def counts(table: pd.DataFrame) -> dict[str, int]:
@@ -105,8 +127,9 @@ def _cell(text) -> str:
 def markdown_table(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
     """The scorecard as a Markdown table; each judged claim links to its chapter
     (``<chapter><link_suffix>``, a page next to the scorecard's)."""
-    lines = ["| id | claim | paper | measured (95% CI) | verdict | chapter |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| id | claim | paper | measured (95% CI) | verdict | chapter | the rule on its control | "
+             "seeds passing |",
+             "|---|---|---|---|---|---|---|---|"]
     titles = {}
     for row in table.itertuples(index=False):
         if row.chapter:
@@ -116,8 +139,11 @@ def markdown_table(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".i
         else:
             link = "—"
         verdict = f"**{row.verdict}**" if row.verdict != NOT_RUN else f"*{NOT_RUN}*"
+        if row.verdict == "inconclusive" and row.precondition:
+            verdict += f" ({row.precondition})"
         if row.note:
             verdict += f" ⚠ {row.note}"
         lines.append(f"| {_cell(row.id)} | {_cell(row.claim)} | {_cell(row.paper)} | "
-                     f"{_cell(row.measured)} | {verdict} | {link} |")
+                     f"{_cell(row.measured)} | {verdict} | {link} | {_cell(control_text(row))} | "
+                     f"{_cell(row.seeds or '—')} |")
     return "\n".join(lines) + "\n"
