@@ -120,6 +120,9 @@ class ChapterFailed(RuntimeError):
         self.chapter, self.reason, self.failed = chapter, reason, failed
         super().__init__(f"{chapter} failed: {reason}")
 
+    def __reduce__(self):  # picklable, so that a Dask worker can hand it back (mamlscope.graph)
+        return type(self), (self.chapter, self.reason, self.failed)
+
 
 def _reason(err: BaseException) -> str:
     """One line for an execution error: the cell and the exception's last line."""

@@ -238,6 +238,56 @@ def execute_page(job: Job, name: str) -> Path:
     return out
 
 
+def run_graph(job: Job, args, root: Path) -> int:
+    """``--train``: the runs and pages of ``job`` as one graph on a local Dask cluster
+    (:mod:`mamlscope.graph`); prints the predicted wall time first and the measured one last."""
+    from distributed import Client
+
+    from . import graph, plan, schedule
+    from .meta import estimate_seconds
+    from .profiles import load
+
+    threads = args.threads or schedule.BOOK_THREADS
+    import torch
+
+    torch.set_num_threads(threads)  # the estimates are timed at the workers' thread count
+    chapters_with_runs = [p for p in job.pages if p in plan.CHAPTER_RUNS]
+    items = plan.planned(load(job.profile), chapters_with_runs) if chapters_with_runs else []
+    todo = [it for it in items if it.status != "trained"]
+    if todo:
+        print(f"estimating {len(todo)} runs (a few timed steps each) …", flush=True)
+    estimates = [estimate_seconds(it.config) * (1 - it.done / it.config.steps) if it.status != "trained" else 0.0
+                 for it in items]
+    workers = schedule.default_workers(threads) if args.workers == "auto" else int(args.workers)
+    nodes = graph.build(job, items, estimates, SUMMARY_PAGES)
+    predicted = graph.predict(nodes, workers)
+    print(f"the book: {len(todo)} runs to train and {len(job.pages)} pages on {workers} worker(s) × {threads} "
+          f"thread(s); predicted {predicted / 60:.1f} min on this machine ({plan.machine()})", flush=True)
+    start = time.perf_counter()
+    cluster = schedule.local_cluster(workers, threads)
+    try:
+        with Client(cluster) as client:
+            report = graph.run(job, client, items, estimates, threads=threads, summary_pages=SUMMARY_PAGES,
+                               workers=workers)
+    finally:
+        cluster.close()
+    minutes = (time.perf_counter() - start) / 60
+    trained = sum(report["runs"].values()) / 60
+    executed = sum(report["pages"].values()) / 60
+    print(f"the book took {minutes:.1f} min (predicted {predicted / 60:.1f}): {trained:.1f} worker-min training "
+          f"{len(report['runs'])} runs, {executed:.1f} worker-min executing {len(report['pages'])} pages", flush=True)
+    for name, err in report["failed"].items():
+        print(f"error: {err}", file=sys.stderr)
+        if isinstance(err, notebooks.ChapterFailed):
+            if err.failed is not None:
+                print(f"  the failed notebook, with its traceback: {err.failed}", file=sys.stderr)
+            print(f"  {_shown(job.notebook_dir / (name + '.ipynb'), root)} is unchanged, and so are its records",
+                  file=sys.stderr)
+    for name, why in report["skipped"].items():
+        print(f"{name}: {why}", file=sys.stderr)
+    return 1 if report["failed"] or report["skipped"] else 0
+
+
 def kernel_environ(threads: int | None = None) -> dict:
     """The thread counts of a chapter's kernel: :data:`mamlscope.schedule.BOOK_THREADS`, the
     count its runs were trained with, so that what a chapter measures (float32 sums) is the same
@@ -285,7 +335,21 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
                         help=f"write into book/ even at a profile other than {BOOK_PROFILE}")
     parser.add_argument("--html", action="store_true",
                         help="build the HTML afterwards (of book/, or of the output folder's own copy)")
+    parser.add_argument("--train", action="store_true",
+                        help="the whole book as one graph on Dask: train the pages' missing runs and execute "
+                             "each chapter as soon as its runs are trained (mamlscope.graph)")
+    parser.add_argument("--workers", default="auto",
+                        help="with --train: concurrent runs and chapters (default auto: cores ÷ threads)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of every run and kernel (default: mamlscope.schedule.BOOK_THREADS, "
+                             "the count the book's numbers were computed with)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        print("error: --threads must be >= 1", file=sys.stderr)
+        return 2
+    if args.workers != "auto" and not (args.workers.isdigit() and int(args.workers) >= 1):
+        print(f"error: --workers {args.workers!r}: give a number >= 1, or auto", file=sys.stderr)
+        return 2
     try:
         job = prepare(args, root)
     except UsageError as err:
@@ -296,6 +360,23 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     name = None
+    if args.train:
+        try:
+            code = run_graph(job, args, root)
+        except KeyboardInterrupt:
+            print("\ninterrupted: the chapters that were executing were left unchanged; training resumes from "
+                  "its last checkpoint next time", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if code or not job.html:
+            return code
+        try:
+            print(f"HTML: {_shown(build_html(job), root)}", flush=True)
+        except subprocess.CalledProcessError as err:
+            print(f"error: the HTML build failed (exit {err.returncode}); the notebooks were written", file=sys.stderr)
+            return 1
+        return 0
     try:
         for name in job.pages:
             start = time.perf_counter()
