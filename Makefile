@@ -14,11 +14,13 @@ BIN := $(VENV)/bin
 
 # Only the cpu profile (the book's numbers) writes into book/; another profile writes its
 # notebooks, records and HTML under _build/$(PROFILE)/ (python -m mamlscope.rerun --help).
-book: train               ## set up, train what is missing, execute every chapter at $(PROFILE), build the HTML
-	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --html
+# One graph (mamlscope.graph): each chapter executes as soon as its runs are trained, on the same
+# $(WORKERS) workers of $(THREADS) thread(s) that train them; the scorecard last, then the HTML.
+book: setup               ## set up, train what is missing, execute every chapter at $(PROFILE), build the HTML
+	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --html --train --workers $(WORKERS) --threads $(THREADS)
 
-execute: train            ## train what is missing, then execute every chapter at $(PROFILE) (no HTML)
-	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE)
+execute: setup            ## train what is missing and execute every chapter at $(PROFILE) (no HTML)
+	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --train --workers $(WORKERS) --threads $(THREADS)
 
 dry-run:                  ## the paper profile with every count cut: every chapter at the papers' shapes, minutes on a CPU
 	$(MAKE) book PROFILE=paper-dry

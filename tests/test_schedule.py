@@ -175,3 +175,24 @@ def test_slurm_job_script_asks_for_a_gpu_time_memory_and_the_shared_paths(capsys
     assert "#SBATCH --gres=gpu:2" in out and "#SBATCH -t 48:00:00" in out and f"MAMLSCOPE_CACHE={tmp_path}" in out
     with pytest.raises(ValueError, match="unknown cluster"):
         schedule.jobqueue_cluster(schedule.JobSpec("condor"))
+
+
+def test_the_same_runs_on_one_and_on_two_workers_are_bit_identical(tmp_path):
+    """The book's digits do not depend on the worker count (at a fixed thread count): float32
+    runs trained by a 1-worker and a 2-worker cluster give the same weights and metrics."""
+    from distributed import Client
+
+    cfgs = [_config(seed=0, steps=6, dtype="float32"), _config(seed=1, steps=6, dtype="float32")]
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        cluster = schedule.local_cluster(workers, threads=schedule.BOOK_THREADS)
+        try:
+            with Client(cluster) as client:
+                items = [Planned(c, run_dir(c, root)) for c in cfgs]
+                done = schedule.train_all(items, client, threads=schedule.BOOK_THREADS, root=root, progress=False)
+        finally:
+            cluster.close()
+        assert [d["trained"] for d in done] == [6, 6]
+    for cfg in cfgs:
+        assert cfg.dtype == "float32"
+        _same_run(Run(cfg, tmp_path / "w1"), Run(cfg, tmp_path / "w2"))

@@ -41,12 +41,16 @@ class Node:
 def page_seconds(job, name: str) -> float:
     """The estimated seconds of executing page ``name``: its last execution's wall time from the
     execution report (``<results>/<profile>/execution/<name>.json``, written by
-    :func:`record_execution`), else papermill's duration in its committed notebook, else
-    :data:`DEFAULT_PAGE_SECONDS`."""
+    :func:`record_execution`), else (at the book's profile) papermill's duration in its committed
+    notebook, else :data:`DEFAULT_PAGE_SECONDS`."""
+    from .rerun import BOOK_PROFILE
+
     for folder in (job.results_dir, job.root / "book" / "results"):
         path = Path(folder) / job.profile / "execution" / f"{name}.json"
         if path.is_file():
             return float(json.loads(path.read_text())["seconds"])
+    if job.profile != BOOK_PROFILE:
+        return DEFAULT_PAGE_SECONDS
     try:
         nb = json.loads((job.root / "book" / f"{name}.ipynb").read_text())
         return float(nb["metadata"]["papermill"]["duration"])

@@ -270,6 +270,9 @@ def run_graph(job: Job, args, root: Path) -> int:
             report = graph.run(job, client, items, estimates, threads=threads, summary_pages=SUMMARY_PAGES,
                                workers=workers)
     finally:
+        import logging
+
+        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)  # "still alive … killing" at close
         cluster.close()
     minutes = (time.perf_counter() - start) / 60
     trained = sum(report["runs"].values()) / 60
