@@ -343,3 +343,20 @@ def test_html_of_an_output_folder_is_its_own_book(project, tmp_path, capsys):
     page = out / "_book" / "_build" / "html" / "book" / "91_ok.html"
     assert page.is_file() and "done" in page.read_text()         # the executed notebook, not book/'s
     assert "HTML: " in capsys.readouterr().out
+
+
+def test_the_graph_executes_chapters_on_workers_atomically(project, capsys):
+    """``--train``: the pages run as tasks on a 2-worker Dask cluster; one that fails leaves its
+    notebook and records intact and does not stop the other, whose execution is reported."""
+    before = (project / "book" / "92_fails.ipynb").read_bytes()
+    argv = ["91_ok", "92_fails", "--profile", "smoke", "--in-place", "--train", "--workers", "2"]
+    assert rerun.main(argv, root=project) == 1
+    assert (project / "book" / "92_fails.ipynb").read_bytes() == before
+    assert json.loads((project / "book" / "results" / "smoke" / "T2.json").read_text()) == {"old": True}
+    assert json.loads((project / "book" / "results" / "smoke" / "T1.json").read_text()) == {"new": True}
+    assert "cells" in json.loads((project / "book" / "91_ok.ipynb").read_text())
+    report = json.loads((project / "book" / "results" / "smoke" / "execution" / "91_ok.json").read_text())
+    assert report["threads"] == 1 and report["workers"] == 2 and report["seconds"] > 0
+    out, err = capsys.readouterr()
+    assert "predicted" in out and "91_ok: executed in" in out
+    assert "error: 92_fails failed: in cell [3]: ValueError: boom" in err
