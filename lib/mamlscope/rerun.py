@@ -77,7 +77,15 @@ def _notebooks(root: Path) -> list[str]:
                 walk(item)
 
     walk(toc.get("parts", toc.get("chapters", [])))
-    return [Path(f).name for f in files if (root / f"{f}.md").is_file()]
+    return [Path(f).name for f in files if _is_notebook(root / f"{f}.md")]
+
+
+def _is_notebook(md: Path) -> bool:
+    """A MyST notebook (front matter with a kernelspec), not a plain Markdown page."""
+    if not md.is_file():
+        return False
+    text = md.read_text()
+    return text.startswith("---") and "kernelspec:" in text.split("\n---", 1)[0]
 
 
 def _parse_parameters(pairs: list[str]) -> dict:
