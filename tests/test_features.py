@@ -64,26 +64,162 @@ def test_eq2_converges_to_the_exact_product_then_rounds_off():
     assert (t["meta-gradient relative error"] <= err + 1e-12).all()  # αHv is a correction to v
 
 
-def test_claim_values_and_rules():
-    y = torch.arange(4).repeat_interleave(25)
-    good = {"knn": torch.ones(100, dtype=torch.float64), "knn_tsne": torch.ones(100, dtype=torch.float64),
-            "knn_pca": torch.full((100,), 0.5, dtype=torch.float64), "silhouette": 0.3}
-    assert claims.judge("A1", features.supervised_values(good, 100), "t").verdict == "reproduced"
-    worse = dict(good, knn=torch.cat([torch.ones(50), torch.zeros(50)]).double())
-    v = features.pair_values(worse, good)
-    assert v["diff"] == pytest.approx(-0.5) and claims.judge("A1b", v, "t").verdict == "not reproduced"
-    assert claims.judge("A1c", features.pair_values(good, good), "t").verdict == "reproduced"
-    import pandas as pd
+# -- the contrasts the rules read, against hand computation -----------------------------------
+def _sklearn_loo_correct(f, y, k=5):
+    """Leave-one-out k-NN correctness by scikit-learn (the reference)."""
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
 
-    tables = {"float64": pd.DataFrame({"Hv relative error": [1e-3, 1e-9], "meta-gradient relative error": [1e-4, 1e-10],
-                                       "time / exact": [2.0, 2.0]}, index=[1e-2, 1e-6]),
-              "float32": pd.DataFrame({"Hv relative error": [5e-3, 1e-1], "meta-gradient relative error": [5e-4, 1e-2],
-                                       "time / exact": [2.0, 2.0]}, index=[1e-2, 1e-6])}
-    v = features.eq2_values(tables)
-    assert (v["f64_eps"], v["f32_eps"], v["f32_meta"]) == (1e-6, 1e-2, 5e-4)
-    assert claims.judge("A1d", v, "t").verdict == "reproduced"
-    assert claims.judge("A1a", {"mean": 0.9671, "ci95": 0.001, "seeds": 3}, "t").verdict == "reproduced"
-    assert claims.judge("A1a", {"mean": 0.95, "ci95": 0.001, "seeds": 3}, "t").verdict == "not reproduced"
+    return (cross_val_predict(KNeighborsClassifier(k), f, y, cv=LeaveOneOut()) == y).astype(float)
+
+
+def _hand_gain(a, b):
+    d = np.asarray(a, float) - np.asarray(b, float)
+    half = 1.96 * d.std(ddof=1) / math.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
+def _two_class_spaces(n=80, seed=0):
+    """Two classes (an odd k never ties): a well separated space, a noisier one, pure noise."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    good = rng.normal(size=(n, 6)) + 2.5 * np.eye(2, 6)[y]
+    noisy = rng.normal(size=(n, 6)) + 0.8 * np.eye(2, 6)[y]
+    noise = rng.normal(size=(n, 6))
+    return y, good, noisy, noise
+
+
+def test_gain_is_the_paired_difference_of_5nn_correctness_as_sklearn_counts_it():
+    y, good, noisy, _ = _two_class_spaces()
+    ours = {name: features.knn_correct(torch.tensor(f), torch.tensor(y)) for name, f in (("a", good), ("b", noisy))}
+    ref = {name: _sklearn_loo_correct(f, y) for name, f in (("a", good), ("b", noisy))}
+    assert all(np.array_equal(ours[k].numpy(), ref[k]) for k in ours)
+    g = features.gain("g", ours["a"], ours["b"])
+    assert (g["g"], g["g_lo"], g["g_hi"]) == pytest.approx(_hand_gain(ref["a"], ref["b"]))
+    assert g["g"] > 0 and features.gain("g", ours["b"], ours["b"])["g_hi"] == 0.0
+
+
+def test_pixels_are_the_networks_input_flattened():
+    x = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    p = features.pixels(x)
+    assert p.shape == (5, 784) and p.dtype == torch.float64
+    assert torch.equal(p, (x.float() / 255).double().reshape(5, -1))      # as _as_input scales them
+
+
+def _quality(f, y, planes=("pca", "tsne")):
+    return features.cluster_quality(torch.tensor(f), torch.tensor(y), planes=planes)
+
+
+def test_a1_values_are_gains_over_the_controls_and_the_rule_rejects_a_null():
+    y, good, noisy, noise = _two_class_spaces()
+    rng = np.random.default_rng(1)
+    q, raw, null = _quality(good, y), _quality(noisy, y), _quality(rng.normal(size=good.shape), y)
+    ref = _quality(noise, y, planes=())
+    by_seed = {"0": q["knn"], "1": q["knn"]}
+    v = features.supervised_values(q, raw, ref, by_seed=by_seed)
+    assert (v["gain_raw"], v["gain_raw_lo"], v["gain_raw_hi"]) == pytest.approx(
+        _hand_gain(_sklearn_loo_correct(good, y), _sklearn_loo_correct(noisy, y)))
+    assert v["gain_raw_tsne"] == pytest.approx(float((q["knn_tsne"] - raw["knn_tsne"]).mean()))
+    assert v["random_knn"] == pytest.approx(_sklearn_loo_correct(noise, y).mean())
+    assert v["seed_gain_raw_lo"] == {"0": v["gain_raw_lo"], "1": v["gain_raw_lo"]}
+    assert claims.judge("A1", v, "t", null_values=v).verdict == "inconclusive"   # a control it passes
+    null_v = features.supervised_values(null, raw, ref, by_seed={"0": null["knn"], "1": null["knn"]})
+    r = claims.judge("A1", v, "t", null_values=null_v)
+    assert (r.verdict, r.null_verdict) == ("reproduced", "not reproduced")
+    assert features.seeds_record("A1", v, "seed_gain_raw")["passing"] == 2
+    raw_as_layer = features.supervised_values(raw, raw, ref)    # raw pixels in the layer's place
+    assert raw_as_layer["gain_raw"] == 0 and claims.claim("A1").rule.judge(
+        {**raw_as_layer, "seed_gain_raw_lo": {"0": 0.0}})[0] == "not reproduced"
+
+
+def _knn_vector(n_right, n=100):
+    return torch.cat([torch.ones(n_right), torch.zeros(n - n_right)]).double()
+
+
+def test_a1b_a1c_need_non_inferiority_and_gains_over_both_controls():
+    sup, maml = {"knn": _knn_vector(95)}, {"knn": _knn_vector(96)}
+    raw, rnd = {"knn": _knn_vector(60)}, {"knn": _knn_vector(40)}
+    v = features.pair_values(maml, sup, raw, rnd, supervised_by_seed={"0": sup["knn"], "1": _knn_vector(99)})
+    assert (v["diff"], v["gain_raw"], v["gain_random"]) == pytest.approx((0.01, 0.36, 0.56))
+    assert v["seed_diff"] == pytest.approx({"0": 0.01, "1": -0.03})
+    null = features.pair_values(rnd, sup, raw, {"knn": _knn_vector(41)}, supervised_by_seed={"0": sup["knn"]})
+    assert claims.claim("A1b").rule.judge(null)[0] == "not reproduced"
+    r = claims.judge("A1b", v, "t", null_values=null)
+    assert r.verdict == "partly" and r.null_verdict == "not reproduced"   # not non-inferior to seed 1
+    assert features.seeds_record("A1b", v, "seed_diff")["passing"] == 1
+    c = features.pair_values(maml, sup, raw, rnd)
+    assert claims.judge("A1c", c, "t", null_values=features.pair_values(raw, sup, raw, rnd)).verdict == "reproduced"
+    # non-inferior, but the supervised network is no better than pixels: the gains are decisive
+    weak = features.pair_values({"knn": _knn_vector(61)}, {"knn": _knn_vector(61)}, raw, rnd)
+    assert weak["diff_lo"] > -0.02 and claims.claim("A1c").rule.judge(weak)[0] == "not reproduced"
+
+
+def test_a1a_compares_the_papers_run_with_a_prediction_interval():
+    from scipy import stats as st
+
+    accs = [0.971, 0.9735, 0.975]
+    v = features.baseline_values(accs)
+    half = st.t.ppf(0.975, 2) * np.std(accs, ddof=1) * math.sqrt(1 + 1 / 3)
+    assert (v["pi_lo"], v["pi_hi"]) == pytest.approx((np.mean(accs) - half, np.mean(accs) + half))
+    assert v["ci95"] == pytest.approx(st.t.ppf(0.975, 2) * np.std(accs, ddof=1) / math.sqrt(3))
+    assert v["ci95"] < np.mean(accs) - claims.AGARWAL_BASELINE < half   # outside our mean's, inside one run's
+    null = features.baseline_values([0.09, 0.1, 0.115])
+    r = claims.judge("A1a", v, "t", null_values=null)
+    assert (r.verdict, r.null_verdict) == ("reproduced", "not reproduced")
+    assert "above the paper's 96.71%" in r.measured
+    assert claims.judge("A1a", features.baseline_values([0.95, 0.951, 0.952]), "t",
+                        null_values=null).verdict == "not reproduced"
+    low = claims.judge("A1a", features.baseline_values([0.95, 0.951, 0.952]), "t", null_values=null).measured
+    assert "below the paper's 96.71%" in low
+    wide = claims.judge("A1a", features.baseline_values([0.95, 0.97, 0.99]), "t", null_values=null)
+    assert wide.verdict == "inconclusive" and "half-width" in wide.precondition and "FAILS" in wide.precondition
+    assert claims.judge("A1a", features.baseline_values(accs[:2]), "t", null_values=null).verdict == "inconclusive"
+
+
+def test_eq2_controls_go_through_the_same_error_code():
+    torch.manual_seed(0)
+    m = FCNet(n_way=3, hidden=(8, 8), in_features=144, activation="softplus")
+    task = toy_tasks(n_tasks=1, n_way=3, shots=2, queries=2)[0]
+    c = features.eq2_controls(m, task, 0.4, dtype=torch.float64)
+    first, rand = c.loc[features.FIRST_ORDER], c.loc[features.RANDOM_VECTOR]
+    q, _, v, exact = features._one_step(m, task, 0.4, torch.float64)
+    hv, vf = features._flat(exact()), features._flat(v)
+    assert first["Hv relative error"] == pytest.approx(1.0)
+    assert first["meta-gradient relative error"] == pytest.approx(float(0.4 * hv.norm() / (vf - 0.4 * hv).norm()))
+    assert 1.2 < rand["Hv relative error"] < 1.6                       # ≈ √2 for a random direction
+    t = features.eq2_check(m, task, 0.4, [1e-3, 1e-5], dtype=torch.float64, repeats=1)
+    tables, controls = {"float64": t, "float32": t}, {"float64": c, "float32": c}
+    values, null = features.eq2_values(tables, controls), features.eq2_null_values(controls)
+    assert values["f32_meta_ratio"] == pytest.approx(values["f32_meta"] / first["meta-gradient relative error"])
+    assert null == pytest.approx({"f64_best": 1.0, "f32_best": 1.0, "f32_meta": first["meta-gradient relative error"],
+                                  "f32_meta_ratio": 1.0})
+    r = claims.judge("A1d", values, "t", null_values=null)
+    assert (r.verdict, r.null_verdict) == ("reproduced", "not reproduced")
+    rnd = features.eq2_null_values(controls, features.RANDOM_VECTOR)
+    assert claims.claim("A1d").rule.judge(rnd)[0] == "not reproduced"
+
+
+@pytest.mark.parametrize("claim_id", ["A1", "A1a", "A1b", "A1c", "A1d"])
+def test_every_decisive_check_failing_gives_not_reproduced(claim_id):
+    rule = claims.claim(claim_id).rule
+    values = {}
+    for c in (*rule.decisive, *rule.secondary):        # passing values for every key …
+        ok = c.threshold + 1.0 if c.op in (">", ">=") else c.threshold - 1.0
+        values[c.key] = {"0": ok} if c.each else ok
+    assert rule.judge(values)[0] == "reproduced"
+    for c in rule.decisive:                              # … then every decisive check failing
+        values[c.key] = c.threshold - 1.0 if c.op in (">", ">=") else c.threshold + 1.0
+    assert rule.judge(values)[0] == "not reproduced"
+
+
+def test_control_table_shows_the_rules_verdict_on_each_row():
+    good = {"gain_raw_lo": 0.1, "gain_random_lo": 0.1, "gain_raw_tsne_lo": 0.1, "seed_gain_raw_lo": {"0": 0.1}}
+    null = dict(good, gain_raw_lo=-0.3)
+    t = features.control_table("A1", {"trained": good, "control": null}, {"gain_raw_lo": "low end"})
+    assert list(t["the rule's verdict"]) == ["reproduced", "not reproduced"]
+    assert list(t["low end"]) == ["+10.0", "-30.0"]
+    v = {**good, "gain_raw": 0.2, "gain_raw_hi": 0.3}
+    assert features.control_table("A1", {"x": v}, {"gain_raw": "g"})["g"].iloc[0] == "+20.0 [+10.0, +30.0]"
 
 
 @requires_data

@@ -141,11 +141,30 @@ def test_peak_smooths_then_compares_with_the_last_checkpoints():
     assert p.step == 30 and p.value == pytest.approx((0.8 + 0.9 + 0.8) / 3)
     assert p.final == pytest.approx(0.6) and p.drop == pytest.approx(p.value - 0.6)
     assert p.drop_se == pytest.approx(math.hypot(0.01 * math.sqrt(3) / 3, 0.01 * math.sqrt(3) / 3))
+    assert 0 < p.drop_bias < p.drop_q95 < 0.05 and p.corrected == pytest.approx(p.drop - p.drop_bias)
+    assert p.excess > 0.2
     # a lone spike is smoothed away: the broad maximum wins
     spiky = [0.5, 1.0, 0.5, 0.5, 0.8, 0.8, 0.8, 0.6, 0.6]
     assert landscape.peak(_frame(range(9), score=spiky)).step == 5
     # still rising at the end: no drop
     assert landscape.peak(_frame(range(5), score=[0.1, 0.2, 0.3, 0.4, 0.5])).drop == pytest.approx(0.05)
+
+
+def test_peak_drop_is_bias_corrected_on_a_flat_null_series():
+    """On curves that do not drop (flat + noise), the raw drop is biased upward; the corrected
+    drop is not, and the drop exceeds the null's 95% quantile about 5% of the time."""
+    rng = np.random.default_rng(1)
+    se = 0.02
+    raw, corrected, excess = [], [], []
+    for _ in range(400):
+        p = landscape.peak(_frame(range(13), score=0.6 + se * rng.standard_normal(13), score_se=[se] * 13))
+        raw.append(p.drop), corrected.append(p.corrected), excess.append(p.excess > 0)
+    assert np.mean(raw) > 0.01                       # a max over noisy checkpoints: biased upward
+    assert abs(np.mean(corrected)) < 0.003           # corrected: ≈ 0 (± Monte Carlo)
+    assert 0.01 < np.mean(excess) < 0.10             # ≈ 5% false "meta-overfitting"
+    # the bias is what stats.peak_drop_null computes
+    bias, q95 = stats.peak_drop_null([se] * 13)
+    assert bias == pytest.approx(np.mean(raw), abs=0.003) and q95 > bias
 
 
 def test_rank_correlation_is_spearmans_with_a_bootstrap_interval():
@@ -177,55 +196,160 @@ def test_predictors_split_at_each_runs_peak():
     assert t.loc[("run", "curvature"), "from the peak"].rho == pytest.approx(1.0)  # falls with accuracy
     assert t.loc[("run", "curvature"), "from the peak"].n == 6 and t.loc[("run", "curvature"), "up to the peak"].n == 5
     assert math.isnan(t.loc[("run", "support_loss"), "all"].rho)  # constant: no rank correlation
+    assert t.loc[("run", "step_counter"), "from the peak"].rho == pytest.approx(-1.0)
 
 
-def _overfitting_run(curvature, signal):
-    steps = list(range(0, 120, 10))
-    acc = [0.3, 0.6, 0.8, 0.85, 0.84, 0.82, 0.8, 0.78, 0.77, 0.76, 0.75, 0.74]
-    return _frame(steps, score=acc, curvature=curvature, support_loss=[2 - c / 10 for c in curvature],
-                  trajectory_coherence=signal, gradient_coherence=signal, representation_coherence=signal)
+# a run on a uniform grid that meta-overfits: accuracy peaks near step 40, then falls
+STEPS = list(range(0, 130, 10))
+ACC = [0.3, 0.6, 0.8, 0.85, 0.84, 0.82, 0.8, 0.78, 0.77, 0.76, 0.75, 0.74, 0.73]
+RISE_FALL = [1.0, 4.0, 6.0, 5.5, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0, 1.5, 1.2]
 
 
-RISE_FALL = [1.0, 4.0, 6.0, 5.5, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0, 1.5]
+def _overfitting_run(signal, curvature=RISE_FALL, score=ACC):
+    sl = [2 - 0.1 * i for i in range(13)]  # falls all along: a trend like the step counter
+    return _frame(STEPS, score=score, curvature=curvature, support_loss=sl, trajectory_coherence=signal,
+                  gradient_coherence=signal, representation_coherence=signal)
 
 
-def test_l1_rule_reproduces_falls_and_is_inconclusive_without_meta_overfitting():
+def test_phase_split_correlation_and_control_margins_match_hand_computation():
+    from scipy.stats import spearmanr
+
+    sig = [0.1, 0.5, 0.2, 0.9, 0.8, 0.85, 0.6, 0.65, 0.3, 0.4, 0.35, 0.2, 0.1]
+    v = landscape.tracking_values({"run": _overfitting_run(sig)}, "gradient_coherence")
+    # peak: the smoothed maximum is at step 40 ((0.85 + 0.84 + 0.82) / 3); it belongs to both halves
+    assert v["peak_step"]["run"] == 40
+    assert v["rho_up"]["run"] == pytest.approx(spearmanr(sig[:5], ACC[:5]).statistic)
+    assert v["up_checkpoints"]["run"] == 5 and v["after_checkpoints"]["run"] == 9
+    assert v["rho_after"]["run"] == pytest.approx(spearmanr(sig[4:], ACC[4:]).statistic)
+    step_rho = spearmanr(STEPS, ACC).statistic
+    sl_rho = spearmanr([-(2 - 0.1 * i) for i in range(13)], ACC).statistic
+    assert v["vs_step"]["run"] == pytest.approx(spearmanr(sig, ACC).statistic - step_rho)
+    assert v["vs_support"]["run"] == pytest.approx(spearmanr(sig, ACC).statistic - sl_rho)
+    assert v["vs_step_lo"]["run"] < v["vs_step"]["run"] < v["vs_step_hi"]["run"]
+    assert v["series"]["run"]["step"] == STEPS and v["series"]["run"]["gradient_coherence"] == sig
+    # the paired difference by hand, and a signal against itself is exactly 0
+    d = stats.rank_correlation_difference(sig, STEPS, ACC)
+    assert d.rho == pytest.approx(spearmanr(sig, ACC).statistic - step_rho) and d.n == 13
+    assert stats.rank_correlation_difference(STEPS, STEPS, ACC)[:3] == (0.0, 0.0, 0.0)
+
+
+def test_uniform_steps_drop_the_log_spaced_checkpoints():
+    class Run:
+        config = type("C", (), {"checkpoint_every": 100})()
+
+        @staticmethod
+        def checkpoint_steps():
+            return [0, 1, 2, 5, 10, 20, 50, 100, 200, 250, 300]
+
+    assert landscape.uniform_steps(Run) == [0, 100, 200, 300]
+
+
+def _judge(claim_id, fn, *args):
     from mamlscope import claims
 
-    good = _overfitting_run(RISE_FALL, [0.0] * 12)
-    ft = _frame(range(5), curvature=[5, 4, 3, 2, 1], support_loss=[2.5, 2.0, 1.5, 1.0, 0.5],
-                trajectory_coherence=[0.0] * 5)
-    v = landscape.flatness_values({"MAML": good, "FOMAML": good}, ft)
-    assert v["rise_z"]["MAML"] == pytest.approx(5 / math.hypot(0.01, 0.01))
-    assert v["after_peak_rho"]["MAML"] == pytest.approx(-1.0) and v["finetune_rho"] == pytest.approx(1.0)
-    assert claims.judge("L1", v, "test").verdict == "reproduced"
-    # flatness that tracks accuracy (falls, then rises again after the peak) fails the third check
-    tracks = RISE_FALL[:4] + [6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 9.0, 9.5]
-    bad = landscape.flatness_values({"MAML": _overfitting_run(tracks, [0.0] * 12)}, ft)
-    r = claims.judge("L1", bad, "test")
-    assert r.verdict == "partly" and not r.checks["keeps falling after the accuracy peak: ρ(step, E‖H‖σ) ≤ −0.5 from the peak on [MAML]"]
-    # no meta-overfitting → inconclusive
-    flat = _overfitting_run(RISE_FALL, [0.0] * 12)
-    flat["score"] = [0.3, 0.6, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93]
-    assert claims.judge("L1", landscape.flatness_values({"MAML": flat}, ft), "test").verdict == "inconclusive"
+    controls = ("error_rate",) if claim_id == "L1" else tuple(landscape.CONTROLS)
+    v, nulls = landscape.with_nulls(fn, *args, controls=controls)
+    return claims.judge(claim_id, v, "test", null_values=claims.null_envelope(claim_id, v, nulls))
 
 
-def test_coherence_rules_follow_the_sign_of_the_correlation():
+def _tasks_zero_mse(mse_zero):
+    from mamlscope.data import Task
+
+    y = torch.full((1, 4, 1), math.sqrt(mse_zero))
+    return Task(torch.zeros(1, 4, 1), y, torch.zeros(1, 4, 1), y)
+
+
+def test_a_tracking_signal_is_reproduced_and_its_controls_rejected():
+    tracks = _overfitting_run(ACC)
+    ft = _frame(STEPS, trajectory_coherence=[0.001] * 13, score=ACC)
+    for claim_id, fn, args in (("L2", landscape.trajectory_values, ({"MAML": tracks}, ft)),
+                               ("L3", landscape.gradient_values, ({"MAML T=1": tracks},)),
+                               ("L5", landscape.representation_values, (tracks,))):
+        r = _judge(claim_id, fn, *args)
+        assert r.verdict == "reproduced", (claim_id, r.checks, r.precondition)
+        assert r.null_verdict == "not reproduced" and r.decisive and r.control
+    # sinusoid: −MSE as the score; predicting 0 would give MSE 10 (generalises: best 0.15)
+    sin = _overfitting_run([-(1 - a) for a in ACC], score=[-(1 - a) for a in ACC])
+    assert _judge("L4", landscape.sinusoid_values, sin, _tasks_zero_mse(10.0)).verdict == "reproduced"
+
+
+def test_a_step_counter_signal_is_rejected():
+    """A signal that only counts steps: what the old rules passed over the rise."""
+    counter = _overfitting_run([float(s) for s in STEPS])
+    v = landscape.tracking_values({"MAML T=1": counter}, "gradient_coherence")
+    assert v["rho_up"]["MAML T=1"] >= 0.5    # it does rise with accuracy (passes the secondary check)
+    r = _judge("L3", landscape.gradient_values, {"MAML T=1": counter})
+    assert r.verdict == "not reproduced"
+    assert not r.checks["beats the step counter: ρ(E[gᵢᵀgⱼ], accuracy) − ρ(step, accuracy), 95% CI above 0 [MAML T=1]"]
+    # and the support loss [L] set aside (it falls all along)
+    sl = _overfitting_run([-(2 - 0.1 * i) for i in range(13)])
+    assert _judge("L5", landscape.representation_values, sl).verdict == "not reproduced"
+
+
+def test_every_rule_is_not_reproduced_when_every_decisive_check_fails():
+    anti = _overfitting_run([-a for a in ACC], curvature=[-a for a in ACC])  # moves against accuracy
+    coherent_ft = _frame(STEPS, trajectory_coherence=[0.9] * 13, score=ACC)
+    cases = {"L1": (landscape.flatness_values, ({"MAML": anti}, _overfitting_run(ACC))),
+             "L2": (landscape.trajectory_values, ({"MAML": anti}, coherent_ft)),
+             "L3": (landscape.gradient_values, ({"MAML T=1": anti},)),
+             "L5": (landscape.representation_values, (anti,))}
+    sin = _overfitting_run([-(1 - a) for a in ACC], score=[-(1 - a) for a in ACC])
+    sin["gradient_coherence"] = [(1 - a) for a in ACC]
+    cases["L4"] = (landscape.sinusoid_values, (sin, _tasks_zero_mse(10.0)))
     from mamlscope import claims
 
-    acc = _overfitting_run(RISE_FALL, [0.0] * 12)["score"].tolist()
-    tracks = _overfitting_run(RISE_FALL, acc)
-    anti = _overfitting_run(RISE_FALL, [-a for a in acc])
-    ft = _frame(range(3), trajectory_coherence=[0.5, 0.02, 0.01], score=[0.2, 0.3, 0.3])
-    assert claims.judge("L2", landscape.trajectory_values({"MAML": tracks}, ft), "t").verdict == "reproduced"
-    assert landscape.trajectory_values({"MAML": tracks}, ft)["finetune_traj"] == pytest.approx(0.015)
-    assert claims.judge("L2", landscape.trajectory_values({"MAML": anti}, ft), "t").verdict == "partly"
-    coherent_ft = _frame(range(3), trajectory_coherence=[0.5, 0.3, 0.4], score=[0.2, 0.3, 0.3])
-    assert claims.judge("L2", landscape.trajectory_values({"MAML": anti}, coherent_ft), "t").verdict == "not reproduced"
-    assert claims.judge("L3", landscape.gradient_values({"T=1": tracks, "T=5": anti}), "t").verdict == "partly"
-    assert claims.judge("L4", landscape.sinusoid_values(tracks), "t").verdict == "reproduced"
-    assert claims.judge("L5", landscape.representation_values(tracks), "t").verdict == "reproduced"
-    assert claims.judge("L5", landscape.representation_values(anti), "t").verdict == "not reproduced"
+    for claim_id, (fn, args) in cases.items():
+        r = _judge(claim_id, fn, *args)
+        decisive = [k for k, ok in r.checks.items() if any(k.startswith(n) for n in r.decisive)]
+        assert decisive and not any(r.checks[k] for k in decisive), (claim_id, r.checks)
+        assert r.verdict == "not reproduced", (claim_id, r.verdict, r.precondition)
+        assert claims.claim(claim_id).rule.decisive
+
+
+def test_preconditions_make_the_rules_inconclusive():
+    # no meta-overfitting: accuracy keeps rising
+    rising = _overfitting_run(ACC, score=[0.3 + 0.05 * i for i in range(13)])
+    assert _judge("L5", landscape.representation_values, rising).verdict == "inconclusive"
+    assert _judge("L1", landscape.flatness_values, {"MAML": rising}, rising).verdict == "inconclusive"
+    # the sinusoid meta-learner that never generalises (best MSE 6.1 against 7.4 for predicting 0)
+    sin = _overfitting_run([-(1 - a) for a in ACC], score=[-(1 - a) - 5.35 for a in ACC])
+    r = _judge("L4", landscape.sinusoid_values, sin, _tasks_zero_mse(7.4))
+    assert r.verdict == "inconclusive" and "generalises" in r.precondition and "FAILS" in r.precondition
+
+
+def test_null_envelope_takes_each_checks_most_favourable_control():
+    from mamlscope import claims
+
+    v = {"rho_after_lo": {"a": 0.5}, "vs_step_lo": {"a": 0.2}, "vs_support_lo": {"a": 0.1}, "rho_up": {"a": 1.0},
+         "series": {}, "controls": {}}
+    c1 = {"rho_after_lo": {"a": -0.9}, "vs_step_lo": {"a": 0.0}, "vs_support_lo": {"a": 0.3}, "rho_up": {"a": 1.0}}
+    c2 = {"rho_after_lo": {"a": -0.5}, "vs_step_lo": {"a": 0.4}, "vs_support_lo": {"a": 0.0}, "rho_up": {"a": 0.9}}
+    n = claims.null_envelope("L5", v, {"step": c1, "support": c2})
+    assert n["rho_after_lo"] == {"a": -0.5} and n["vs_step_lo"] == {"a": 0.4} and n["vs_support_lo"] == {"a": 0.3}
+    assert "series" not in n and "controls" not in n
+
+
+def test_representation_coherence_jackknife_leaves_out_whole_tasks():
+    rng = np.random.default_rng(0)
+    h = torch.tensor(rng.normal(size=(5, 3, 4)) + 1.0)
+    mean, se = stats.grouped_pairwise_mean(h)
+    flat = h.reshape(15, 4)
+    g = flat @ flat.T
+    off = ~torch.eye(15, dtype=torch.bool)
+    assert mean == pytest.approx(g[off].mean().item(), rel=1e-12)
+    loo = []
+    for k in range(5):
+        keep = torch.cat([h[j] for j in range(5) if j != k])
+        gk = keep @ keep.T
+        loo.append(gk[~torch.eye(12, dtype=torch.bool)].mean().item())
+    loo = np.array(loo)
+    assert se == pytest.approx(math.sqrt(4 / 5 * ((loo - loo.mean()) ** 2).sum()), rel=1e-10)
+    # one image per task: the ordinary leave-one-vector-out jackknife
+    from mamlscope.metrics.coherence import representation_coherence
+
+    one = stats.grouped_pairwise_mean(flat[:, None])
+    ref = representation_coherence(flat)
+    assert one[0] == pytest.approx(ref.mean) and one[1] == pytest.approx(ref.se)
 
 
 @requires_data

@@ -60,9 +60,11 @@ def test_smoke_profile_is_float64_everywhere():
 
 
 def test_results_roundtrip(results_dir):
-    r = claims.record("F1", {"mean": torch.tensor(0.96, dtype=torch.float64), "ci95": 0.01, "n_tasks": 600}, "smoke")
+    # 98.1 ± 0.1% against 98.7 ± 0.4%: no overlap, error rate 1.46× the paper's (≤ 1.5×) → partly
+    r = claims.record("F1", {"mean": torch.tensor(0.981, dtype=torch.float64), "ci95": 0.001, "n_tasks": 600},
+                      "smoke")
     saved = json.loads((results_dir / "smoke" / "F1.json").read_text())
-    assert saved["values"]["mean"] == 0.96 and saved["verdict"] == "partly"
+    assert saved["values"]["mean"] == 0.981 and saved["verdict"] == "partly"
     assert results.load_all("smoke") == [r]
     with pytest.raises(ValueError, match="verdict='maybe'"):
         results.write(results.ClaimResult("F1", "01", "smoke", "s", "m", "p", "maybe", "r"))
@@ -109,10 +111,13 @@ def test_failed_precondition_is_inconclusive(monkeypatch, results_dir):
     c = claims.CLAIMS["G5"]
     gated = dataclasses.replace(c, precondition=(Check("support loss not saturated", "loss_1", ">", 0.1),))
     monkeypatch.setitem(claims.CLAIMS, "G5", gated)
-    share = {"conv1": 0.9, "head": 0.9}
-    r = claims.record("G5", {"first_step_share": share, "loss_1": 0.001, "support_loss_ratio_1": 1}, "smoke")
+    share = {"conv1": 0.1, "head": 0.1}
+    g5 = {"later_share": share, "later_share_lo": share, "later_share_hi": share, "n_tasks": 20,
+          "support_loss_ratio_1": 1}
+    null = {"later_share_hi": {"conv1": 3.0, "head": 3.0}}  # G5's step counter
+    r = claims.record("G5", {**g5, "loss_1": 0.001}, "smoke", null_values=null)
     assert r.verdict == "inconclusive" and "FAILS" in r.precondition and r.rule.startswith("precondition")
-    assert claims.record("G5", {"first_step_share": share, "loss_1": 0.5, "support_loss_ratio_1": 1}, "smoke").verdict == "reproduced"
+    assert claims.record("G5", {**g5, "loss_1": 0.5}, "smoke", null_values=null).verdict == "reproduced"
 
 
 def test_claims_table_shows_the_registered_rules():

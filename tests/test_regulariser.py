@@ -155,6 +155,58 @@ def _comparison(plain_acc, reg_acc, n=60, seed=0):
                       {s: a + noise[s] - noise[s].mean() for s, a in enumerate(reg_acc)})
 
 
+def _curves(final, rise, seeds=3, steps=500, noise=0.0, seed=0):
+    """Held-out learning curves on the cpu profile's checkpoint grid, rising linearly by ``rise``
+    over the last 40% of training up to ``final`` (plus Gaussian ``noise``)."""
+    from mamlscope.meta import checkpoint_steps
+
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for s in range(seeds):
+        out[s] = {}
+        for step in checkpoint_steps(steps, 100, True):
+            frac = min(1.0, (steps - step) / (0.4 * steps))
+            out[s][step] = final - rise * frac + noise * float(torch.randn((), generator=g))
+    return out
+
+
+def _values(comp, plain_rise=0.0, reg_rise=0.0, noise=0.002):
+    v = comp.claim_values("toy", 0.5)
+    reg = sum(v["regularised"].values()) / len(v["regularised"])
+    p = sum(v["plain"].values()) / len(v["plain"])
+    curves = {"plain": _curves(p, plain_rise, len(comp.seeds), noise=noise),
+              "regularised": _curves(reg, reg_rise, len(comp.seeds), noise=noise, seed=1)}
+    return comp.claim_values("toy", 0.5, curves, 500)
+
+
+def _judge(comp, **kw):
+    from mamlscope import claims
+
+    return claims.judge("L6", _values(comp, **kw), "t", null_values=comp.shuffled().claim_values("toy", 0.5),
+                        seeds=comp.seed_record())
+
+
+def test_levelled_off_precondition_on_rising_and_flat_curves():
+    """The precondition of L6: a curve still rising 6 points over steps 300–500 (as the cpu
+    plain arm did, ≈ 83 → 89% over 200–500) fails it; a flat curve with checkpoint noise passes."""
+    from mamlscope import stats
+
+    rising = stats.window_rise(_curves(0.89, 0.06, noise=0.005), 500)
+    assert rising.rise == pytest.approx(0.06, abs=0.01) and rising.lo > 0.0133 and rising.n == 9
+    flat = stats.window_rise(_curves(0.89, 0.0, noise=0.002), 500)
+    assert flat.lo < 0 < flat.hi <= 0.0133
+    good = _comparison([0.90, 0.91, 0.89], [0.92, 0.93, 0.915])
+    still_rising = _judge(good, plain_rise=0.06)
+    assert still_rising.verdict == "inconclusive" and "FAILS" in still_rising.precondition
+    assert "plain" in still_rising.precondition
+    assert _judge(good, reg_rise=0.06).verdict == "inconclusive"  # either arm
+    done = _judge(good)
+    assert done.verdict == "reproduced", done.precondition
+    assert "rise over the last 40% of training" in done.measured
+    assert set(done.values["curves"]["plain"]["0"]) == {"0", "1", "2", "5", "10", "20", "50", "100", "200",
+                                                        "300", "400", "500"}  # kept for re-judging
+
+
 def test_l6_rule_on_consistent_small_and_absent_improvements():
     from mamlscope import claims
 
@@ -163,15 +215,65 @@ def test_l6_rule_on_consistent_small_and_absent_improvements():
     assert v["diff"] == pytest.approx((0.02 + 0.02 + 0.025) / 3)
     err_plain, err_reg = 1 - 0.90, 1 - (0.92 + 0.93 + 0.915) / 3
     assert v["error_reduction"] == pytest.approx((err_plain - err_reg) / err_plain)
-    assert claims.judge("L6", v, "t").verdict == "reproduced"
-    small = _comparison([0.90, 0.91, 0.89], [0.902, 0.912, 0.892]).claim_values("toy", 0.5)
-    r = claims.judge("L6", small, "t")
-    assert r.verdict == "partly" and small["diff_lo"] > 0 and small["error_reduction"] < 0.115
-    none = _comparison([0.90, 0.91, 0.89], [0.91, 0.90, 0.89]).claim_values("toy", 0.5)
-    assert claims.judge("L6", none, "t").verdict == "not reproduced"
-    two = _comparison([0.90, 0.91], [0.92, 0.93]).claim_values("toy", 0.5)
-    assert claims.judge("L6", two, "t").verdict == "inconclusive"
+    r = _judge(good)
+    assert r.verdict == "reproduced" and r.decisive == claims.claim("L6").rule.decisive_names
+    assert r.seeds["n"] == 3 and r.seeds["passing"] == 3
+    small = _comparison([0.90, 0.91, 0.89], [0.902, 0.912, 0.892])
+    r = _judge(small)
+    assert r.verdict == "partly" and r.values["diff_lo"] > 0 and r.values["error_reduction"] < 0.115
+    none = _comparison([0.90, 0.91, 0.89], [0.91, 0.90, 0.89])
+    r = _judge(none)
+    assert r.verdict == "not reproduced" and r.seeds["passing"] == 1  # seed 0 (+1), not 1 (−1) or 2 (0)
+    two = _comparison([0.90, 0.91], [0.92, 0.93])
+    assert _judge(two).verdict == "inconclusive"
     assert "seed 2" in good.table().index[2] and "t interval over seeds" in good.table().iloc[-1, -1]
+
+
+def test_l6_not_reproduced_when_its_decisive_check_fails_and_error_text_says_increased():
+    """A worse regularised arm in every seed (as measured at cpu: −0.55, −1.13, −0.83 points):
+    the decisive check fails → not reproduced, and the measured text says the error rate
+    *increased* (not "reduced by −8%")."""
+    worse = _comparison([0.891, 0.889, 0.892], [0.886, 0.878, 0.883])
+    r = _judge(worse)
+    assert r.verdict == "not reproduced" and not any(r.checks[n] for n in r.decisive)
+    assert r.values["error_reduction"] < 0 and "error rate increased by" in r.measured
+    assert "-" not in r.measured.split("error rate")[1].split(";")[0]
+    assert r.seeds["passing"] == 0
+
+
+def test_l6_control_shuffles_arms_per_task_and_the_rule_rejects_it():
+    """The control keeps every task's pair of scores (only which arm holds which is random) and
+    is judged by the same rule; a strong, consistent improvement is rejected once shuffled."""
+    from mamlscope import claims
+
+    good = _comparison([0.90, 0.91, 0.89], [0.95, 0.96, 0.94], n=200)
+    null = good.shuffled(seed=0)
+    assert null.seeds == good.seeds
+    for s in good.seeds:
+        pairs = torch.stack([good.plain[s], good.regularised[s]]).sort(0).values
+        torch.testing.assert_close(torch.stack([null.plain[s], null.regularised[s]]).sort(0).values, pairs)
+        assert not torch.equal(null.plain[s], good.plain[s])  # some tasks were swapped
+    nv = null.claim_values("toy", 0.5)
+    assert abs(nv["diff"]) < 0.01 and nv["diff_lo"] <= 0
+    r = _judge(good)
+    assert r.verdict == "reproduced" and r.null_verdict == "not reproduced"
+    assert r.control == claims.claim("L6").rule.control and r.null_values["diff_lo"] == nv["diff_lo"]
+    # a "control" that is the measurement itself is not rejected → the claim becomes inconclusive
+    same = claims.judge("L6", _values(good), "t", null_values=good.claim_values("toy", 0.5))
+    assert same.verdict == "inconclusive" and "does not reject its control" in same.precondition
+    with pytest.raises(ValueError, match="null_values"):
+        claims.judge("L6", _values(good), "t")
+
+
+def test_tables_show_the_precondition_and_the_control_beside_the_measurement():
+    from mamlscope import regulariser
+
+    good = _comparison([0.90, 0.91, 0.89], [0.92, 0.93, 0.915])
+    t = regulariser.rise_table(_values(good, plain_rise=0.06))
+    assert list(t.index) == ["plain", "regularised"] and not t.iloc[0, 1] and t.iloc[1, 1]
+    assert "steps 300–500" in t.columns[0]
+    c = regulariser.control_table(_judge(good))
+    assert c.index[0] == "measured" and c.index[1].startswith("control (") and c.iloc[1, -1] == "not reproduced"
 
 
 def test_compare_and_sweep_refuse_mismatched_inputs():

@@ -102,3 +102,95 @@ def test_meta_change_plateau_and_drift():
     assert (mc.drift("euclidean") > 0.25).all()  # still falling: fails G3's levelling-off check
     v = mc.claim_values()
     assert v["plateau_last"] == pytest.approx(0.1) and v["plateau_euclidean"]["conv4"] == pytest.approx(falling[5:, 1].mean())
+
+
+# --------------------------------------------------------------------------------------------
+# G1 / G2 controls: matched random perturbations, measured by the same code
+# --------------------------------------------------------------------------------------------
+def test_finetune_dissimilarity_control_draws(model):
+    theta = dict(model.named_parameters())
+    tasks = _toy()
+    d = R.finetune_dissimilarity(model, theta, tasks, InnerLoop(steps=3, lr=0.5), null_draws=2, seed=3)
+    assert d["null"].shape == (2, 3, 5) and (d["null"] > 0).all()
+    assert not np.allclose(d["null"][0], d["null"][1])  # two independent directions
+    again = R.finetune_dissimilarity(model, theta, tasks, InnerLoop(steps=3, lr=0.5), null_draws=2, seed=3)
+    np.testing.assert_array_equal(d["null"], again["null"])  # seeded
+    # no inner-loop change → the matched control does not move either
+    d0 = R.finetune_dissimilarity(model, theta, tasks, InnerLoop(steps=0), null_draws=1)
+    assert np.allclose(d0["null"], 0.0)
+
+
+def _fc(arm_scale=(1.0, 2.0, 4.0, 8.0, 16.0), n_ckpt=2, n_tasks=6, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.array(arm_scale)
+    noise = lambda: np.exp(0.1 * rng.standard_normal((n_ckpt, n_tasks, 5)))  # noqa: E731
+    d = {"correlation": 0.01 * base * noise(), "euclidean": 0.01 * base * noise()}
+    null = np.stack([0.01 * np.array([1.0, 2, 4, 8, 16]) * noise() for _ in range(2)])
+    layers = ["conv1", "conv2", "conv3", "conv4", "head"]
+    drift = {m: np.zeros((n_ckpt, 5)) for m in d}
+    return R.FinetuneChange(list(range(n_ckpt)), layers, d, drift, null, "correlation")
+
+
+def test_g1_values_contrast_the_inner_loop_with_its_control():
+    steep = _fc((1.0, 4.0, 16.0, 64.0, 256.0))  # slope log 4 per layer vs the control's log 2
+    v = steep.claim_values()
+    assert v["slope_diff"] == pytest.approx([np.log(2)] * 2, abs=0.1)
+    assert min(v["slope_diff_lo"]) > 0 and min(v["rho_lo"]) == pytest.approx(1.0)
+    assert v["rho_control"] == pytest.approx([1.0, 1.0])
+    nv = steep.null_values()  # draw 1 against draw 0: no contrast
+    assert set(nv) >= {"rho_lo", "slope_diff_lo"} and max(abs(x) for x in nv["slope_diff"]) < 0.1
+    same = _fc()  # the inner loop's profile is the control's
+    assert max(abs(x) for x in same.claim_values()["slope_diff"]) < 0.1
+    t = steep.control_table()
+    assert t.loc[(0, "inner loop"), "log-depth slope"] > t.loc[(0, "control"), "log-depth slope"]
+
+
+def _sc(trained=(1.0, 3.0, 9.0, 27.0, 81.0), n_seeds=4, seed=0):
+    rng = np.random.default_rng(seed)
+    noise = lambda shape: np.exp(0.05 * rng.standard_normal(shape))  # noqa: E731
+    rsa = {"euclidean": 0.005 * np.array(trained) * noise((n_seeds, 3, 5))}
+    cka = {"rbf [G]": 1 - 0.8 * rsa["euclidean"]}
+    ctrl = 0.005 * np.array([1.0, 2, 4, 8, 16])
+    null_rsa = {"euclidean": ctrl * noise((2, n_seeds, 5))}
+    null_cka = {"rbf [G]": 1 - 0.8 * null_rsa["euclidean"]}
+    layers = ["conv1", "conv2", "conv3", "conv4", "head"]
+    return R.SupervisedChange([0, 5, 10], layers, rsa, cka, [0.9] * n_seeds, null_rsa, null_cka,
+                              list(range(n_seeds)))
+
+
+def test_g2_values_by_hand():
+    sc = _sc()
+    v = sc.claim_values()
+    rsa, ctrl = sc.rsa["euclidean"][:, -1], sc.null_rsa["euclidean"][0]
+    depth = np.arange(5) - 2.0
+    by_hand = [((np.log(a) - np.log(a).mean()) @ depth - (np.log(c) - np.log(c).mean()) @ depth) / 10
+               for a, c in zip(rsa, ctrl)]
+    assert v["slope_diff_by_seed"] == pytest.approx(by_hand)
+    assert v["slope_diff"] == pytest.approx(np.mean(by_hand)) and v["slope_diff_lo"] > 0
+    margin = sc.cka["rbf [G]"][:, -1, 0] - (1 - rsa[:, 0])
+    assert v["early_margin"]["conv1"] == pytest.approx(margin.mean())
+    s = sc.seed_values()
+    assert s["n"] == 4 and s["passing"] == 4 and list(s["values"]) == [0, 1, 2, 3]
+
+
+def test_g2_rbf_cka_uses_goerttlers_bandwidth():
+    """[G]'s cka.py: σ² = median of the non-zero squared distances, per representation."""
+    from mamlscope.metrics import cka
+
+    g = np.random.default_rng(0)
+    x, y = g.standard_normal((30, 7)), g.standard_normal((30, 4))
+    x[1] = x[0]  # a coincident pair: its zero distance is left out of the median
+
+    def gram(a):
+        d2 = ((a[:, None] - a[None]) ** 2).sum(-1)
+        return np.exp(-d2 / (2 * np.median(d2[d2 != 0])))
+
+    def centred(k):
+        h = np.eye(len(k)) - 1 / len(k)
+        return h @ k @ h
+
+    kx, ky = centred(gram(x)), centred(gram(y))
+    by_hand = (kx * ky).sum() / np.sqrt((kx * kx).sum() * (ky * ky).sum())
+    got = cka(torch.tensor(x), torch.tensor(y), **R.G2_KERNELS["rbf [G]"])
+    assert got == pytest.approx(by_hand, rel=1e-10)
+    assert got != pytest.approx(cka(torch.tensor(x), torch.tensor(y), **R.G2_KERNELS["rbf [Kornblith]"]))

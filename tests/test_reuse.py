@@ -72,7 +72,10 @@ def test_head_only_inner_loop_leaves_the_body_identical():
     full = reuse.before_after(m, theta, tasks, InnerLoop(steps=3, lr=0.5)).summary()
     assert full.loc["conv1", "cka"] < 1 - 1e-6
     v = ba.claim_values()
-    assert set(v["body_cka_lo"]) == {"conv1", "conv2", "conv3", "conv4"} and v["n_tasks"] == 3
+    # conv1 is shown, not checked: its similarity is ≈ 1 for any network
+    assert set(v["body_cka_lo"]) == {"conv2", "conv3", "conv4"} and v["n_tasks"] == 3
+    # no floor without unrelated networks
+    assert v["conv1_cka"] > 1 - 1e-9 and "head_excess_hi" not in v
 
 
 def test_prefix_computed_once_gives_the_same_adapted_weights(float64):
@@ -140,3 +143,189 @@ def test_describe_over_training_names_when_head_only_catches_up():
     assert "from step 100 on" in text and text.startswith("step 10: full 50.0%, head only 30.0% (-20.0 points)")
     frame["head only − full"] = -0.1
     assert "never stays within 2 points" in reuse.describe_over_training(frame)
+
+
+
+# --------------------------------------------------------------------------------------------
+# The verdict protocol for R1–R5: controls, nulls, decisive checks
+# --------------------------------------------------------------------------------------------
+def test_seeds_passing_by_hand():
+    from mamlscope.stats import Score
+
+    d = {"seed 0": Score(0.05, 0.01, 600), "seed 1": Score(0.00, 0.03, 600),
+         "seed 2": Score(-0.01, 0.005, 600)}
+    s = reuse.seeds_passing(d, note="n")
+    # lower ends +0.04, −0.03, −0.015: two above −0.02
+    assert s["n"] == 3 and s["passing"] == 2
+    assert s["lo"]["seed 1"] == pytest.approx(-0.03)
+    m = 0.04 / 3
+    sd = math.sqrt(((0.05 - m) ** 2 + m ** 2 + (0.01 + m) ** 2) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t_{0.975, 2} · s / √3
+    assert s["mean"] == pytest.approx(0.04 / 3)
+    assert s["t_hi"] - s["mean"] == pytest.approx(half)
+    assert s["note"] == "n"
+
+
+def test_anil_seed_differences_are_what_r1_reads():
+    maml = torch.tensor([1.0, 0.5, 0.5, 0.0])
+    r = reuse.AnilVsMaml({"20w1s": {"MAML": maml, "ANIL seed 0": maml + 0.25,
+                                    "ANIL seed 1": maml - 0.25}})
+    v = r.claim_values()
+    assert v["seed_diff"] == pytest.approx({"20w1s ANIL seed 0": 0.25,
+                                            "20w1s ANIL seed 1": -0.25})
+    # a constant difference has a CI of width 0
+    assert v["seed_diff_lo"]["20w1s ANIL seed 0"] == pytest.approx(0.25)
+    assert r.seeds()["passing"] == 1 and r.seeds()["n"] == 2
+
+
+def test_freezing_values_single_out_the_head_only_row():
+    m, tasks = _model(), toy_tasks(n_tasks=4)
+    v = reuse.freezing(m, tasks, InnerLoop(steps=2, lr=0.3)).claim_values()
+    assert v["head_only_diff_lo"] == pytest.approx(v["freeze_diff_lo"]["conv1–conv4"])
+    assert set(v["partial_diff_lo"]) == {"conv1", "conv1–conv2", "conv1–conv3"}
+
+
+def test_task_activations_normalise_support_and_query_apart():
+    m, t = _model(), toy_tasks(n_tasks=1)[0]
+    theta = model_params(m)
+    a = reuse.task_activations(m, theta, t)
+    s = reuse.activations(m, theta, t.x_support)
+    assert torch.equal(a["conv2"][: len(t.x_support)], s["conv2"])
+    joint = reuse.activations(m, theta, torch.cat([t.x_support, t.x_query]))
+    # one BatchNorm batch for both sets would differ
+    assert not torch.allclose(a["conv2"], joint["conv2"])
+
+
+def test_before_after_with_unrelated_networks_gives_floor_and_null():
+    m, tasks = _model(), toy_tasks(n_tasks=3)
+    theta = {k: v.detach() for k, v in m.state_dict().items()}
+    unrelated = []
+    for seed in (1000, 1001):
+        torch.manual_seed(seed)
+        unrelated.append(Conv4(n_way=3, filters=6, image_size=12).state_dict())
+    ba = reuse.before_after(m, theta, tasks, InnerLoop(steps=2, lr=0.3),
+                            unrelated=unrelated)
+    assert set(ba.frame.pair) == {"inner loop", "unrelated", "null"}
+    v, null = ba.claim_values(), ba.claim_values("null")
+    head = ba.frame[ba.frame.layer == "head"].pivot(index="task", columns="pair",
+                                                    values="svcca")
+    floor = head["unrelated"]
+    by_hand = ((head["inner loop"] - floor) / (1 - floor)).mean()
+    assert v["head_excess"] == pytest.approx(by_hand)
+    assert v["head_floor"] == pytest.approx(head["unrelated"].mean())
+    # an unrelated network's body is less similar to the adapted one than θ's is
+    assert all(null["body_cka"][l] < v["body_cka"][l] for l in null["body_cka"])
+    pairs = set(ba.with_control().columns.get_level_values(0))
+    assert pairs == {"inner loop", "unrelated", "null"}
+
+
+def test_anil_with_higher_adapts_only_the_head_and_agrees_with_func(float64):
+    from mamlscope.inner import query_loss
+
+    m, tasks = _model().double(), toy_tasks(n_tasks=2)
+    tasks = tasks.to("cpu", torch.float64)
+    inner = InnerLoop(steps=2, lr=0.5, adapt="head")
+    m.zero_grad()
+    a = query_loss(m, tasks, inner)[0]
+    a.sum().backward()
+    g = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    b = reuse.anil_query_loss_higher(m, tasks, inner)[0]
+    b.sum().backward()
+    assert torch.allclose(a, b, atol=1e-10)
+    assert all(torch.allclose(g[n], p.grad, atol=1e-10)
+               for n, p in m.named_parameters())
+    with pytest.raises(ValueError, match="head only"):
+        reuse.anil_query_loss_higher(m, tasks, InnerLoop(steps=1, adapt="all"))
+
+
+def test_cost_values_read_the_measurement_or_the_control_row():
+    r = reuse.TimeRatio(0.3, 0.1, 3.0, 2.9, 3.1, 5)
+    one = reuse.TimeRatio(0.1, 0.1, 1.0, 0.97, 1.03, 5)
+    c = {"func": {"training": r, "adaptation": r},
+         reuse.CONTROL: {"training": one, "adaptation": one}}
+    assert reuse.cost_values(c, "cpu")["train_lo"] == 2.9
+    assert reuse.cost_values(c, "cpu", reuse.CONTROL)["adapt_lo"] == 0.97
+
+
+def _r_values(good: bool) -> dict:
+    """Synthetic values of R1–R5 under their rules' keys: the claim holding (``good``),
+    or the null (nothing learned, no saving, everything changes)."""
+    d = 0.05 if good else -0.30
+    lo = {"20w1s": d - 0.004}
+    r1 = {"diff": {"20w1s": d}, "diff_lo": lo, "diff_hi": {"20w1s": d + 0.004},
+          "seed_diff": {"20w1s ANIL seed 0": d, "20w1s ANIL seed 1": d},
+          "seed_diff_lo": {"20w1s ANIL seed 0": d - 0.004, "20w1s ANIL seed 1": d - 0.004},
+          "maml": {"20w1s": 0.84}, "anil": {"20w1s": 0.84 + d}, "n_tasks": 600, "not_run": []}
+    ratio = 3.0 if good else 1.0
+    r2 = {"train": ratio, "train_lo": ratio - 0.03, "train_hi": ratio + 0.03, "adapt": ratio,
+          "adapt_lo": ratio - 0.03, "adapt_hi": ratio + 0.03, "device": "cpu"}
+    f = 0.0 if good else -0.3
+    rows = {"conv1": 0.001, "conv1–conv2": 0.001, "conv1–conv3": 0.001, "conv1–conv4": f}
+    r3 = {"freeze_diff": rows, "freeze_diff_lo": {k: v - 0.005 for k, v in rows.items()},
+          "freeze_diff_hi": {k: v + 0.005 for k, v in rows.items()}, "head_only_diff": f,
+          "head_only_diff_lo": f - 0.005, "partial_diff_lo": {k: rows[k] - 0.005 for k in list(rows)[:3]},
+          "full": {"mean": 0.84, "ci95": 0.004, "n_tasks": 600}}
+    body = {"conv2": 0.99 if good else 0.3, "conv3": 0.98 if good else 0.2, "conv4": 0.95 if good else 0.1}
+    r4 = {"body_cka": body, "body_cka_lo": {k: v - 0.01 for k, v in body.items()}, "body_cca": body,
+          "body_cca_lo": {k: v - 0.01 for k, v in body.items()}, "conv1_cka": 1.0, "conv1_cca": 0.99,
+          "head_cca": 0.45, "head_cca_hi": 0.46, "head_cka": 0.3, "head_floor": 0.4, "head_floor_hi": 0.41,
+          "head_excess": 0.1, "head_excess_lo": 0.05, "head_excess_hi": 0.15, "n_tasks": 50}
+    n = 0.04 if good else -0.6
+    r5 = {"nil": {"MAML": 0.84 + n, "ANIL": 0.89 + n}, "head": {"MAML": 0.84, "ANIL": 0.89},
+          "nil_diff": {"MAML": n, "ANIL": n}, "nil_diff_lo": {"MAML": n - 0.005, "ANIL": n - 0.005},
+          "nil_diff_hi": {"MAML": n + 0.005, "ANIL": n + 0.005}, "others": {}}
+    return {"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5}
+
+
+@pytest.mark.parametrize("claim_id", ["R1", "R2", "R3", "R4", "R5"])
+def test_r_rules_reject_their_null_and_fail_when_the_decisive_checks_fail(claim_id):
+    from mamlscope import claims
+    from mamlscope.results import Protocol
+
+    rule = claims.claim(claim_id).rule
+    assert isinstance(rule, Protocol)
+    good, null = _r_values(True)[claim_id], _r_values(False)[claim_id]
+    ok = claims.judge(claim_id, good, "smoke", null_values=null, seeds={"n": 1})
+    assert ok.verdict == "reproduced" and ok.null_verdict == "not reproduced"
+    assert ok.decisive == rule.decisive_names and ok.control == rule.control
+    # every decisive check failing → not reproduced (the null's values are such a case)
+    failed = claims.judge(claim_id, null, "smoke", null_values=null)
+    assert failed.verdict == "not reproduced"
+    # a rule that passed its own control would make the claim inconclusive
+    passes_null = claims.judge(claim_id, good, "smoke", null_values=good)
+    assert passes_null.verdict == "inconclusive"
+
+
+def test_r3_is_not_partly_when_only_freezing_conv1_is_free():
+    """The defect this rule fixes: freezing conv1 costs nothing for any network; the
+    head-only row carries the claim, so its failure is *not reproduced* whatever the
+    other rows say."""
+    from mamlscope import claims
+
+    v = _r_values(True)["R3"]
+    v = {**v, "head_only_diff_lo": -0.66}
+    assert claims.judge("R3", v, "smoke", null_values=_r_values(False)["R3"]).verdict == "not reproduced"
+    v = {**_r_values(True)["R3"], "partial_diff_lo": {"conv1": 0.0, "conv1–conv2": -0.05, "conv1–conv3": 0.0}}
+    assert claims.judge("R3", v, "smoke", null_values=_r_values(False)["R3"]).verdict == "partly"
+
+
+def test_r4_head_check_is_against_the_floor_not_a_raw_threshold():
+    """A head SVCCA of 0.45 with unrelated heads at 0.40 is not evidence that the head
+    changed less than a threshold of 0.5 says; the rule reads the excess over the floor.
+    """
+    from mamlscope import claims
+
+    v = {**_r_values(True)["R4"], "head_cca": 0.45, "head_cca_hi": 0.46, "head_excess_hi": 0.7}
+    assert claims.judge("R4", v, "smoke", null_values=_r_values(False)["R4"]).verdict == "not reproduced"
+
+
+def test_r5_decisive_is_nil_after_anil_training():
+    from mamlscope import claims
+
+    v = _r_values(True)["R5"]
+    null = _r_values(False)["R5"]
+    maml_fails = {**v, "nil_diff_lo": {"MAML": -0.14, "ANIL": 0.04}}
+    assert claims.judge("R5", maml_fails, "smoke", null_values=null).verdict == "partly"
+    anil_fails = {**v, "nil_diff_lo": {"MAML": 0.04, "ANIL": -0.14}}
+    assert claims.judge("R5", anil_fails, "smoke", null_values=null).verdict == "not reproduced"

@@ -7,10 +7,14 @@
 * :func:`cluster_quality` — how well those features separate the classes: leave-one-out k-NN
   accuracy (per point, so two networks on the same points compare paired) in the full space and in
   each 2-D embedding, and the silhouette score;
+* the controls, measured by the same code on the same points: :func:`pixels` (the raw pixels a
+  network receives) and a random-init network (:func:`mamlscope.meta.init_model`); :func:`gain`,
+  the paired difference of two k-NN correctness vectors, is what the claims' rules read;
 * :func:`unit_extremes` — for chosen units, the inputs of the pool that activate them most and least;
 * :func:`eq2_check` — Agarwal's Eq. 2, the Hessian-vector product of the one-step MAML
   meta-gradient by central differences, (∇L(θ + εv) − ∇L(θ − εv)) / 2ε, against the exact
-  product (forward-over-reverse autodiff), over a range of ε.
+  product (forward-over-reverse autodiff), over a range of ε; :func:`eq2_controls`, the same
+  errors for the first-order approximation (Hv ≈ 0) and a random vector of Hv's norm.
 
 BatchNorm uses batch statistics (:mod:`mamlscope.models`), so a pool's features are computed in
 one batch: the same pool always gives the same features.
@@ -27,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
-from .stats import Score, mean_ci95
+from .stats import Score, mean_ci95, paired_difference, prediction_interval, t_interval
 from .metrics.curvature import _quiet
 
 
@@ -50,6 +54,12 @@ def _as_input(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if x.dim() == 3:
         x = x.unsqueeze(1)
     return x.to(like.device, like.dtype)
+
+
+def pixels(x: torch.Tensor) -> torch.Tensor:
+    """The pool's raw pixels as the networks receive them (in [0, 1]), flattened: ``(n, h·w)``
+    float64. The raw-pixel control of every "these features separate the classes" claim."""
+    return _as_input(x, torch.zeros((), dtype=torch.float64)).flatten(1).cpu()
 
 
 def features(model, x: torch.Tensor, layer: str) -> torch.Tensor:
@@ -115,11 +125,12 @@ def silhouette(f, y) -> float:
     return float(silhouette_score(np.asarray(f), np.asarray(y)))
 
 
-def cluster_quality(f: torch.Tensor, y: torch.Tensor, *, k: int = 5, seed: int = 0) -> dict:
-    """k-NN accuracy (per point) in the full space and in the PCA and t-SNE planes, the
-    embeddings themselves, and the silhouette in the full space."""
+def cluster_quality(f: torch.Tensor, y: torch.Tensor, *, k: int = 5, seed: int = 0,
+                    planes: Sequence[str] = ("pca", "tsne")) -> dict:
+    """k-NN accuracy (per point) in the full space and in the ``planes`` (PCA, t-SNE; ``()``
+    for the full space only), the embeddings themselves, and the silhouette in the full space."""
     out = {"knn": knn_correct(f, y, k), "silhouette": silhouette(f, y)}
-    for method in ("pca", "tsne"):
+    for method in planes:
         out[method] = embed(f, method, seed)
         out[f"knn_{method}"] = knn_correct(out[method], y, k)
     return out
@@ -128,12 +139,15 @@ def cluster_quality(f: torch.Tensor, y: torch.Tensor, *, k: int = 5, seed: int =
 def quality_table(qualities: Mapping[str, dict]) -> pd.DataFrame:
     """One row per network: k-NN accuracy ± 95% CI (points as independent) in each space, and
     the silhouette."""
-    def pct(s: Score) -> str:
+    def pct(q: dict, key: str) -> str:
+        if key not in q:
+            return "—"
+        s = mean_ci95(q[key])
         return f"{100 * s.mean:.1f} ± {100 * s.ci95:.1f}"
 
-    return pd.DataFrame({name: {"k-NN, full space (%)": pct(mean_ci95(q["knn"])),
-                                "k-NN, PCA plane (%)": pct(mean_ci95(q["knn_pca"])),
-                                "k-NN, t-SNE plane (%)": pct(mean_ci95(q["knn_tsne"])),
+    return pd.DataFrame({name: {"k-NN, full space (%)": pct(q, "knn"),
+                                "k-NN, PCA plane (%)": pct(q, "knn_pca"),
+                                "k-NN, t-SNE plane (%)": pct(q, "knn_tsne"),
                                 "silhouette (full space)": f"{q['silhouette']:.3f}"}
                          for name, q in qualities.items()}).T
 
@@ -153,13 +167,10 @@ def _flat(d: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.reshape(-1) for v in d.values()])
 
 
-def eq2_check(model, task, lr: float, eps_values: Sequence[float], dtype=torch.float64,
-              repeats: int = 5) -> pd.DataFrame:
+def _one_step(model, task, lr: float, dtype):
     """One-step MAML on ``task`` from the model's θ (all parameters but BatchNorm adapt):
-    θ' = θ − α∇L_S(θ), meta-gradient g = (I − αH)∇L_Q(θ'), H the support loss's Hessian at θ.
-    For each ε, the product Hv (v = ∇L_Q(θ')) by Eq. 2 against the exact one, and the
-    meta-gradient built from each. Returns a row per ε: relative error of Hv, relative error of
-    g, and the seconds of one Eq. 2 product over one exact product (medians of ``repeats``)."""
+    θ' = θ − α∇L_S(θ). Returns the adapted names' θ, the support loss, v = ∇L_Q(θ') and a
+    function giving the exact product Hv (H the support loss's Hessian at θ)."""
     from .models import adapted_parameter_names
 
     model = model.to(dtype)
@@ -177,16 +188,36 @@ def eq2_check(model, task, lr: float, eps_values: Sequence[float], dtype=torch.f
         return F.cross_entropy(functional_call(model, {**frozen, **p}, (xq,)), yq)
 
     g_s = grad(support)(q)
-    adapted = {k: q[k] - lr * g_s[k] for k in names}
-    v = grad(query)(adapted)
+    v = grad(query)({k: q[k] - lr * g_s[k] for k in names})
 
     def exact():
         return _quiet(lambda: jvp(grad(support), (q,), (v,))[1])
 
+    return q, support, v, exact
+
+
+def _errors(approx: torch.Tensor, hv: torch.Tensor, v: torch.Tensor, lr: float) -> dict:
+    """How far an estimate of Hv is from the exact product, and how far the meta-gradient
+    v − α·estimate is from the exact (I − αH)v: both relative to the exact ones' norms."""
+    g = v - lr * hv
+    return {"Hv relative error": float((approx - hv).norm() / hv.norm()),
+            "meta-gradient relative error":
+                float(((v - lr * approx) - g).norm() / g.norm())}
+
+
+def eq2_check(model, task, lr: float, eps_values: Sequence[float], dtype=torch.float64,
+              repeats: int = 5) -> pd.DataFrame:
+    """One-step MAML on ``task`` from the model's θ: meta-gradient g = (I − αH)∇L_Q(θ'), H the
+    support loss's Hessian at θ. For each ε, the product Hv (v = ∇L_Q(θ')) by Eq. 2 against the
+    exact one, and the meta-gradient built from each. Returns a row per ε: relative error of Hv,
+    relative error of g, and the seconds of one Eq. 2 product over one exact product (medians of
+    ``repeats``)."""
+    q, support, v, exact = _one_step(model, task, lr, dtype)
+
     def central(eps):
-        plus = grad(support)({k: q[k] + eps * v[k] for k in names})
-        minus = grad(support)({k: q[k] - eps * v[k] for k in names})
-        return {k: (plus[k] - minus[k]) / (2 * eps) for k in names}
+        plus = grad(support)({k: q[k] + eps * v[k] for k in q})
+        minus = grad(support)({k: q[k] - eps * v[k] for k in q})
+        return {k: (plus[k] - minus[k]) / (2 * eps) for k in q}
 
     def seconds(f):
         ts = []
@@ -196,19 +227,31 @@ def eq2_check(model, task, lr: float, eps_values: Sequence[float], dtype=torch.f
             ts.append(time.perf_counter() - t0)
         return float(np.median(ts))
 
-    hv = _flat(exact())
-    g = _flat(v) - lr * hv
+    hv, v_flat = _flat(exact()), _flat(v)
     t_exact = seconds(exact)
-    rows = {}
-    for eps in eps_values:
-        approx = _flat(central(eps))
-        g_fd = _flat(v) - lr * approx
-        rows[eps] = {"Hv relative error": float((approx - hv).norm() / hv.norm()),
-                     "meta-gradient relative error": float((g_fd - g).norm() / g.norm()),
-                     "time / exact": seconds(lambda: central(eps)) / t_exact}
+    rows = {eps: {**_errors(_flat(central(eps)), hv, v_flat, lr),
+                  "time / exact": seconds(lambda: central(eps)) / t_exact}
+            for eps in eps_values}
     out = pd.DataFrame(rows).T
     out.index.name = "ε"
     return out
+
+
+FIRST_ORDER, RANDOM_VECTOR = "first-order (Hv ≈ 0)", "random vector of Hv's norm"
+
+
+def eq2_controls(model, task, lr: float, dtype=torch.float64,
+                 seed: int = 0) -> pd.DataFrame:
+    """A1d's controls, through the same relative-error code as :func:`eq2_check` on the same
+    task and θ: the first-order approximation (Hv dropped, as first-order MAML does) and a
+    random vector with the exact product's norm (drawn on the CPU in float64 with ``seed``)."""
+    _, _, v, exact = _one_step(model, task, lr, dtype)
+    hv, v_flat = _flat(exact()), _flat(v)
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randn(hv.shape, generator=gen, dtype=torch.float64)
+    r = (r * (hv.double().norm().cpu() / r.norm())).to(hv.device, hv.dtype)
+    return pd.DataFrame({FIRST_ORDER: _errors(torch.zeros_like(hv), hv, v_flat, lr),
+                         RANDOM_VECTOR: _errors(r, hv, v_flat, lr)}).T
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,44 +276,143 @@ def held_out_pool(dataset: str, n: int, seed: int = 0) -> tuple[torch.Tensor, to
 
 def test_correct(run, device="cpu") -> torch.Tensor:
     """Per-image correctness of a supervised run's last checkpoint on its dataset's test split."""
-    x, y = run.config.load(train=False)
-    return classify(run.load_model(device=device), x, y)
+    return test_accuracy(run.load_model(device=device), run.config)
 
 
-def baseline_values(runs: Sequence, device="cpu") -> dict:
-    """A1a: test accuracy per seed, their mean and t interval over seeds (``ci95`` its half-width)."""
-    from .stats import t_interval as seed_interval
-
-    accs = [float(test_correct(r, device).mean()) for r in runs]
-    m, lo, hi = seed_interval(accs)
-    return {"mean": m, "ci95": (hi - m) if len(accs) > 1 else math.nan, "seeds": len(accs),
-            "by_seed": {str(i): a for i, a in enumerate(accs)}}
+def test_accuracy(model, config) -> torch.Tensor:
+    """Per-image correctness of ``model`` on the test split of ``config``'s dataset (a trained
+    network, or its random initialisation, :func:`mamlscope.meta.init_model`: the same code)."""
+    x, y = config.load(train=False)
+    return classify(model, x, y)
 
 
-def supervised_values(q: dict, pool: int) -> dict:
-    """A1: the supervised network's k-NN accuracy in its full space and in its 2-D planes."""
+def baseline_values(accuracies: Sequence[float]) -> dict:
+    """A1a: test accuracy per seed, their mean with its t interval over seeds (``ci95`` its
+    half-width), and the 95% prediction interval for one more run
+    (:func:`mamlscope.stats.prediction_interval`), with which a paper's single run is compared."""
+    accs = [float(a) for a in accuracies]
+    m, lo, hi = t_interval(accs)
+    p_lo, p_hi = prediction_interval(accs)
+    return {"mean": m, "ci95": hi - m, "seeds": len(accs),
+            "by_seed": {str(i): a for i, a in enumerate(accs)},
+            "pi_lo": p_lo, "pi_hi": p_hi, "pi_half": (p_hi - p_lo) / 2}
+
+
+def gain(name: str, a: torch.Tensor, b: torch.Tensor) -> dict:
+    """``{name, name_lo, name_hi}``: the mean of ``a − b``, two per-point k-NN correctness
+    vectors of the same points, with its 95% interval (:func:`mamlscope.stats.paired_difference`;
+    points as independent)."""
+    d = paired_difference(a, b)
+    return {name: d.mean, f"{name}_lo": d.mean - d.ci95, f"{name}_hi": d.mean + d.ci95}
+
+
+def _per_seed(name: str, by_seed: Mapping[str, torch.Tensor], b: torch.Tensor,
+              minus: bool) -> dict:
+    """``{name: {seed: mean}, name_lo: {seed: lower end}}`` of :func:`gain` for each seed's
+    vector against ``b`` (``minus``: ``b`` − seed's instead)."""
+    gains = {str(s): gain("g", b, c) if minus else gain("g", c, b)
+             for s, c in by_seed.items()}
+    return {name: {s: g["g"] for s, g in gains.items()},
+            f"{name}_lo": {s: g["g_lo"] for s, g in gains.items()}}
+
+
+def supervised_values(q: dict, raw: dict, random: dict,
+                      by_seed: Mapping[str, torch.Tensor] | None = None) -> dict:
+    """A1: a layer's k-NN accuracy (:func:`cluster_quality` ``q``) in its full space and in its
+    planes, and its gains over the controls on the same points: raw pixels (full space and t-SNE
+    plane, ``raw``) and a random-init network (full space, ``random``). ``by_seed``: the full
+    space's per-point correctness of each seed's layer, for its gain over raw pixels seed by seed.
+    The same function gives the control's values, with the random-init network as ``q``."""
     full, tsne, pca = (mean_ci95(q[k]) for k in ("knn", "knn_tsne", "knn_pca"))
-    return {"sup_knn": full.mean, "sup_knn_lo": full.mean - full.ci95, "sup_tsne": tsne.mean,
-            "sup_tsne_lo": tsne.mean - tsne.ci95, "sup_pca": pca.mean, "pool": pool}
+    v = {"sup_knn": full.mean, "sup_knn_lo": full.mean - full.ci95, "sup_tsne": tsne.mean,
+         "sup_tsne_lo": tsne.mean - tsne.ci95, "sup_pca": pca.mean, "pool": len(q["knn"]),
+         "raw_knn": float(raw["knn"].mean()), "raw_tsne": float(raw["knn_tsne"].mean()),
+         "random_knn": float(random["knn"].mean()),
+         **gain("gain_raw", q["knn"], raw["knn"]),
+         **gain("gain_raw_tsne", q["knn_tsne"], raw["knn_tsne"]),
+         **gain("gain_random", q["knn"], random["knn"])}
+    if by_seed:
+        v.update(_per_seed("seed_gain_raw", by_seed, raw["knn"], minus=False))
+    return v
 
 
-def pair_values(maml: dict, supervised: dict) -> dict:
-    """A1b/A1c: k-NN accuracy (full space) of both networks on the same points, and the paired
-    difference MAML − supervised with its 95% interval."""
-    d = mean_ci95(maml["knn"] - supervised["knn"])
-    return {"maml": float(maml["knn"].mean()), "supervised": float(supervised["knn"].mean()), "diff": d.mean,
-            "diff_lo": d.mean - d.ci95, "diff_hi": d.mean + d.ci95, "pool": len(maml["knn"])}
+def pair_values(maml: dict, supervised: dict, raw: dict, random: dict,
+                supervised_by_seed: Mapping[str, torch.Tensor] | None = None) -> dict:
+    """A1b/A1c: k-NN accuracy (full space) of both networks on the same points, the paired
+    difference MAML − supervised with its 95% interval, and MAML's gains over the controls on
+    the same points: raw pixels (``raw``) and a random-init network (``random``).
+    ``supervised_by_seed``: each supervised seed's per-point correctness, for MAML − supervised
+    seed by seed. The same function gives a control's values, with the control as ``maml``."""
+    v = {"maml": float(maml["knn"].mean()), "supervised": float(supervised["knn"].mean()),
+         **gain("diff", maml["knn"], supervised["knn"]), "pool": len(maml["knn"]),
+         "raw": float(raw["knn"].mean()), "random": float(random["knn"].mean()),
+         **gain("gain_raw", maml["knn"], raw["knn"]),
+         **gain("gain_random", maml["knn"], random["knn"])}
+    if supervised_by_seed:
+        v.update(_per_seed("seed_diff", supervised_by_seed, maml["knn"], minus=True))
+    return v
 
 
-def eq2_values(tables: Mapping[str, pd.DataFrame]) -> dict:
-    """A1d: the smallest Hv relative error over ε per type, its ε, and the meta-gradient error
-    there (timings depend on the machine and stay out of the verdict)."""
+def seeds_record(claim_id: str, values: Mapping, name: str) -> dict:
+    """A record's ``seeds`` from per-seed values ``values[name]`` (seed → value): their mean and
+    t interval over seeds, and how many seeds pass the claim's registered per-seed check (the
+    check reading ``name + "_lo"``, each seed's lower end)."""
+    from . import claims
+
+    rule = claims.claim(claim_id).rule
+    check = next(c for c in (*rule.decisive, *rule.secondary) if c.key == f"{name}_lo")
+    per = values[name]
+    m, lo, hi = t_interval(list(per.values()))
+    return {"n": len(per), "passing": sum(check.outcomes(values).values()), "values": dict(per),
+            "mean": m, "lo": lo, "hi": hi, "passes": check.name}
+
+
+def control_table(claim_id: str, rows: Mapping[str, Mapping], columns: Mapping[str, str],
+                  fmt: str = "{:+.1f}", scale: float = 100.0) -> pd.DataFrame:
+    """The measurement beside its controls: one row per label (``rows``: label → values under
+    the rule's keys), the columns ``columns`` (key → header; ``scale`` · value in ``fmt``, with
+    its interval ``[key_lo, key_hi]`` where the values have one), and the registered rule's
+    verdict on each row, which must reject every control."""
+    from . import claims
+
+    rule = claims.claim(claim_id).rule
+
+    def cell(v: Mapping, key: str) -> str:
+        text = fmt.format(scale * float(v[key]))
+        if f"{key}_lo" in v and f"{key}_hi" in v:
+            lo, hi = (fmt.format(scale * float(v[f"{key}_{end}"])) for end in ("lo", "hi"))
+            text += f" [{lo}, {hi}]"
+        return text
+
+    table = {label: {**{head: cell(v, key) for key, head in columns.items()},
+                     "the rule's verdict": rule.judge(v)[0]} for label, v in rows.items()}
+    return pd.DataFrame(table).T
+
+
+def eq2_values(tables: Mapping[str, pd.DataFrame],
+               controls: Mapping[str, pd.DataFrame]) -> dict:
+    """A1d: the smallest Hv relative error over ε per type, its ε, the meta-gradient error
+    there, and that error over the first-order approximation's (``controls``:
+    :func:`eq2_controls` per type). Timings depend on the machine and stay out of the verdict."""
     v = {}
     for name, short in (("float64", "f64"), ("float32", "f32")):
         t = tables[name]
         eps = float(t["Hv relative error"].idxmin())
         v[f"{short}_best"], v[f"{short}_eps"] = float(t.loc[eps, "Hv relative error"]), eps
         v[f"{short}_meta"] = float(t.loc[eps, "meta-gradient relative error"])
+    first = float(controls["float32"].loc[FIRST_ORDER, "meta-gradient relative error"])
+    v["f32_first_order_meta"], v["f32_meta_ratio"] = first, v["f32_meta"] / first
+    return v
+
+
+def eq2_null_values(controls: Mapping[str, pd.DataFrame], row: str = FIRST_ORDER) -> dict:
+    """A1d's control under the rule's keys: the control ``row`` of :func:`eq2_controls` in place
+    of Eq. 2's best estimate (it has no ε to choose)."""
+    first = float(controls["float32"].loc[FIRST_ORDER, "meta-gradient relative error"])
+    v = {f"{short}_best": float(controls[name].loc[row, "Hv relative error"])
+         for name, short in (("float64", "f64"), ("float32", "f32"))}
+    v["f32_meta"] = float(controls["float32"].loc[row, "meta-gradient relative error"])
+    v["f32_meta_ratio"] = v["f32_meta"] / first
     return v
 
 

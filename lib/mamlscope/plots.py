@@ -165,6 +165,11 @@ def before_after(ba):
         mean = s[m].to_numpy(float)
         err = np.vstack([mean - s[f"{m} lo"].to_numpy(float), s[f"{m} hi"].to_numpy(float) - mean])
         ax.bar(x + (k - 1) * 0.27, mean, 0.27, yerr=err, capsize=3, label=label)
+    if (ba.frame.pair == "unrelated").any():  # the null floor: the adapted network vs a random-init one
+        floor = ba.summary("unrelated")
+        for k, m in enumerate(("svcca", "pwcca", "cka")):
+            ax.plot(x + (k - 1) * 0.27, floor[m].to_numpy(float), "kx", ms=6,
+                    label="vs an unrelated network (null)" if k == 0 else None)
     ax.axhline(0.9, color="grey", ls="--", lw=1)
     ax.set(xticks=x, xticklabels=ba.layers, ylim=(0, 1.05), ylabel="similarity before vs after adaptation",
            title=f"{s.shape[0]} layers, {ba.frame.task.nunique()} held-out tasks")

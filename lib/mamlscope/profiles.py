@@ -155,10 +155,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description=("A 2-core CPU in minutes: 32 filters instead of 64, meta-batch 8 (5-way) / 4 "
-                     "(20-way) instead of 32 / 16, 5 queries per class instead of 1, and thousands "
-                     "rather than 60,000 meta-steps; the papers' inner steps and step sizes; the "
-                     "20-way inner loss the mean (not Finn et al.’s Σℓ/K: chapter 1 says why)."),
+        description=("A 2-core CPU, ≤ 90 min for the book: 32 filters, smaller meta-batches, 5 "
+                     "queries/class, thousands of meta-steps; Finn et al.'s α on the mean loss: "
+                     "inner steps 5× (5-way), 20× (20-way) smaller."),
         test_tasks=600,
         analysis_tasks=50,
         analysis_inputs=500,

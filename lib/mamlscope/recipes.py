@@ -4,7 +4,11 @@ Finn et al.'s released recipe (inner loss Σᵢℓᵢ/K on their Omniglot networ
 and :class:`mamlscope.models.Conv4`) is compared with the mean loss on the book's network, at the
 profile's scale and nothing else changed. The rule, fixed before measuring: **keep Finn et al.'s
 recipe unless its accuracy over the fixed test tasks is more than** :data:`TOLERANCE` **below the
-mean loss's** (:func:`choice`).
+mean loss's** (:func:`choice`). The choice is made on the same fixed test tasks that F1 and F2
+are judged on: the book's runs meta-train on all 1,200 training characters, so there is no
+held-out validation split of them as in Finn et al.'s code (which trains on 1,100), and choosing
+on one would mean retraining every candidate. :func:`selection_gaps` shows how far apart the
+candidates were, against the noise of their difference.
 
 Each candidate is an ordinary cached run (:func:`mamlscope.meta.train`). The measurements of a
 candidate (:func:`measure`) are its accuracy and, at 20-way (5 inner steps), what claims G4 and G5
@@ -183,6 +187,30 @@ def show_record(profile: str, settings=tuple(SETTINGS)) -> pd.DataFrame | None:
     for s in settings:
         print(f"{s}: the rule ({rec['rule']}) chooses {rec['choice'][s]!r}")
     return table({k: v for k, v in rec["rows"].items() if k.split("-")[0] in settings})
+
+
+def selection_gaps(profile: str) -> pd.DataFrame | None:
+    """Per setting of the recorded study: the chosen recipe's accuracy minus the other's on the
+    fixed test tasks, and that gap in units of its 95% half-width. The study chose on the same
+    tasks F1 and F2 are judged on; picking the better of two favours it by about the noise of
+    their difference at most, so a gap of many half-widths leaves the choice unbiased in effect.
+    The half-width √(c₁² + c₂²) treats the two scores as independent; on the same tasks they are
+    positively correlated, so it is an upper bound. None (with a message) without a record."""
+    rec = load_record(profile)
+    if rec is None:
+        print(f"The recipe study was not recorded for profile {profile!r}: nothing was chosen on test tasks.")
+        return None
+    out = {}
+    for s in SETTINGS:
+        chosen, acc = rec["choice"][s], {r: rec["rows"].get(f"{s}-{r}", {}).get("accuracy") for r in RECIPES}
+        if chosen is None or None in acc.values():
+            continue
+        other = next(r for r in RECIPES if r != chosen)
+        gap = acc[chosen]["mean"] - acc[other]["mean"]
+        half = (acc[chosen]["ci95"] ** 2 + acc[other]["ci95"] ** 2) ** 0.5
+        out[s] = {"chosen": chosen, "chosen − other (points)": f"{100 * gap:+.1f} ± {100 * half:.1f}",
+                  "gap / 95% half-width": f"{gap / half:.0f}", "test tasks": acc[chosen]["n_tasks"]}
+    return pd.DataFrame(out).T
 
 
 def comparison(run, ivm, loss, profile: profiles.Profile, device="cpu") -> pd.DataFrame:

@@ -14,6 +14,12 @@
   the body's similarity before vs after adaptation (when, if ever, does reuse take over?).
 * :func:`time_ratio` (R2) — seconds per call of two functions, interleaved in one process, and
   the ratio of their medians with a bootstrap interval.
+
+Every claim is judged against a negative control measured by the same code
+(``CLAIMS.md``, "Verdict protocol"): ANIL's own step-0 network for R1, MAML timed
+against itself for R2, the freezing table of θ at step 0 for R3, unrelated (random-init)
+networks for R4, NIL on a random body for R5. :func:`random_init` gives the random-init
+networks.
 """
 from __future__ import annotations
 
@@ -32,11 +38,35 @@ from .meta import init_model
 from .metrics.cca import pwcca, svcca
 from .metrics.cka import linear_cka
 from .representations import activations
-from .stats import Score, interval_values, mean_ci, mean_ci95, median_ratio, paired_difference
+from .stats import (Score, excess_over_floor, interval_values, mean_ci, mean_ci95,
+                    median_ratio, over_seeds, paired_difference)
+
+# the non-inferiority margin of R1, R3 and R5: a 95% CI's lower end above −2 points
+MARGIN = -0.02
 
 
 def _pct(s: Score) -> str:
     return f"{100 * s.mean:+.1f} ± {100 * s.ci95:.1f}"
+
+
+def random_init(cfg, seed: int, device="cpu") -> dict[str, torch.Tensor]:
+    """θ of ``cfg``'s architecture at its random initialisation under ``seed`` (a
+    network that learned nothing and shares no initialisation with the trained runs,
+    which use seeds 0, 1, …)."""
+    return init_model(replace(cfg, seed=seed), device).state_dict()
+
+
+def seeds_passing(diffs: Mapping[str, Score], note: str = "",
+                  threshold: float = MARGIN) -> dict:
+    """The record's ``seeds`` from one paired difference per seed (label →
+    :class:`Score`): the mean and t interval over seeds
+    (:func:`mamlscope.stats.over_seeds`), and how many seeds pass on their own (their
+    95% CI over tasks above ``threshold``)."""
+    lo = {k: d.mean - d.ci95 for k, d in diffs.items()}
+    s = over_seeds(lo, lambda v: v > threshold)
+    t = over_seeds({k: d.mean for k, d in diffs.items()}, lambda v: True)
+    return {"n": s.n, "passing": s.passing, "values": dict(t.values), "lo": lo,
+            "mean": t.mean, "t_lo": t.lo, "t_hi": t.hi, "note": note}
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,18 +91,36 @@ class AnilVsMaml:
                                           "minus MAML (points, paired)": _pct(d) if d else "—"}
         return pd.DataFrame(rows).T
 
+    def seed_differences(self) -> dict[str, Score]:
+        """ANIL − MAML for every (setting, ANIL seed), paired over tasks (one MAML
+        seed)."""
+        return {f"{s} {label}": paired_difference(v, by_label["MAML"])
+                for s, by_label in self.scores.items()
+                for label, v in by_label.items() if label != "MAML"}
+
     def claim_values(self, not_run: Sequence[str] = ()) -> dict:
+        """What R1's rule reads: ``seed_diff_lo`` (decisive: every ANIL seed of every
+        setting), and seed 0's difference per setting, shown in the verdict table."""
+        seeds = self.seed_differences()
         return {**interval_values("diff", {s: self.difference(s) for s in self.scores}),
+                "seed_diff": {k: d.mean for k, d in seeds.items()},
+                "seed_diff_lo": {k: d.mean - d.ci95 for k, d in seeds.items()},
                 "maml": {s: mean_ci95(v["MAML"]).mean for s, v in self.scores.items()},
                 "anil": {s: mean_ci95(v["ANIL seed 0"]).mean for s, v in self.scores.items()},
                 "n_tasks": len(next(iter(self.scores.values()))["MAML"]), "not_run": list(not_run)}
 
+    def seeds(self, note: str = "") -> dict:
+        return seeds_passing(self.seed_differences(), note)
+
 
 def anil_vs_maml(maml_runs: Mapping[str, object], anil_runs: Mapping[str, Sequence], n_tasks: int,
-                 device="cpu") -> AnilVsMaml:
-    """Per-task accuracies of each setting's MAML run and ANIL runs (cached in the runs)."""
+                 device="cpu", anil_step: int | None = None) -> AnilVsMaml:
+    """Per-task accuracies of each setting's MAML run and ANIL runs (cached in the
+    runs), the ANIL runs at checkpoint ``anil_step`` (default: the last; ``0``: R1's
+    control, ANIL before meta-training, adapted by the same test-time inner loop)."""
     return AnilVsMaml({s: {"MAML": run_task_scores(maml_runs[s], n_tasks, device=device),
-                           **{f"ANIL seed {i}": run_task_scores(r, n_tasks, device=device)
+                           **{f"ANIL seed {i}": run_task_scores(
+                                  r, n_tasks, step=anil_step, device=device)
                               for i, r in enumerate(anil_runs[s])}}
                        for s in maml_runs})
 
@@ -101,7 +149,16 @@ class Freezing:
         })
 
     def claim_values(self) -> dict:
-        return {**interval_values("freeze_diff", {self.frozen[k]: d for k, d in self.differences().items()}),
+        """What R3's rule reads: ``head_only_diff_lo`` (decisive: conv1–conv4 frozen,
+        only the head adapts, as in [R] Table 1) and ``partial_diff_lo`` (secondary: the
+        rows that freeze less)."""
+        diffs = {self.frozen[k]: d for k, d in self.differences().items()}
+        head = self.frozen["head"] if "head" in self.frozen else next(reversed(diffs))
+        return {**interval_values("freeze_diff", diffs),
+                "head_only_diff": diffs[head].mean,
+                "head_only_diff_lo": diffs[head].mean - diffs[head].ci95,
+                "partial_diff_lo": {k: d.mean - d.ci95 for k, d in diffs.items()
+                                    if k != head},
                 "full": mean_ci95(self.scores[self.full]).values()}
 
 
@@ -146,18 +203,26 @@ def similarity(before: torch.Tensor, after: torch.Tensor, keep_variance: float =
             "cka": linear_cka(before.flatten(1).double(), after.flatten(1).double())}
 
 
+INNER, FLOOR, NULL = "inner loop", "unrelated", "null"  # the pairs of BeforeAfter.frame
+
+
 @dataclass
 class BeforeAfter:
-    """``frame``: one row per (task, layer) with ``svcca``, ``pwcca``, ``cka``."""
+    """``frame``: one row per (task, layer, pair) with ``svcca``, ``pwcca``, ``cka``.
+    The pair ``"inner loop"`` compares θ with θ adapted to the task; with unrelated
+    networks (see :func:`before_after`), ``"unrelated"`` compares the adapted network
+    with a random-init network (the floor of the similarities at this number of examples
+    and width) and ``"null"`` with a second one (R4's control: the same measurement when
+    the "before" network is unrelated)."""
 
     frame: pd.DataFrame
     layers: list[str]
 
-    def summary(self) -> pd.DataFrame:
+    def summary(self, pair: str = INNER) -> pd.DataFrame:
         """Per layer and measure: mean and the lower/upper end of its 95% CI over tasks."""
         rows = {}
         for layer in self.layers:
-            sub = self.frame[self.frame.layer == layer]
+            sub = self.frame[(self.frame.layer == layer) & (self.frame.pair == pair)]
             row = {}
             for m in ("svcca", "pwcca", "cka"):
                 mean, half = mean_ci(sub[m].to_numpy()[:, None])
@@ -165,31 +230,88 @@ class BeforeAfter:
             rows[layer] = row
         return pd.DataFrame(rows).T
 
-    def table(self) -> pd.DataFrame:
-        s = self.summary()
+    def table(self, pair: str = INNER) -> pd.DataFrame:
+        s = self.summary(pair)
         return pd.DataFrame({m: {l: f"{s.loc[l, m]:.3f} [{s.loc[l, f'{m} lo']:.3f}, {s.loc[l, f'{m} hi']:.3f}]"
                                  for l in self.layers} for m in ("svcca", "pwcca", "cka")})
 
-    def claim_values(self) -> dict:
-        s, body = self.summary(), self.layers[:-1]
-        return {"body_cka": {l: s.loc[l, "cka"] for l in body}, "body_cka_lo": {l: s.loc[l, "cka lo"] for l in body},
-                "body_cca": {l: s.loc[l, "svcca"] for l in body}, "body_cca_lo": {l: s.loc[l, "svcca lo"] for l in body},
-                "head_cca": s.loc[self.layers[-1], "svcca"], "head_cca_hi": s.loc[self.layers[-1], "svcca hi"],
-                "head_cka": s.loc[self.layers[-1], "cka"], "n_tasks": int(self.frame.task.nunique())}
+    def with_control(self) -> pd.DataFrame:
+        """SVCCA and CKA per layer: the inner loop (θ vs adapted) beside the same
+        measurement of the adapted network against unrelated networks (floor and
+        control)."""
+        pairs = [p for p in (INNER, FLOOR, NULL) if (self.frame.pair == p).any()]
+        out = {}
+        for p in pairs:
+            t = self.table(p)
+            for m in ("svcca", "cka"):
+                out[(p, m)] = t[m]
+        return pd.DataFrame(out)
+
+    def _head_excess(self, pair: str) -> Score:
+        """Per task, ``(s − s₀)/(1 − s₀)`` of the head's SVCCA ``s`` (``pair`` vs
+        adapted) over the floor ``s₀`` (unrelated vs adapted): 0 = as different as an
+        unrelated head, 1 = unchanged."""
+        head = self.frame[self.frame.layer == self.layers[-1]]
+        s = head[head.pair == pair].sort_values("task").svcca.to_numpy()
+        floor = head[head.pair == FLOOR].sort_values("task").svcca.to_numpy()
+        return mean_ci95(torch.as_tensor(excess_over_floor(s, floor)))
+
+    def claim_values(self, pair: str = INNER) -> dict:
+        """What R4's rule reads, for ``pair`` (``"inner loop"``: the measurement;
+        ``"null"``: its control): body CKA and SVCCA lower ends for conv2 … the last
+        body layer (decisive; conv1's similarity is ≈ 1 for any network, so it is shown,
+        not checked), and the head's SVCCA excess over unrelated heads, upper end
+        (decisive; needs the unrelated networks)."""
+        s, body = self.summary(pair), self.layers[1:-1]
+        head = self.layers[-1]
+        out = {"body_cka": {l: s.loc[l, "cka"] for l in body},
+               "body_cka_lo": {l: s.loc[l, "cka lo"] for l in body},
+               "body_cca": {l: s.loc[l, "svcca"] for l in body},
+               "body_cca_lo": {l: s.loc[l, "svcca lo"] for l in body},
+               "conv1_cka": s.loc[self.layers[0], "cka"],
+               "conv1_cca": s.loc[self.layers[0], "svcca"],
+               "head_cca": s.loc[head, "svcca"], "head_cca_hi": s.loc[head, "svcca hi"],
+               "head_cka": s.loc[head, "cka"],
+               "n_tasks": int(self.frame.task.nunique())}
+        if (self.frame.pair == FLOOR).any():
+            e = self._head_excess(pair)
+            floor = self.summary(FLOOR).loc[head]
+            out.update(head_floor=floor["svcca"], head_floor_hi=floor["svcca hi"],
+                       head_excess=e.mean, head_excess_lo=e.mean - e.ci95,
+                       head_excess_hi=e.mean + e.ci95)
+        return out
 
 
-def before_after(model, theta: Mapping[str, torch.Tensor], tasks: Task, inner: InnerLoop) -> BeforeAfter:
-    """[R] Fig 2: for each task, every layer's representation of the task's images (support and
-    query) under θ and under θ adapted on the support set, compared by :func:`similarity`."""
+def task_activations(model, theta: Mapping[str, torch.Tensor],
+                     t: Task) -> dict[str, torch.Tensor]:
+    """Every layer's activations of a task's support then query images, each set
+    normalised on its own (one forward per set), as adaptation and scoring normalise
+    them."""
+    s, q = activations(model, theta, t.x_support), activations(model, theta, t.x_query)
+    return {l: torch.cat([s[l], q[l]]) for l in s}
+
+
+def before_after(model, theta: Mapping[str, torch.Tensor], tasks: Task,
+                 inner: InnerLoop, unrelated: Sequence[Mapping[str, torch.Tensor]] = ()) -> BeforeAfter:
+    """[R] Fig 2: for each task, every layer's representation of the task's images
+    (support and query, :func:`task_activations`) under θ and under θ adapted on the
+    support set, compared by :func:`similarity`. With ``unrelated = (θ_a, θ_b)``, two
+    random-init networks of the same architecture (:func:`random_init`), the adapted
+    network is also compared with θ_a (pair ``"unrelated"``: the floor) and θ_b (pair
+    ``"null"``: the control), by the same code."""
     theta = detached(theta)
     p = next(iter(theta.values()))
     rows = []
     for i in range(len(tasks)):
         t = tasks[i].to(p.device, p.dtype)
         fast = detached(adapt(model, theta, t.x_support, t.y_support, replace(inner, first_order=True)))
-        x = torch.cat([t.x_support, t.x_query])
-        a0, a1 = activations(model, theta, x), activations(model, fast, x)
-        rows += [{"task": i, "layer": l, **similarity(a0[l], a1[l])} for l in a0]
+        a1 = task_activations(model, fast, t)
+        others = {INNER: task_activations(model, theta, t)}
+        if unrelated:
+            others[FLOOR], others[NULL] = (task_activations(model, detached(u), t)
+                                           for u in unrelated)
+        rows += [{"task": i, "layer": l, "pair": pair, **similarity(a0[l], a1[l])}
+                 for pair, a0 in others.items() for l in a0]
     return BeforeAfter(pd.DataFrame(rows), list(model.layer_names))
 
 
@@ -225,6 +347,15 @@ class NilComparison:
                 "head": {k: mean_ci95(self.head[k]).mean for k in self.head},
                 **interval_values("nil_diff", {k: paired_difference(self.nil[k], self.head[k]) for k in self.head}),
                 "others": {k: mean_ci95(v).mean for k, v in self.nil.items() if k not in self.head}}
+
+
+def nil_over_seeds(bodies: Mapping[str, tuple], heads: Mapping[str, torch.Tensor],
+                   tasks: Task, note: str = "") -> dict:
+    """R5 per seed: NIL on each body (``label → (model, θ)``) minus the same run with
+    its head (``heads[label]``, per-task accuracies on ``tasks``), as the record's
+    ``seeds``."""
+    nil = nil_scores(bodies, tasks)
+    return seeds_passing({k: paired_difference(nil[k], heads[k]) for k in bodies}, note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,18 +437,69 @@ def time_ratio(a: Callable[[], object], b: Callable[[], object], repeats: int = 
     return TimeRatio(statistics.median(ta), statistics.median(tb), ratio, lo, hi, repeats)
 
 
+def anil_query_loss_higher(model, tasks: Task, inner: InnerLoop, *,
+                           loss: str = "cross_entropy"
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """ANIL as the usual implementations write it (the body as a plain module, the head
+    wrapped by a generic inner-loop library), here with ``higher``: per task, the body
+    runs once on the support set and once on the query set (differentiably, so the
+    meta-gradient reaches it), and ``higher`` adapts the head module alone, so no inner
+    step touches the body. The same losses and accuracies as
+    :func:`mamlscope.inner.query_loss` with ``adapt="head"``."""
+    import higher
+
+    from .inner import _loss_fn, support_loss_fn
+
+    if inner.adapt != "head":
+        raise ValueError("anil_query_loss_higher adapts the head only; got "
+                         f"adapt={inner.adapt!r}.")
+    loss_fn, inner_loss = _loss_fn(loss), support_loss_fn(loss, inner.reduction)
+    body = model.layer_names[-2]
+    def pool(a):  # what the head reads of conv4, as Conv4.forward does
+        spatial = getattr(model, "spatial_mean", False)
+        return a.mean(dim=(-2, -1)) if spatial else a.flatten(1)
+
+    def detach(gs):
+        return [None if g is None else g.detach() for g in gs]
+
+    opt = torch.optim.SGD(model.head.parameters(), lr=inner.lr)
+    callback = detach if inner.first_order else None
+    out = []
+    for i in range(len(tasks)):
+        t = tasks[i]
+        fs = pool(model(t.x_support, return_activations=True)[1][body])
+        fq = pool(model(t.x_query, return_activations=True)[1][body])
+        ctx = higher.innerloop_ctx(model.head, opt, copy_initial_weights=False)
+        with ctx as (fhead, diffopt):
+            for _ in range(inner.steps):
+                diffopt.step(inner_loss(fhead(fs), t.y_support), grad_callback=callback)
+            out.append(loss_fn(fhead(fq), t.y_query))
+    losses, accs = zip(*out)
+    return torch.stack(losses), torch.stack(accs)
+
+
+def _query_loss(model, tasks: Task, inner: InnerLoop, loss: str, backend: str,
+                gamma: float = 0.0):
+    """The timed computation: the book's inner loop, or ``higher``'s (ANIL: head only).
+    """
+    from .inner import query_loss
+
+    if backend == "higher" and inner.adapt == "head" and not gamma:
+        return anil_query_loss_higher(model, tasks, inner, loss=loss)
+    return query_loss(model, tasks, inner, loss=loss, backend=backend,
+                      coherence_gamma=gamma)
+
+
 def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable[[], None]:
     """A closure doing one meta-training step of ``cfg`` (inner loop, query loss, backward to θ,
     Adam) on the fixed meta-batch ``batch``."""
-    from .inner import query_loss
-
     model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
     inner, batch = cfg.inner(train=True), batch.to(device, next(model.parameters()).dtype)
 
     def step():
-        losses, _ = query_loss(model, batch, inner, loss=cfg.loss, backend=backend,
-                               coherence_gamma=cfg.coherence_penalty)
+        losses, _ = _query_loss(model, batch, inner, cfg.loss, backend,
+                                cfg.coherence_penalty)
         opt.zero_grad(set_to_none=True)
         losses.mean().backward()
         opt.step()
@@ -327,29 +509,37 @@ def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable
 def adaptation(cfg, tasks: Task, backend: str = "func", device="cpu") -> Callable[[], None]:
     """A closure adapting ``cfg``'s test-time inner loop to every task of ``tasks`` and scoring
     the queries (no meta-gradient: first order, as at test time)."""
-    from .inner import query_loss
-
     model = init_model(cfg, device)
     inner, tasks = replace(cfg.inner(train=False), first_order=True), tasks.to(device, next(model.parameters()).dtype)
 
     def run():
-        query_loss(model, tasks, inner, loss=cfg.loss, backend=backend)
+        _query_loss(model, tasks, inner, cfg.loss, backend)
     return run
 
 
+CONTROL = "control: MAML / MAML"  # R2's control row of cost()
+
+
 def cost(maml_cfg, anil_cfg, batch: Task, test_tasks: Task, backends=("func", "higher"), repeats: int = 20,
-         device="cpu") -> dict[str, dict[str, TimeRatio]]:
+         device="cpu", control: bool = True) -> dict[str, dict[str, TimeRatio]]:
     """R2: MAML's over ANIL's seconds per meta-step (on ``batch``) and per test-time adaptation
     (of ``test_tasks``), for each inner-loop backend: ``{backend: {"training": r, "adaptation": r}}``.
     ``"func"`` computes ANIL's frozen body once per task (:func:`mamlscope.inner.frozen_prefix`);
-    ``"higher"`` runs the whole network at every inner step, as generic implementations do."""
+    ``"higher"`` runs MAML through ``higher`` and ANIL as usual implementations do
+    (:func:`anil_query_loss_higher`: the body once per set, ``higher`` on the head alone). With
+    ``control``, the row :data:`CONTROL`: MAML timed against a second MAML closure by the same
+    code (``"func"``), whose ratio is 1 by construction: R2's negative control."""
+    arms = {b: (maml_cfg, anil_cfg, b) for b in backends}
+    if control:
+        arms[CONTROL] = (maml_cfg, maml_cfg, "func")
     out = {}
-    for backend in backends:
-        out[backend] = {
-            "training": time_ratio(meta_step(maml_cfg, batch, backend, device), meta_step(anil_cfg, batch, backend, device),
-                                   repeats),
-            "adaptation": time_ratio(adaptation(maml_cfg, test_tasks, backend, device),
-                                     adaptation(anil_cfg, test_tasks, backend, device), repeats),
+    for name, (a, b, backend) in arms.items():
+        out[name] = {
+            "training": time_ratio(meta_step(a, batch, backend, device),
+                                   meta_step(b, batch, backend, device), repeats),
+            "adaptation": time_ratio(adaptation(a, test_tasks, backend, device),
+                                     adaptation(b, test_tasks, backend, device),
+                                     repeats),
         }
     return out
 
@@ -359,8 +549,10 @@ def cost_table(c: dict) -> pd.DataFrame:
                          for what in ("training", "adaptation")})
 
 
-def cost_values(c: dict, device) -> dict:
-    r = c["func"]
+def cost_values(c: dict, device, row: str = "func") -> dict:
+    """What R2's rule reads, from ``c[row]`` (``"func"``: the measurement;
+    :data:`CONTROL`: its control)."""
+    r = c[row]
     return {"train": r["training"].ratio, "train_lo": r["training"].lo, "train_hi": r["training"].hi,
             "adapt": r["adaptation"].ratio, "adapt_lo": r["adaptation"].lo, "adapt_hi": r["adaptation"].hi,
             "device": str(device)}

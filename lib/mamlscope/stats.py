@@ -14,11 +14,23 @@ its own.
                               single run is compared with our seeds by this, not by the
                               interval of our mean
 ``paired_difference(a, b)``   mean of per-task a − b ± 95% CI (same tasks)
+``excess_over_floor(s, s0)``  (s − s₀)/(1 − s₀): a similarity rescaled so that its null floor
+                              (unrelated representations) is 0 and identity 1
 ``interval_values(name, s)``  {name, name_lo, name_hi} of Scores: what rules read
 ``bootstrap_ratio(m, i)``     mean(inner)/mean(meta), percentile bootstrap over units
 ``median_ratio(a, b)``        ratio of medians of two timings, percentile bootstrap
+``ratio_over_units(n, d)``    mean of per-unit ratios n_u/d_u (a shared d: the ratio of
+                              means) with its t interval over units
+``relative_drift(y)``         |median(2nd half) − median(1st half)| / median: levelled off?
 ``rank_correlation(x, y)``    Spearman's ρ with a percentile bootstrap → :class:`Correlation`
+``rank_correlation_difference``  ρ(x, y) − ρ(z, y), paired bootstrap (a signal against a
+                              control: step counter, support loss)
+``peak_drop_null(se)``        the drop after a peak that a flat, noisy curve shows (its bias)
+``grouped_pairwise_mean(h)``  E[hᵢᵀhⱼ] with a jackknife over groups (tasks)
 ``over_seeds(values, passes)`` per-seed values → mean, t interval, how many seeds pass
+``log_depth_slope(values)``    per row, the least-squares slope of log(value) on layer index
+``window_rise(curves, steps)``  fitted rise of learning curves over the last 40% of training,
+                              with its t interval → :class:`Rise` (has a curve levelled off?)
 ============================  ==================================================================
 """
 from __future__ import annotations
@@ -88,6 +100,20 @@ def interval_values(name: str, scores: Mapping[str, Score]) -> dict:
     (label → :class:`Score`): what the rules' checks read."""
     return {name: {k: s.mean for k, s in scores.items()}, f"{name}_lo": {k: s.mean - s.ci95 for k, s in scores.items()},
             f"{name}_hi": {k: s.mean + s.ci95 for k, s in scores.items()}}
+
+
+def excess_over_floor(s, floor) -> np.ndarray:
+    """``(s − s₀)/(1 − s₀)`` elementwise: a similarity ``s`` (≤ 1) rescaled by its null floor
+    ``s₀`` (the same measure on unrelated representations of the same size, paired with ``s``),
+    so that 0 means "as similar as unrelated representations" and 1 "identical". CCA and CKA have
+    a positive floor at a small number of examples; a threshold on ``s`` alone ignores it."""
+    s, floor = np.asarray(s, dtype=float), np.asarray(floor, dtype=float)
+    if s.shape != floor.shape:
+        raise ValueError(f"excess_over_floor pairs each similarity with its floor; got shapes {s.shape} "
+                         f"and {floor.shape}.")
+    if np.any(floor >= 1):
+        raise ValueError("a floor of 1 leaves nothing to exceed (the null representations are identical).")
+    return (s - floor) / (1 - floor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,6 +202,26 @@ def bootstrap_ratio(meta: np.ndarray, inner: np.ndarray, *, resamples: int = 200
     return est, float(lo), float(hi)
 
 
+def ratio_over_units(num: Sequence[float], den, level: float = 0.95) -> tuple[float, float, float]:
+    """Per-unit ratios ``num_u / den_u`` (``den`` one number shared by every unit, or one per
+    unit), their mean and its t interval over units (:func:`t_interval`). With a shared ``den``
+    the mean is the ratio of means, so estimate and interval come from the same units."""
+    r = np.asarray(num, float) / np.broadcast_to(np.asarray(den, float), np.shape(num))
+    return t_interval(r.ravel().tolist(), level)
+
+
+def relative_drift(y: Sequence[float]) -> float:
+    """How far a series still moves, robustly: |median(second half) − median(first half)| /
+    median(all), halves of ⌊n/2⌋ points (the middle point of an odd series is in neither half).
+    0 for a level series; one or two outliers barely move it."""
+    y = np.asarray(y, float)
+    h = len(y) // 2
+    if h < 1:
+        raise ValueError("relative_drift needs at least two points.")
+    mid = float(np.median(y))
+    return abs(float(np.median(y[-h:]) - np.median(y[:h]))) / mid if mid > 0 else 0.0
+
+
 def median_ratio(ta: Sequence[float], tb: Sequence[float], *, resamples: int = 2000, seed: int = 0
                  ) -> tuple[float, float, float]:
     """median(ta) / median(tb) with a 95% percentile bootstrap interval (each timing resampled
@@ -226,3 +272,132 @@ def rank_correlation(x, y, *, n_resamples: int = 4000, level: float = 0.95, seed
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a]) if len(boot) else (math.nan, math.nan)
     return Correlation(rho, float(lo), float(hi), n)
+
+
+# --------------------------------------------------------------------------------------------
+# Has a learning curve levelled off?
+# --------------------------------------------------------------------------------------------
+class Rise(NamedTuple):
+    rise: float  # the fitted change over the window (slope × the window's length)
+    lo: float    # its t interval (NaN without a residual degree of freedom)
+    hi: float
+    n: int       # points in the window (over all curves)
+
+
+def window_rise(curves: Mapping[object, Mapping[int, float]], total_steps: int,
+                last_fraction: float = 0.4, level: float = 0.95) -> Rise:
+    """How much a learning curve still rises over the last ``last_fraction`` of training.
+
+    ``curves``: curve (e.g. seed) → {step: value}. The points at steps ≥ (1 − last_fraction) ·
+    total_steps are fitted by least squares with one intercept per curve and a common slope;
+    the result is slope × window length with its t interval (df = points − curves − 1). A
+    curve that has levelled off gives a rise near 0 with an interval that contains it."""
+    start = (1 - last_fraction) * total_steps
+    xs, ys, groups = [], [], []
+    for g, (_, curve) in enumerate(curves.items()):
+        for step, value in curve.items():
+            if int(step) >= start:
+                xs.append(float(step)), ys.append(float(value)), groups.append(g)
+    x, y, grp = np.array(xs), np.array(ys), np.array(groups, dtype=int)
+    n, k = len(x), len(curves)
+    if n == 0:
+        return Rise(math.nan, math.nan, math.nan, 0)
+    # within-curve centring removes each curve's intercept
+    xc, yc = x.copy(), y.copy()
+    for g in np.unique(grp):
+        xc[grp == g] -= x[grp == g].mean()
+        yc[grp == g] -= y[grp == g].mean()
+    sxx = float((xc ** 2).sum())
+    if sxx == 0:
+        return Rise(math.nan, math.nan, math.nan, n)
+    slope = float((xc * yc).sum() / sxx)
+    length = total_steps - start
+    df = n - len(np.unique(grp)) - 1
+    if df < 1:
+        return Rise(slope * length, math.nan, math.nan, n)
+    resid = yc - slope * xc
+    se = math.sqrt(float((resid ** 2).sum()) / df / sxx)
+    half = float(_scipy.t.ppf(0.5 + level / 2, df)) * se
+    return Rise(slope * length, (slope - half) * length, (slope + half) * length, n)
+
+
+def rank_correlation_difference(x, z, y, *, n_resamples: int = 4000, level: float = 0.95, seed: int = 0,
+                                min_points: int = 4) -> Correlation:
+    """ρ(x, y) − ρ(z, y): does signal ``x`` follow curve ``y`` better than a control ``z`` (a
+    step counter, the support loss) does? Paired percentile bootstrap: each resample draws the
+    same checkpoints for both correlations (resamples where either is undefined are dropped).
+    ``rho`` of the result is the difference; NaN with fewer than ``min_points`` checkpoints."""
+    x, z, y = (np.asarray(a, float) for a in (x, z, y))
+    n = len(x)
+    if n < min_points:
+        return Correlation(math.nan, math.nan, math.nan, n)
+    diff = float(spearman_rows(x[None], y[None])[0] - spearman_rows(z[None], y[None])[0])
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    boot = spearman_rows(x[idx], y[idx]) - spearman_rows(z[idx], y[idx])
+    boot = boot[~np.isnan(boot)]
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boot, [a, 1 - a]) if len(boot) else (math.nan, math.nan)
+    return Correlation(diff, float(lo), float(hi), n)
+
+
+def smoothed_peak_drop(v, window: int = 3) -> tuple[int, float, float]:
+    """Where a curve peaks and how far it falls: smooth ``v`` with a centred moving average over
+    ``window`` points (fewer at the ends), take the highest smoothed point ``i`` and its drop to
+    the mean of the last ``window`` points. Returns ``(i, smoothed[i], drop)``."""
+    v = np.asarray(v, float)
+    n, h = len(v), window // 2
+    sm = np.array([v[max(0, i - h):min(n, i + h + 1)].mean() for i in range(n)])
+    i = int(np.argmax(sm))
+    return i, float(sm[i]), float(sm[i] - v[-window:].mean())
+
+
+def peak_drop_null(se, window: int = 3, *, n_sim: int = 4000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float]:
+    """The drop :func:`smoothed_peak_drop` finds on a curve that does *not* drop: a flat curve
+    plus independent normal noise with the checkpoints' standard errors ``se``. The maximum over
+    noisy checkpoints is biased upward, so a drop is meta-overfitting only beyond this null.
+    Returns the null drop's mean (the bias) and its ``level`` quantile (Monte Carlo)."""
+    se = np.asarray(se, float)
+    noise = np.random.default_rng(seed).standard_normal((n_sim, len(se))) * se
+    n, h = len(se), window // 2
+    csum = np.concatenate([np.zeros((n_sim, 1)), np.cumsum(noise, axis=1)], axis=1)
+    lo, hi = np.maximum(np.arange(n) - h, 0), np.minimum(np.arange(n) + h + 1, n)
+    sm = (csum[:, hi] - csum[:, lo]) / (hi - lo)
+    drops = sm.max(axis=1) - noise[:, -window:].mean(axis=1)
+    return float(drops.mean()), float(np.quantile(drops, level))
+
+
+def grouped_pairwise_mean(h) -> tuple[float, float]:
+    """Mean inner product ``E_{i≠j}[hᵢᵀhⱼ]`` over all distinct pairs of the ``K·n`` vectors of
+    ``h`` (``K`` groups — tasks — of ``n`` vectors each, ``(K, n, d)``), with a jackknife
+    standard error that leaves out one *group* at a time (the vectors of one task are not
+    independent). Exact and without the ``(Kn)²`` Gram matrix: Σ_{i≠j} hᵢᵀhⱼ = ‖Σh‖² − Σ‖h‖²."""
+    h = torch.as_tensor(h).double()
+    k, n = h.shape[0], h.shape[1]
+    h = h.reshape(k, n, -1)
+    s_k, q_k = h.sum(1), (h ** 2).sum((1, 2))       # per group: Σh, Σ‖h‖²
+    s, q, big = s_k.sum(0), q_k.sum(), k * n
+    mean = float((s @ s - q) / (big * (big - 1)))
+    if k < 2:
+        return mean, math.nan
+    rest = s[None] - s_k
+    m = big - n
+    loo = (((rest ** 2).sum(1) - (q - q_k)) / (m * (m - 1))).numpy()
+    se = math.sqrt((k - 1) / k * ((loo - loo.mean()) ** 2).sum())
+    return mean, se
+
+
+# --------------------------------------------------------------------------------------------
+# Depth profiles: how fast a per-layer quantity grows with depth
+# --------------------------------------------------------------------------------------------
+def log_depth_slope(values, floor: float = 1e-12) -> np.ndarray:
+    """Per row of ``values (n_units, n_layers)`` (positive per-layer quantities, e.g. RSA
+    dissimilarities), the least-squares slope of ``log(max(value, floor))`` on the layer index
+    0, 1, …: ``Σ (ℓ − ℓ̄)(log v_ℓ − mean) / Σ (ℓ − ℓ̄)²``. Scale-free: multiplying a row by a
+    constant leaves its slope unchanged, so the slopes of two arms compare how *concentrated in
+    the later layers* their changes are, not how large. A 1-D input is one row."""
+    v = np.atleast_2d(np.asarray(values, dtype=float))
+    depth = np.arange(v.shape[1], dtype=float)
+    depth -= depth.mean()
+    logs = np.log(np.maximum(v, floor))
+    return (logs - logs.mean(1, keepdims=True)) @ depth / float((depth ** 2).sum())

@@ -64,7 +64,7 @@ def gram_linear(x) -> torch.Tensor:
     return x @ x.T
 
 
-RBF_MEDIANS = ("all", "pairs")
+RBF_MEDIANS = ("all", "pairs", "nonzero")
 
 
 def gram_rbf(x, sigma_frac: float = 0.5, median: str = "all") -> torch.Tensor:
@@ -77,12 +77,17 @@ def gram_rbf(x, sigma_frac: float = 0.5, median: str = "all") -> torch.Tensor:
       the ``n`` zeros of the diagonal included;
     * ``median="pairs"`` — ``σ = sigma_frac · median_{i<j} ‖x_i − x_j‖`` over the ``n(n−1)/2``
       distinct pairs (the two middle values averaged when their number is even). Slightly larger
-      than the released code's, so CKA values differ a little.
+      than the released code's, so CKA values differ a little;
+    * ``median="nonzero"`` — as in Goerttler & Obermayer's released ``cka.py`` [G] (taken from
+      another public CKA implementation), with ``sigma_frac=1``: ``σ² = sigma_frac² ·
+      median{‖x_i − x_j‖² ≠ 0}``, the median of the non-zero squared distances of the full
+      ``n × n`` matrix (the diagonal and coincident pairs left out).
     """
     if not sigma_frac > 0:
         raise ValueError(f"sigma_frac must be positive, got {sigma_frac}")
     if median not in RBF_MEDIANS:
-        raise ValueError(f"median={median!r}; use 'all' (Kornblith et al.'s code) or 'pairs'")
+        raise ValueError(f"median={median!r}; use 'all' (Kornblith et al.'s code), 'pairs' or "
+                         "'nonzero' ([G]'s code)")
     x = flatten_examples(x, name="x", min_examples=2)
     x = x - x.mean(dim=0, keepdim=True)
     g = x @ x.T
@@ -91,6 +96,12 @@ def gram_rbf(x, sigma_frac: float = 0.5, median: str = "all") -> torch.Tensor:
     d2.fill_diagonal_(0.0)
     if median == "all":
         sigma2 = sigma_frac**2 * _median(d2.flatten())
+    elif median == "nonzero":
+        nonzero = d2.flatten()
+        nonzero = nonzero[nonzero != 0]
+        if nonzero.numel() == 0:
+            raise ValueError("RBF bandwidth is zero: every example pair coincides")
+        sigma2 = sigma_frac**2 * _median(nonzero)
     else:
         i, j = torch.triu_indices(*d2.shape, offset=1, device=d2.device)
         sigma2 = (sigma_frac * _median(d2[i, j].sqrt())) ** 2
