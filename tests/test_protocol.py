@@ -132,3 +132,11 @@ def test_the_rule_rejects_its_recorded_control_and_fails_without_its_decisive_ch
     for check in rule.decisive:
         failed = _fail(failed, check)
     assert rule.judge(failed)[0] == "not reproduced"
+
+
+def test_a_control_that_could_not_be_measured_is_not_a_rejected_one(claim):
+    """NaN fails every comparison: without this, an unmeasured control would look rejected."""
+    r = claims.judge("T1", {"gain_lo": 0.05, "plane_gain_lo": 0.02}, "smoke",
+                     null_values={"gain_lo": float("nan"), "plane_gain_lo": -0.2})
+    assert r.null_verdict == "inconclusive" and r.verdict == "inconclusive"
+    assert "does not reject its control" in r.precondition

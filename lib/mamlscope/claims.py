@@ -607,7 +607,7 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
             return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, "inconclusive",
                                c.rule_text(), values, {}, precondition, **extra)
     verdict, outcomes = c.rule.judge(values)
-    if protocol and extra["null_verdict"] in results.VERDICTS[:2]:
+    if protocol and extra["null_verdict"] != results.VERDICTS[2]:
         precondition = "; ".join(filter(None, [precondition, f"the rule does not reject its control "
                                                f"({c.rule.control}: {extra['null_verdict']})"]))
         verdict = "inconclusive"

@@ -22,6 +22,7 @@ verdict of a profile without re-running anything.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import os
 from dataclasses import asdict, dataclass, field
@@ -172,7 +173,13 @@ class Protocol:
         return verdict, {**decisive, **secondary}
 
     def judge_control(self, null_values: Mapping) -> str:
-        """The rule's verdict on the control's values; it must be *not reproduced*."""
+        """The rule's verdict on the control's values; it must be *not reproduced*. A control
+        value the rule reads that is NaN (not measurable, e.g. an interval over one unit) fails
+        every comparison and would look rejected: the verdict is then *inconclusive*."""
+        for c in (*self.decisive, *self.secondary):
+            keys = [c.key] + ([c.threshold] if isinstance(c.threshold, str) else [])
+            if any(math.isnan(x) for k in keys for x in _elements(lookup(null_values, k)).values()):
+                return VERDICTS[3]
         return self.judge(null_values)[0]
 
 
