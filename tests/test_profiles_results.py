@@ -133,7 +133,7 @@ def test_verdict_table(results_dir):
     b = claims.record("F2", {"mean": 0.958, "ci95": 0.004, "n_tasks": 600}, "smoke")
     table = claims.verdict_table([a, b])
     assert list(table.index) == ["F1", "F2"] and list(table.columns) == ["measured", "paper", "verdict"]
-    assert table.loc["F2", "verdict"] == "reproduced" and table.loc["F1", "measured"] == "96.0 ± 0.4% (600 tasks)"
+    assert table.loc["F2", "verdict"] == "reproduced" and table.loc["F1", "measured"] == ("96.0 ± 0.4% (600 tasks); error rate 4.0%, 3.1× the paper's")
 
 
 def test_alternative_recipe_swaps_loss_and_network_only():

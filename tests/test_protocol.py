@@ -113,7 +113,15 @@ def _records():
     return {p.stem: json.loads(p.read_text()) for p in sorted(BOOK.glob("*.json"))}
 
 
-@pytest.mark.parametrize("claim_id", JUDGED_BY_CHECKS)
+# Rules whose recorded control passes them: the claim is recorded *inconclusive* ("the rule does
+# not reject its control") and the rule is not ready. Strict: the test fails once one is fixed.
+NOT_READY = {"G3": "a random step of the same per-tensor norms gives a conv4 plateau (0.084) inside the "
+                   "band [0.05, 0.2]: the plateau's size follows from the step size, not from what "
+                   "meta-training learns; a contrast with the control needs a rule registered before a run"}
+
+
+@pytest.mark.parametrize("claim_id", [pytest.param(c, marks=pytest.mark.xfail(reason=NOT_READY[c], strict=True))
+                                      if c in NOT_READY else c for c in JUDGED_BY_CHECKS])
 def test_the_rule_rejects_its_recorded_control_and_fails_without_its_decisive_checks(claim_id):
     """On the book's own record: the rule gives neither *reproduced* nor *partly* on the control's
     values, and *not reproduced* when every decisive check fails (whatever the secondary say)."""
@@ -128,6 +136,7 @@ def test_the_rule_rejects_its_recorded_control_and_fails_without_its_decisive_ch
     assert record["decisive"] == rule.decisive_names
     assert rule.judge_control(record["null_values"]) not in ("reproduced", "partly")
     assert record["null_verdict"] == rule.judge_control(record["null_values"])
+    assert record["verdict"] in ("not reproduced", "inconclusive") or record["null_verdict"] == "not reproduced"
     failed = record["values"]
     for check in rule.decisive:
         failed = _fail(failed, check)
@@ -140,3 +149,10 @@ def test_a_control_that_could_not_be_measured_is_not_a_rejected_one(claim):
                      null_values={"gain_lo": float("nan"), "plane_gain_lo": -0.2})
     assert r.null_verdict == "inconclusive" and r.verdict == "inconclusive"
     assert "does not reject its control" in r.precondition
+
+
+@pytest.mark.parametrize("claim_id", sorted(NOT_READY))
+def test_a_rule_that_does_not_reject_its_control_leaves_its_claim_inconclusive(claim_id):
+    record = _records()[claim_id]
+    assert record["null_verdict"] in ("reproduced", "partly") and record["verdict"] == "inconclusive"
+    assert "does not reject its control" in record["precondition"] or "FAILS" in record["precondition"]
