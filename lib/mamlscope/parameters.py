@@ -32,6 +32,7 @@ MINIMUM: dict[str, int] = {
     "features_pool": 10,
     "n_tasks": 1,
     "eval_task": 0,
+    "n_ratio_tasks": 2,       # G4/G5's t intervals over tasks need two
 }
 
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
