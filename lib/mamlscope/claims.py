@@ -166,6 +166,13 @@ def _pts(v: Mapping, name: str) -> str:
     return f"{100 * v[name]:+.1f} [{100 * v[name + '_lo']:+.1f}, {100 * v[name + '_hi']:+.1f}]"
 
 
+def _per_seed(v: Mapping, key: str, label: str) -> str:
+    """``"; <label>: +x, +y, …"`` (signed points per seed) when ``v`` has ``key``, else ""."""
+    if key not in v:
+        return ""
+    return f"; {label}: " + ", ".join(f"{100 * d:+.1f}" for d in v[key].values())
+
+
 def _beats_controls(what: str) -> tuple[Check, ...]:
     return (Check(f"{what} beats raw pixels: 95% CI of the paired 5-NN gain above +2 points",
                   "gain_raw_lo", ">", _A_MARGIN),
@@ -191,9 +198,7 @@ def _features_pair(claim_id: str, statement: str, where: str, control: str, per_
                                      f"{100 * v['random']:.1f}%); MAML − supervised {_pts(v, 'diff')}, MAML − raw "
                                      f"pixels {_pts(v, 'gain_raw')}, MAML − random init {_pts(v, 'gain_random')} "
                                      f"points ({v['pool']} points, paired)"
-                                     + ("; per supervised seed: " + ", ".join(f"{100 * d:+.1f}" for d in
-                                                                              v["seed_diff"].values())
-                                        if "seed_diff" in v else "")))
+                                     + _per_seed(v, "seed_diff", "per supervised seed")))
 
 
 def _a1_measured(v: Mapping) -> str:
@@ -202,9 +207,7 @@ def _a1_measured(v: Mapping) -> str:
             f"pixels {_pts(v, 'gain_raw')}, over random init {_pts(v, 'gain_random')} points; t-SNE plane "
             f"{100 * v['sup_tsne']:.1f}% (raw pixels' {100 * v['raw_tsne']:.1f}%), gain {_pts(v, 'gain_raw_tsne')} "
             f"points; PCA plane {100 * v['sup_pca']:.1f}%"
-            + ("; 64-d gain over raw pixels per seed: " + ", ".join(f"{100 * d:+.1f}" for d in
-                                                                  v["seed_gain_raw"].values())
-               if "seed_gain_raw" in v else ""))
+            + _per_seed(v, "seed_gain_raw", "64-d gain over raw pixels per seed"))
 
 
 def _a1a_measured(v: Mapping) -> str:
