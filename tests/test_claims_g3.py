@@ -115,6 +115,24 @@ def test_meta_change_median_plateau_robust_drift_and_control():
     assert mc.plateau() == pytest.approx([0.1, 0.1]) and mc.drift() == pytest.approx([0.0, 0.0])
     assert mc.window == (600, 1200)
     assert mc.claim_values(null=True)["plateau_last"] == pytest.approx(0.3)
+    assert np.isnan(mc.claim_values(null=True)["excess_last_lo"])  # no second draw
+
+
+def test_meta_change_contrast_with_the_random_step_is_a_t_interval_of_log_ratios():
+    grid = list(range(0, 1300, 100))
+    rng = np.random.default_rng(0)
+    d = np.exp(rng.normal(np.log(0.2), 0.1, (12, 2)))
+    null = np.exp(rng.normal(np.log(0.1), 0.1, (12, 2)))
+    null2 = null * np.exp(np.where(np.arange(12)[:, None] % 2, 0.1, -0.1))  # same level, ± noise
+    mc = R.MetaChange(grid, ["conv1", "conv4"], {"correlation": d}, {"correlation": null},
+                      null2={"correlation": null2})
+    logs = np.log(d[6:, 1]) - np.log(null[6:, 1])
+    half = sps.t.ppf(0.975, 5) * logs.std(ddof=1) / np.sqrt(6)
+    v = mc.claim_values()
+    assert v["excess_last"] == pytest.approx(logs.mean())
+    assert v["excess_last_lo"] == pytest.approx(logs.mean() - half) and v["excess_last_lo"] > 0
+    n = mc.claim_values(null=True)  # the control against its second draw straddles 0
+    assert n["excess_last_lo"] < 0 < n["excess_last_hi"]
 
 
 def test_learning_collapse_reads_the_logged_curve():
@@ -131,18 +149,24 @@ def test_learning_collapse_reads_the_logged_curve():
 
 
 # ---- the rules --------------------------------------------------------------------------------
-def _g3(plateau_last=0.12, drift=0.1):
+def _g3(plateau_last=0.12, drift=0.1, excess_lo=0.3):
     return {"metric": "correlation", "plateau": {}, "plateau_first": 0.001,
             "plateau_last": plateau_last, "last_layer": "conv4", "drift_last": drift,
-            "delta": 250, "steps": 3000}
+            "delta": 250, "steps": 3000, "excess_last": excess_lo + 0.2,
+            "excess_last_lo": excess_lo, "excess_last_hi": excess_lo + 0.4}
 
 
 def test_g3_rule():
     assert claims.judge("G3", _g3(), "smoke", null_values=_g3(0.6)).verdict == "reproduced"
     r = claims.judge("G3", _g3(0.45), "smoke", null_values=_g3(0.6))
     assert r.verdict == "not reproduced" and r.decisive and r.null_verdict == "not reproduced"
-    # a null at the same level: the rule cannot tell them apart
+    # a null at the same level that also beats a second null draw: the rule cannot tell them apart
     assert claims.judge("G3", _g3(), "smoke", null_values=_g3(0.11)).verdict == "inconclusive"
+    # the plateau in the band, but no more change than random steps of the same size make
+    r = claims.judge("G3", _g3(excess_lo=-0.1), "smoke", null_values=_g3(0.11, excess_lo=-0.4))
+    assert r.verdict == "not reproduced" and r.null_verdict == "not reproduced"
+    # the control at the plateau's level: rejected by the contrast with its second draw
+    assert claims.judge("G3", _g3(), "smoke", null_values=_g3(0.11, excess_lo=-0.4)).verdict == "reproduced"
     r = claims.judge("G3", _g3(drift=0.7), "smoke", null_values=_g3(0.6))
     assert r.verdict == "inconclusive" and "FAILS" in r.precondition
 

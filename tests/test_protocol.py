@@ -115,9 +115,7 @@ def _records():
 
 # Rules whose recorded control passes them: the claim is recorded *inconclusive* ("the rule does
 # not reject its control") and the rule is not ready. Strict: the test fails once one is fixed.
-NOT_READY = {"G3": "a random step of the same per-tensor norms gives a conv4 plateau (0.084) inside the "
-                   "band [0.05, 0.2]: the plateau's size follows from the step size, not from what "
-                   "meta-training learns; a contrast with the control needs a rule registered before a run"}
+NOT_READY: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("claim_id", [pytest.param(c, marks=pytest.mark.xfail(reason=NOT_READY[c], strict=True))

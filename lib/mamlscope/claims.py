@@ -298,14 +298,20 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
               decisive=(Check("conv4 plateau ≥ 0.05 (≈ 0.1 within 2×)",
                               "plateau_last", ">=", 0.05),
                         Check("conv4 plateau ≤ 0.2 (≈ 0.1 within 2×)",
-                              "plateau_last", "<=", 0.2)),
+                              "plateau_last", "<=", 0.2),
+                        Check("conv4 changes more under meta-training's steps than under "
+                              "random steps of their sizes: log ratio per interval of the "
+                              "second half, 95% t CI above 0",
+                              "excess_last_lo", ">", 0)),
               control="each meta-training interval's change of θ replaced by a random "
                       "step of the same per-tensor norms, from the same θ_t, on the same "
-                      "inputs"),
+                      "inputs (the contrast: against a second such draw)"),
           measured=lambda v: (
               f"plateau (median over the second half) conv1 {v['plateau_first']:.3f}, "
               f"{v['last_layer']} {v['plateau_last']:.3f}, {v['last_layer']} drift "
-              f"{100 * v['drift_last']:.0f}% (Δ = {v['delta']} of {v['steps']} steps; "
+              f"{100 * v['drift_last']:.0f}%, log(change / random step's) "
+              f"{v['excess_last']:+.2f} [{v['excess_last_lo']:+.2f}, "
+              f"{v['excess_last_hi']:+.2f}] (Δ = {v['delta']} of {v['steps']} steps; "
               f"{v['metric']} RDMs)" + _collapse_text(v))),
     Claim("G4", "The inner loop, even a single step, changes representations more than "
                 "meta-training does between checkpoints, in every layer, the early ones "

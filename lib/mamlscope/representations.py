@@ -534,6 +534,7 @@ class MetaChange:
     d: dict[str, np.ndarray]  # metric → (len(grid) − 1, n_layers)
     null: dict[str, np.ndarray] | None = None  # same shape: matched random steps
     collapse: dict | None = None  # learning_collapse over the plateau window
+    null2: dict[str, np.ndarray] | None = None  # a second, independent draw of the control
 
     @property
     def delta(self) -> int:
@@ -561,12 +562,29 @@ class MetaChange:
         late = self._d(metric, null)[self.half:]
         return np.array([relative_drift(y) for y in late.T])
 
+    def excess(self, metric: str = METRICS[0], null: bool = False) -> np.ndarray:
+        """Per layer, log(change / control's change) per interval of the second half, with
+        its t interval over those intervals: rows (mean, lo, hi). Above 0: meta-training's
+        steps move the representation more than random steps of the same per-tensor sizes
+        from the same θ. ``null=True``: the control against its second draw (``null2``),
+        which should straddle 0."""
+        if self.null is None:
+            raise ValueError("no control measured (null is None).")
+        a, b = (self.null, self.null2) if null else (self.d, self.null)
+        if b is None:
+            return np.full((3, len(self.layers)), np.nan)
+        floor = 1e-12
+        logs = np.log(np.maximum(a[metric][self.half:], floor)) \
+            - np.log(np.maximum(b[metric][self.half:], floor))
+        return np.array([t_interval(col) for col in logs.T]).T
+
     def table(self) -> pd.DataFrame:
         cols = {}
         for m in self.d:
             cols[f"plateau ({m})"] = self.plateau(m)
             if self.null is not None:
                 cols[f"control: plateau ({m})"] = self.plateau(m, null=True)
+                cols[f"log(change / control) ({m})"] = self.excess(m)[0]
             cols[f"relative drift ({m})"] = self.drift(m)
         return pd.DataFrame(cols, index=self.layers).round(4)
 
@@ -580,6 +598,10 @@ class MetaChange:
                   "last_layer": last, "drift_last": float(drift[j]), "delta": self.delta,
                   "steps": self.grid[-1], "window": list(self.window),
                   "series_last": self._d(metric, null)[:, j].tolist(), "grid": self.grid}
+        if self.null is not None:
+            mean, lo, hi = self.excess(metric, null)[:, j]
+            values.update(excess_last=float(mean), excess_last_lo=float(lo),
+                          excess_last_hi=float(hi))
         if self.collapse is not None:
             values["collapse"] = self.collapse
         for other in self.d:
@@ -600,13 +622,17 @@ def meta_change(run, x: torch.Tensor, device="cpu", metrics=METRICS,
     thetas = {s: _theta(run, s, device) for s in grid}
     acts = {s: activations(model, thetas[s], x) for s in grid}
     gen = torch.Generator().manual_seed(seed)
-    pairs, null = [], []
+    pairs, null, null2 = [], [], []
     for a, b in zip(grid[:-1], grid[1:]):
         pairs.append(_dissimilarities(acts[a], acts[b], metrics))
         moved = matched_perturbation(thetas[a], thetas[b], gen)
         null.append(_dissimilarities(acts[a], activations(model, moved, x), metrics))
+    for a, b in zip(grid[:-1], grid[1:]):  # after the first draws: those stay as they were
+        moved = matched_perturbation(thetas[a], thetas[b], gen)
+        null2.append(_dissimilarities(acts[a], activations(model, moved, x), metrics))
     stack = lambda rows: {m: np.array([p[m] for p in rows]) for m in metrics}  # noqa: E731
-    mc = MetaChange(grid, list(model.layer_names), stack(pairs), stack(null))
+    mc = MetaChange(grid, list(model.layer_names), stack(pairs), stack(null),
+                    null2=stack(null2))
     mc.collapse = learning_collapse(run, *mc.window)
     return mc
 
