@@ -9,6 +9,8 @@ same registry, so a statement or a rule lives in one place only.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -627,8 +629,14 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
 def record(claim_id: str, values: Mapping, profile: str, root=None, null_values: Mapping | None = None,
            seeds: Mapping | None = None) -> ClaimResult:
     """Judge ``claim_id`` on ``values`` (and its control on ``null_values``) with its registered
-    rule and write the result for the scorecard (:func:`mamlscope.results.write`)."""
-    return results.write(judge(claim_id, values, profile, null_values, seeds), root)
+    rule and write the result for the scorecard (:func:`mamlscope.results.write`), with what a
+    recorded replica (another seed of the model, :mod:`mamlscope.replicate`) says about it."""
+    from . import replicate
+
+    result = judge(claim_id, values, profile, null_values, seeds)
+    result = dataclasses.replace(result, replication=replicate.attach(claim_id, result.verdict,
+                                                                      profile, root))
+    return results.write(result, root)
 
 
 def verdict_table(records: list[ClaimResult]):
@@ -644,9 +652,13 @@ def rejudge(profile: str, root=None) -> list[dict]:
     control values) with the rule registered now, as a reader can. One row per claim: the
     recorded verdict, the verdict now, and whether they and the rule's text agree; a row that
     disagrees means a rule changed without its chapter being re-executed."""
+    records = [("", r) for r in results.load_all(profile, root)]
+    for d in sorted((results.results_root(root) / profile / "replicas").glob("seed*")):
+        records += [(f" ({d.name})", results.ClaimResult(**json.loads(p.read_text())))
+                    for p in sorted(d.glob("*.json")) if p.name != "replication.json"]
     rows = []
-    for r in results.load_all(profile, root):
-        row = {"claim": r.claim, "recorded": r.verdict, "now": "", "same verdict": False, "same rule": False,
+    for tag, r in records:
+        row = {"claim": r.claim + tag, "recorded": r.verdict, "now": "", "same verdict": False, "same rule": False,
                "control": r.null_verdict or "—"}
         try:
             now = judge(r.claim, r.values, profile, null_values=r.null_values if r.control else None,
@@ -678,7 +690,7 @@ def main(argv=None) -> int:
     for r in rows:
         differs = [what for what, same in (("verdict", r["same verdict"]), ("rule text", r["same rule"])) if not same]
         flag = f"   ← differs ({', '.join(differs)})" if differs else ""
-        print(f"{r['claim']:4s} recorded {r['recorded']:15s} now {r['now']:15s} control {r['control']}{flag}")
+        print(f"{r['claim']:12s} recorded {r['recorded']:15s} now {r['now']:15s} control {r['control']}{flag}")
     print(f"\n{len(rows) - len(bad)} of {len(rows)} records of profile {args.profile} re-judge to their verdict "
           "under the rules registered now" + ("." if not bad else f"; {len(bad)} differ (re-execute their chapters)."))
     return 1 if bad else 0

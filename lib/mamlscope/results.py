@@ -245,6 +245,7 @@ class ClaimResult:
     null_values: dict = field(default_factory=dict)  # the control's values, under the rule's keys
     null_verdict: str = ""                           # the rule's verdict on them (must not pass)
     seeds: dict = field(default_factory=dict)        # {"n", "passing", "values"} where seeds replicate
+    replication: dict = field(default_factory=dict)  # another seed's verdict (mamlscope.replicate)
 
 
 def results_root(root=None) -> Path:

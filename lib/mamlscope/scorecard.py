@@ -67,19 +67,27 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
                              verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
                              control=r.control, null_verdict=r.null_verdict,
-                             seeds=seeds_text(r.seeds), precondition=r.precondition))
+                             seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def seeds_text(seeds: dict) -> str:
+def seeds_text(seeds: dict, replication: dict | None = None) -> str:
     """``"2/3"`` (seeds passing / seeds) from a record's ``seeds``; ``"1 (why)"`` for one seed
-    with a note; "" when the record says nothing about seeds."""
-    if not seeds or "n" not in seeds:
-        return ""
-    n = int(seeds["n"])
-    if "passing" in seeds:
-        return f"{int(seeds['passing'])}/{n}"
-    return f"{n}" + (f" ({seeds['note']})" if seeds.get("note") else "")
+    with a note; "" when the record says nothing about seeds. With a ``replication``
+    (:func:`mamlscope.replicate.attach`): what each replica's seed gave, and whether it agrees."""
+    text = ""
+    if seeds and "n" in seeds:
+        n = int(seeds["n"])
+        if "passing" in seeds:
+            text = f"{int(seeds['passing'])}/{n}"
+        else:
+            text = f"{n}" + (f" ({seeds['note']})" if seeds.get("note") else "")
+    if replication:
+        others = ", ".join(f"{k}: {v['verdict']}" for k, v in replication.items() if k != "agrees")
+        agree = ("the same verdict" if replication.get("agrees")
+                 else "a different verdict: a one-seed verdict")
+        text = "; ".join(filter(None, [text, f"replica {others} ({agree})"]))
+    return text
 
 
 def control_text(row) -> str:

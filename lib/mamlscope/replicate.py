@@ -1,0 +1,177 @@
+"""A second seed of the 20-way MAML run, measured by the chapters' own code.
+
+Ten claims are measured on the one 20-way MAML run of the ``cpu`` book (:data:`CLAIMS`): its
+accuracy (F2), and what [G] and [R] say about it. A seed of that run costs about 33 min at one
+thread, more than the book's budget can spend on each rerun, so the book has one seed, and this
+study adds a second:
+
+    python -m mamlscope.replicate --profile cpu --seed 1
+
+trains the run with ``seed`` (cached like every run), executes the chapters that measure those
+claims (:func:`chapters`) with the parameter ``seed_20w=seed`` in a scratch results root (nothing
+of the book's is touched), and keeps what they recorded as a *record* with provenance:
+``book/results/<profile>/replicas/seed<seed>/`` holds the claims' records (the same JSON as the
+book's, re-judgeable the same way) and ``replication.json`` (seed, run, commit, machine, threads,
+date, minutes per chapter). The executed notebooks stay in the cache (``replicas/``).
+
+When the book records one of those claims, :func:`claims.record <mamlscope.claims.record>`
+attaches what the replica says (:func:`attach`): its verdict, its measurement and whether the two
+verdicts agree. A verdict that flips with the seed is a one-seed verdict, and the scorecard says so.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .paths import atomic_write, cache_root, project_root
+from .results import results_root
+
+CLAIMS = ("F2", "G1", "G3", "G4", "G5", "R1", "R3", "R4", "R5", "A1c")
+SETTING = "omniglot_20w1s"
+
+
+def chapters(claim_ids=CLAIMS) -> list[str]:
+    """The chapters that measure ``claim_ids``, in book order (F2's first: the others depend on it)."""
+    from .claims import claim
+
+    return sorted({claim(c).chapter for c in claim_ids})
+
+
+def replica_root(profile: str, seed: int, root=None) -> Path:
+    return results_root(root) / profile / "replicas" / f"seed{seed}"
+
+
+def load(profile: str, root=None) -> dict[int, dict]:
+    """seed → {claim id → the replica's record} for every recorded replica of ``profile``."""
+    out = {}
+    for d in sorted((results_root(root) / profile / "replicas").glob("seed*")):
+        try:
+            seed = int(d.name[4:])
+        except ValueError:
+            continue
+        out[seed] = {p.stem: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))
+                     if p.stem in CLAIMS}
+    return out
+
+
+def attach(claim_id: str, verdict: str, profile: str, root=None) -> dict:
+    """What the recorded replicas of ``profile`` say about ``claim_id`` beside the book's
+    ``verdict``: ``{"seed <s>": {"verdict", "measured"}, …, "agrees": bool}``; ``{}`` when the
+    claim is not replicated or no replica was recorded."""
+    if claim_id not in CLAIMS:
+        return {}
+    found = {s: recs[claim_id] for s, recs in load(profile, root).items() if claim_id in recs}
+    if not found:
+        return {}
+    out = {f"seed {s}": {"verdict": r["verdict"], "measured": r["measured"]}
+           for s, r in sorted(found.items())}
+    out["agrees"] = all(r["verdict"] == verdict for r in found.values())
+    return out
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(),
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(profile: str = "cpu", seed: int = 1, threads: int = 1, device: str = "cpu",
+        only: list[str] | None = None) -> Path:
+    """Train the seed, execute the chapters into a scratch root, keep the claims' records."""
+    import torch
+
+    from . import meta, notebooks, plan, profiles
+    from .rerun import kernel_environ
+
+    if seed == 0:
+        raise ValueError("seed 0 is the book's own run; replicate another seed (e.g. --seed 1).")
+    P = profiles.load(profile, **{f"{SETTING}__seed": seed})  # fails early on a bad profile
+    pages = chapters() if not only else [c for c in chapters() if c in only]
+    if only and len(pages) != len(only):
+        raise ValueError(f"--chapters must be among {', '.join(chapters())}; got {', '.join(only)}.")
+    root = project_root()
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    trained = meta.train(P.meta(SETTING), device=device)
+    minutes = {"training": round((time.perf_counter() - t0) / 60, 1)}
+    print(f"{trained.dir.name}: trained ({minutes['training']} min here; 0 when cached)", flush=True)
+    out_nb = cache_root() / "replicas" / profile / f"seed{seed}"
+    out_nb.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mamlscope-replica-") as tmp:
+        scratch = Path(tmp)
+        studies = results_root() / profile / "studies"
+        if studies.is_dir():  # chapters show the recorded studies
+            shutil.copytree(studies, scratch / profile / "studies")
+        env = {**kernel_environ(threads), "MAMLSCOPE_RESULTS": str(scratch)}
+        for page in pages:
+            t = time.perf_counter()
+            notebooks.execute(root, page, {"profile": profile, "device": device, "seed_20w": seed},
+                              out_nb / f"{page}.ipynb", env=env)
+            minutes[page] = round((time.perf_counter() - t) / 60, 1)
+            print(f"{page}: executed in {minutes[page]} min", flush=True)
+        dest = replica_root(profile, seed)
+        dest.mkdir(parents=True, exist_ok=True)
+        for claim_id in CLAIMS:
+            src = scratch / profile / f"{claim_id}.json"
+            if src.is_file():
+                text = src.read_text()
+                atomic_write(dest / src.name, lambda p, text=text: p.write_text(text))
+    record = {"seed": seed, "setting": SETTING, "run": trained.dir.name, "claims": list(CLAIMS),
+              "chapters": pages, "minutes": minutes,
+              "provenance": {"command": f"python -m mamlscope.replicate --profile {profile} --seed {seed}",
+                             "date": datetime.date.today().isoformat(), "commit": _commit(),
+                             "machine": plan.machine(device), "threads": threads,
+                             "torch": torch.__version__}}
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(dest / "replication.json", lambda p: p.write_text(text))
+    return dest
+
+
+def table(profile: str, root=None):
+    """Per replicated claim: the book's verdict (seed 0) beside each replica's, and whether they
+    agree (from the stored records)."""
+    import pandas as pd
+
+    book = results_root(root) / profile
+    rows = {}
+    for seed, recs in load(profile, root).items():
+        for claim_id in CLAIMS:
+            mine = book / f"{claim_id}.json"
+            if claim_id not in recs or not mine.is_file():
+                continue
+            v0, v1 = json.loads(mine.read_text())["verdict"], recs[claim_id]["verdict"]
+            rows[claim_id] = {"seed 0 (the book)": v0, f"seed {seed}": v1,
+                              "agree": "yes" if v0 == v1 else "no"}
+    return pd.DataFrame(rows).T
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chapters", nargs="*", help="only these chapters (default: all of them)")
+    ap.add_argument("--show", action="store_true", help="print the stored comparison and stop")
+    args = ap.parse_args(argv)
+    if not args.show:
+        try:
+            print(f"replica kept in {run(args.profile, args.seed, args.threads, args.device, args.chapters)}")
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    print(table(args.profile).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
