@@ -329,3 +329,35 @@ def test_r5_decisive_is_nil_after_anil_training():
     assert claims.judge("R5", maml_fails, "smoke", null_values=null).verdict == "partly"
     anil_fails = {**v, "nil_diff_lo": {"MAML": 0.04, "ANIL": -0.14}}
     assert claims.judge("R5", anil_fails, "smoke", null_values=null).verdict == "not reproduced"
+
+
+def test_logistic_head_on_frozen_features_matches_sklearn_by_hand():
+    from sklearn.linear_model import LogisticRegression
+
+    m, tasks = _model(), toy_tasks(n_tasks=3, shots=3, queries=4)
+    theta = dict(m.named_parameters())
+    got = reuse.logistic_head_scores(m, tasks)
+    for i in range(len(tasks)):
+        t = tasks[i]
+        fs = reuse.head_features(m, theta, t.x_support).double().numpy()
+        fq = reuse.head_features(m, theta, t.x_query).double().numpy()
+        _, acts = m(t.x_support, return_activations=True)
+        assert torch.allclose(torch.from_numpy(fs).float(), acts["conv4"].flatten(1), atol=1e-6)
+        clf = LogisticRegression(max_iter=2000).fit(fs, t.y_support.numpy())
+        assert got[i].item() == pytest.approx((clf.predict(fq) == t.y_query.numpy()).mean())
+
+
+def test_head_only_diagnostics_rows_and_the_share_of_the_gap():
+    m, tasks = _model(), toy_tasks(n_tasks=4)
+    inner = InnerLoop(steps=2, lr=0.3)
+    d = reuse.head_only_diagnostics(m, tasks, inner, long_steps=7)
+    assert torch.equal(d.scores["head only (R3's row)"], reuse.freezing(m, tasks, inner).scores["head"])
+    assert torch.equal(d.scores["all layers adapted"], per_task_scores(m, tasks, inner))
+    assert set(d.scores) == {"head only (R3's row)", "head only from a zero head", "head only, 7 steps",
+                             "zero head, 7 steps", "logistic regression on frozen features",
+                             "all layers adapted"}
+    fake = reuse.HeadOnly({"head only (R3's row)": torch.tensor([0.2, 0.2]),
+                           "x": torch.tensor([0.5, 0.5]), "all layers adapted": torch.tensor([0.8, 0.8])})
+    assert fake.recovered("x") == pytest.approx(0.5)
+    assert fake.table().loc["x", "share of the head-only gap closed"] == "0.50"
+    assert fake.values()["recovered"] == {"x": pytest.approx(0.5)}

@@ -99,7 +99,7 @@ def test_scorecard_follows_the_intro_and_runs_last():
     import yaml
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    assert toc["chapters"][0] == {"file": "book/scorecard"}
+    assert toc["parts"][0]["chapters"][0] == {"file": "book/scorecard"}
     assert "scorecard" not in rerun.chapters(ROOT)
     assert rerun.summary_pages(ROOT) == ["scorecard"]
 

@@ -630,12 +630,14 @@ def record(claim_id: str, values: Mapping, profile: str, root=None, null_values:
            seeds: Mapping | None = None) -> ClaimResult:
     """Judge ``claim_id`` on ``values`` (and its control on ``null_values``) with its registered
     rule and write the result for the scorecard (:func:`mamlscope.results.write`), with what a
-    recorded replica (another seed of the model, :mod:`mamlscope.replicate`) says about it."""
-    from . import replicate
+    recorded replica (another seed of the model, :mod:`mamlscope.replicate`) and the recorded
+    recipe study (:mod:`mamlscope.recipe_claims`) say about it."""
+    from . import recipe_claims, replicate
 
     result = judge(claim_id, values, profile, null_values, seeds)
     result = dataclasses.replace(result, replication=replicate.attach(claim_id, result.verdict,
-                                                                      profile, root))
+                                                                      profile, root),
+                                 recipe=recipe_claims.block(claim_id, profile, root))
     return results.write(result, root)
 
 

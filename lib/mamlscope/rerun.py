@@ -296,6 +296,13 @@ def run_graph(job: Job, args, root: Path) -> int:
                   file=sys.stderr)
     for name, why in report["skipped"].items():
         print(f"{name}: {why}", file=sys.stderr)
+    if job.in_book and job.profile == BOOK_PROFILE and report["pages"]:
+        from . import execution_report
+        from .paths import atomic_write
+
+        page = execution_report.render_page(job.profile, root=root)
+        atomic_write(root / "book" / "execution.md", lambda p: p.write_text(page))
+        print("book/execution.md: the execution report, regenerated", flush=True)
     return 1 if report["failed"] or report["skipped"] else 0
 
 

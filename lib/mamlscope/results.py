@@ -246,6 +246,7 @@ class ClaimResult:
     null_verdict: str = ""                           # the rule's verdict on them (must not pass)
     seeds: dict = field(default_factory=dict)        # {"n", "passing", "values"} where seeds replicate
     replication: dict = field(default_factory=dict)  # another seed's verdict (mamlscope.replicate)
+    recipe: dict = field(default_factory=dict)       # the verdict per inner-loop recipe (recipe_claims)
 
 
 def results_root(root=None) -> Path:

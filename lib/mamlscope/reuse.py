@@ -188,6 +188,85 @@ def head_only_step_sizes(model, tasks: Task, inner: InnerLoop, factors: Sequence
     return frame
 
 
+def head_features(model, theta: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """What the head reads of ``x`` under ``theta``: conv4's activation, flattened (the book's
+    network) or averaged over space (Finn et al.'s), as :meth:`Conv4.forward` does. One batch,
+    so BatchNorm normalises it as adaptation does."""
+    from torch.func import functional_call
+
+    with torch.no_grad():
+        a = functional_call(model, dict(theta), (x,), {"return_activations": True})[1]
+        a = a[model.layer_names[-2]]
+        return a.mean(dim=(-2, -1)) if getattr(model, "spatial_mean", False) else a.flatten(1)
+
+
+def logistic_head_scores(model, tasks: Task, params=None, C: float = 1.0) -> torch.Tensor:
+    """Per-task query accuracy of a multinomial logistic regression (scikit-learn, L2 with
+    ``C``) fitted on the frozen body's support features (:func:`head_features`): the best a
+    linear head on those features does with the support set alone, whatever its start or step."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    p = next(model.parameters())
+    theta = detached(params or dict(model.named_parameters()))
+    out = []
+    for i in range(len(tasks)):
+        t = tasks[i].to(p.device, p.dtype)
+        fs = head_features(model, theta, t.x_support).double().cpu().numpy()
+        fq = head_features(model, theta, t.x_query).double().cpu().numpy()
+        clf = LogisticRegression(C=C, max_iter=2000).fit(fs, t.y_support.cpu().numpy())
+        out.append(float(np.mean(clf.predict(fq) == t.y_query.cpu().numpy())))
+    return torch.tensor(out)
+
+
+@dataclass
+class HeadOnly:
+    """What the head-only collapse is: per-task accuracies ``scores[row]`` of head-only
+    variants beside R3's head-only row and full adaptation, all on the same tasks and body."""
+
+    scores: dict[str, torch.Tensor]
+    head_only: str = "head only (R3's row)"
+    full: str = "all layers adapted"
+
+    def recovered(self, row: str) -> float:
+        """The fraction of the gap between R3's head-only row and full adaptation that ``row``
+        closes (0: none, 1: all of it; above 1: it beats full adaptation)."""
+        lo, hi = (float(self.scores[k].mean()) for k in (self.head_only, self.full))
+        return (float(self.scores[row].mean()) - lo) / (hi - lo) if hi != lo else float("nan")
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "accuracy (%)": {k: str(mean_ci95(v)).rstrip("%") for k, v in self.scores.items()},
+            "share of the head-only gap closed": {
+                k: "—" if k in (self.head_only, self.full) else f"{self.recovered(k):.2f}"
+                for k in self.scores}})
+
+    def values(self) -> dict:
+        return {"accuracy": {k: float(v.mean()) for k, v in self.scores.items()},
+                "recovered": {k: self.recovered(k) for k in self.scores
+                              if k not in (self.head_only, self.full)}}
+
+
+def head_only_diagnostics(model, tasks: Task, inner: InnerLoop, *, long_steps: int = 100,
+                          params=None) -> HeadOnly:
+    """Evaluation only, on one body: R3's head-only row (the run's step and steps from the
+    meta-learned head) against the same from a zero head, ``long_steps`` head steps from
+    either, a logistic regression on the frozen support features, and full adaptation."""
+    theta = detached(params or dict(model.named_parameters()))
+    zero = {**theta, "head.weight": torch.zeros_like(theta["head.weight"]),
+            "head.bias": torch.zeros_like(theta["head.bias"])}
+    head, many = replace(inner, adapt="head"), replace(inner, adapt="head", steps=long_steps)
+    scores = {
+        "head only (R3's row)": per_task_scores(model, tasks, head, params=theta),
+        "head only from a zero head": per_task_scores(model, tasks, head, params=zero),
+        f"head only, {long_steps} steps": per_task_scores(model, tasks, many, params=theta),
+        f"zero head, {long_steps} steps": per_task_scores(model, tasks, many, params=zero),
+        "logistic regression on frozen features": logistic_head_scores(model, tasks, params=theta),
+        "all layers adapted": per_task_scores(model, tasks, inner, params=theta),
+    }
+    return HeadOnly(scores)
+
+
 # --------------------------------------------------------------------------------------------
 # R4 — representations before vs after the inner loop
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .paths import project_root
 NOT_RUN = "not yet run"
 
 COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note", "control", "null_verdict",
-           "seeds", "precondition"]
+           "seeds", "precondition", "recipe"]
 
 
 def _id_key(claim_id: str):
@@ -62,12 +62,13 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
                              chapter="", note="", control="", null_verdict="", seeds="",
-                             precondition=""))
+                             precondition="", recipe=""))
         else:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
                              verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
                              control=r.control, null_verdict=r.null_verdict,
-                             seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition))
+                             seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition,
+                             recipe=recipe_text(r.recipe)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -88,6 +89,16 @@ def seeds_text(seeds: dict, replication: dict | None = None) -> str:
                  else "a different verdict: a one-seed verdict")
         text = "; ".join(filter(None, [text, f"replica {others} ({agree})"]))
     return text
+
+
+def recipe_text(recipe: dict) -> str:
+    """"recipe-dependent: …" with each recipe's verdict per setting when the recipe study
+    (:func:`mamlscope.recipe_claims.block`) found the verdict to differ; "" otherwise."""
+    if not recipe or not recipe.get("recipe_dependent"):
+        return ""
+    parts = [f"{label} ({100 * m['accuracy']:.0f}%): {m['verdict']}"
+             for label, m in recipe["models"].items()]
+    return "recipe-dependent: " + "; ".join(parts)
 
 
 def control_text(row) -> str:
@@ -149,6 +160,8 @@ def markdown_table(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".i
         verdict = f"**{row.verdict}**" if row.verdict != NOT_RUN else f"*{NOT_RUN}*"
         if row.verdict == "inconclusive" and row.precondition:
             verdict += f" ({row.precondition})"
+        if row.recipe:
+            verdict += f" — *{row.recipe}*"
         if row.note:
             verdict += f" ⚠ {row.note}"
         lines.append(f"| {_cell(row.id)} | {_cell(row.claim)} | {_cell(row.paper)} | "

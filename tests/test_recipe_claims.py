@@ -1,0 +1,57 @@
+"""The inner-loop claims under both recipes: the block a record carries, and one smoke measurement."""
+import json
+
+import pytest
+
+from conftest import requires_data
+from mamlscope import claims, meta, profiles, recipe_claims as RC, scorecard
+
+
+def _record(results_dir, verdicts: dict) -> None:
+    models = {}
+    for label, by_claim in verdicts.items():
+        setting, red, net = RC.MODELS[label]
+        models[label] = {"run": f"run-{label}", "setting": setting, "inner loss": red, "network": net,
+                         "recipe": RC.RECIPES.get((red, net), "mixed (2×2 cell)"),
+                         "accuracy": {"mean": 0.9, "ci95": 0.01, "n_tasks": 600},
+                         "claims": {c: {"verdict": v, "measured": f"{c} {v}"} for c, v in by_claim.items()}}
+    path = RC.record_path("cpu")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"profile": "cpu", "models": models}))
+
+
+def test_the_block_marks_a_claim_whose_verdict_differs_between_recipes(results_dir):
+    assert RC.block("G4", "cpu") == {}  # no record
+    _record(results_dir, {"20w mean, book": {"G4": "not reproduced", "R3": "not reproduced"},
+                          "20w Σℓ/K, finn": {"G4": "reproduced", "R3": "not reproduced"},
+                          "5w mean, finn": {"G4": "reproduced"},  # a mixed cell: not a recipe
+                          "5w mean, book": {"R5": "partly"}, "5w Σℓ/K, finn": {"R5": RC.NOT_JUDGED}})
+    g4 = RC.block("G4", "cpu")
+    assert g4["recipe_dependent"] and g4["differs"] == {"omniglot_20w1s": True}
+    assert set(g4["models"]) == {"20w mean, book", "20w Σℓ/K, finn"}
+    assert not RC.block("R3", "cpu")["recipe_dependent"]
+    assert not RC.block("R5", "cpu")["recipe_dependent"]  # a claim not judged does not differ
+    assert RC.block("L6", "cpu") == {}
+    text = scorecard.recipe_text(g4)
+    assert text.startswith("recipe-dependent") and "reproduced" in text
+    assert scorecard.recipe_text(RC.block("R3", "cpu")) == ""
+
+
+def test_r5_without_an_anil_run_is_not_judged():
+    v = {"nil": {"MAML": 0.7}, "head": {"MAML": 0.8}, "nil_diff": {"MAML": -0.1},
+         "nil_diff_lo": {"MAML": -0.12}, "nil_diff_hi": {"MAML": -0.08}, "others": {}}
+    j = RC.judge("R5", {"values": v, "null_values": v}, "smoke")
+    assert j["verdict"] == RC.NOT_JUDGED and "ANIL" in j["reason"]
+
+
+@requires_data
+def test_a_smoke_model_is_measured_for_every_claim_and_judged_by_the_registered_rules(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path / "cache"))
+    P = profiles.load("smoke")
+    run = meta.train(RC.config(P, "20w mean, book"))
+    m = RC.measure(run, P)
+    assert set(m) == set(RC.CLAIMS)
+    for c in ("G4", "G5", "R3", "R4"):
+        direct = claims.judge(c, m[c]["values"], "smoke", null_values=m[c]["null_values"])
+        assert RC.judge(c, m[c], "smoke")["verdict"] == direct.verdict
+    assert RC.judge("R5", m["R5"], "smoke")["verdict"] == RC.NOT_JUDGED
