@@ -55,3 +55,30 @@ def test_a_smoke_model_is_measured_for_every_claim_and_judged_by_the_registered_
         direct = claims.judge(c, m[c]["values"], "smoke", null_values=m[c]["null_values"])
         assert RC.judge(c, m[c], "smoke")["verdict"] == direct.verdict
     assert RC.judge("R5", m["R5"], "smoke")["verdict"] == RC.NOT_JUDGED
+
+
+def test_describe_says_per_setting_whether_the_recipes_agree(results_dir):
+    assert "not recorded" in RC.describe("G4", "cpu")
+    _record(results_dir, {"20w mean, book": {"G4": "not reproduced"}, "20w Σℓ/K, finn": {"G4": "reproduced"},
+                          "5w mean, book": {"G4": "not reproduced"}, "5w Σℓ/K, finn": {"G4": "not reproduced"}})
+    lines = RC.describe("G4", "cpu").splitlines()
+    assert lines[0].startswith("G4 at 5w") and lines[0].endswith("the same verdict.")
+    assert lines[1].startswith("G4 at 20w") and lines[1].endswith("the verdict differs.")
+    assert "reproduced under Finn et al.'s Σℓ/K (a model at 90.0%)" in lines[1]
+
+
+def test_cells_table_reads_r3s_head_only_row_and_g4s_lower_bounds(results_dir):
+    assert RC.cells_table("cpu") is None
+    _record(results_dir, {"5w mean, book": {"R3": "not reproduced", "G4": "not reproduced"},
+                          "5w Σℓ/K, book": {"R3": "reproduced"}, "20w mean, book": {"R3": "partly"}})
+    rec = json.loads(RC.record_path("cpu").read_text())
+    for label, diff in (("5w mean, book", -0.30), ("5w Σℓ/K, book", -0.01)):
+        rec["models"][label]["claims"]["R3"]["values"] = {"head_only_diff": diff, "head_only_diff_lo": diff - 0.02}
+    rec["models"]["5w mean, book"]["claims"]["G4"]["values"] = {
+        "early_ratio_1_lo": {"conv1": 0.25, "conv2": 1.5, "conv3": 0.333}}
+    RC.record_path("cpu").write_text(json.dumps(rec))
+    t = RC.cells_table("cpu")
+    assert list(t.index) == ["5w mean, book", "5w Σℓ/K, book"]  # the 5-way cells only
+    assert t.loc["5w mean, book", "head only − all (points)"] == "-30.0 ± 2.0"
+    assert t.loc["5w mean, book", "G4 inner/meta, conv1–3 (lower bounds)"] == "0.25 / 1.50 / 0.33"
+    assert t.loc["5w Σℓ/K, book", "R3"] == "reproduced"

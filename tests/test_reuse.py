@@ -361,3 +361,10 @@ def test_head_only_diagnostics_rows_and_the_share_of_the_gap():
     assert fake.recovered("x") == pytest.approx(0.5)
     assert fake.table().loc["x", "share of the head-only gap closed"] == "0.50"
     assert fake.values()["recovered"] == {"x": pytest.approx(0.5)}
+
+
+def test_describe_head_only_reads_the_numbers():
+    fake = reuse.HeadOnly({"head only (R3's row)": torch.tensor([0.2]), "x": torch.tensor([0.5]),
+                           "all layers adapted": torch.tensor([0.8])})
+    assert reuse.describe_head_only(fake, "M") == ("M: head only 20.0%, all layers adapted 80.0%; "
+                                                   "x 50.0% (0.50 of the gap).")

@@ -136,8 +136,10 @@ def write_record(profile: str, labels=tuple(MODELS), device="cpu", root=None) ->
     from . import recipes
     from .report import training_seconds
 
+    from filelock import FileLock
+
     P = profiles.load(profile)
-    rec = load_record(profile, root) or {"profile": profile, "models": {}}
+    measured = {}
     for label in labels:
         cfg = config(P, label)
         run = runs.Run(cfg)
@@ -157,18 +159,30 @@ def write_record(profile: str, labels=tuple(MODELS), device="cpu", root=None) ->
             if claim_id == "R5":
                 j["measured"] = _measured_r5(values["values"])
             entry["claims"][claim_id] = {**j, **values}
-        rec["models"][label] = plain(entry)
+        measured[label] = plain(entry)
         print(f"{label} ({run.dir.name}): " + ", ".join(
             f"{c} {v['verdict']}" for c, v in entry["claims"].items())
             + f" [{time.perf_counter() - t:.0f} s]", flush=True)
-    rec["provenance"] = {"command": f"python -m mamlscope.recipe_claims --profile {profile} --record",
-                         "commit": recipes._commit(), "date": datetime.date.today().isoformat(),
-                         "torch": torch.__version__, "threads": torch.get_num_threads()}
-    text = json.dumps(rec, indent=2, ensure_ascii=False) + "\n"
     path = record_path(profile, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: p.write_text(text))
+    with FileLock(str(path) + ".lock"):  # two processes measuring different models merge
+        rec = load_record(profile, root) or {"profile": profile, "models": {}}
+        rec["models"].update(measured)
+        rec["models"] = {k: rec["models"][k] for k in MODELS if k in rec["models"]}
+        rec["provenance"] = {
+            "command": f"python -m mamlscope.recipe_claims --profile {profile} --record",
+            "commit": recipes._commit(), "date": datetime.date.today().isoformat(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": _machine(device)}
+        text = json.dumps(rec, indent=2, ensure_ascii=False) + "\n"
+        atomic_write(path, lambda p: p.write_text(text))
     return rec
+
+
+def _machine(device) -> str:
+    from .plan import machine
+
+    return machine(device)
 
 
 def block(claim_id: str, profile: str, root=None) -> dict:
@@ -194,6 +208,23 @@ def block(claim_id: str, profile: str, root=None) -> dict:
             "source": str(record_path(profile, root).relative_to(results_root(root)))}
 
 
+def describe(claim_id: str, profile: str, root=None) -> str:
+    """One sentence per setting from the record: each recipe's verdict on ``claim_id`` with its
+    model's accuracy, and whether they differ."""
+    b = block(claim_id, profile, root)
+    if not b:
+        return f"{claim_id}: the recipe study was not recorded for profile {profile!r}."
+    lines = []
+    for setting in dict.fromkeys(v[0] for v in MODELS.values()):
+        parts = [f"{m['verdict']} under {m['recipe']} (a model at {100 * m['accuracy']:.1f}%)"
+                 for label, m in b["models"].items() if MODELS[label][0] == setting]
+        if parts:
+            flag = "the verdict differs" if b["differs"].get(setting) else "the same verdict"
+            short = setting.removeprefix("omniglot_").removesuffix("1s")
+            lines.append(f"{claim_id} at {short}: " + "; ".join(parts) + f": {flag}.")
+    return "\n".join(lines)
+
+
 def table(profile: str, root=None, which=CLAIMS):
     """Per model of the record (rows): accuracy and each claim's verdict (columns)."""
     import pandas as pd
@@ -210,6 +241,38 @@ def table(profile: str, root=None, which=CLAIMS):
                "accuracy (%)": f"{100 * a['mean']:.1f} ± {100 * a['ci95']:.1f}"}
         for c in which:
             row[c] = m["claims"][c]["verdict"] if c in m["claims"] else "—"
+        rows[label] = row
+    return pd.DataFrame(rows).T
+
+
+def cells_table(profile: str, setting: str = "omniglot_5w1s", root=None):
+    """The 2×2 design at ``setting``: per {inner loss} × {network} cell its accuracy, R3's
+    head-only row (head only − all adapted, points, 95% CI) and G4's one-step ratios of
+    conv1–3 (lower bounds), with both claims' verdicts."""
+    import pandas as pd
+
+    rec = load_record(profile, root)
+    if rec is None:
+        print(f"The recipe-claims study was not recorded for profile {profile!r} "
+              f"(python -m mamlscope.recipe_claims --profile {profile} --train --record).")
+        return None
+    rows = {}
+    for label, m in rec["models"].items():
+        if m["setting"] != setting:
+            continue
+        a, c = m["accuracy"], m["claims"]
+        row = {"inner loss": m["inner loss"], "network": m["network"],
+               "accuracy (%)": f"{100 * a['mean']:.1f} ± {100 * a['ci95']:.1f}"}
+        if "R3" in c:
+            v = c["R3"]["values"]
+            half = v["head_only_diff"] - v["head_only_diff_lo"]
+            row["head only − all (points)"] = (f"{100 * v['head_only_diff']:+.1f} "
+                                               f"± {100 * half:.1f}")
+            row["R3"] = c["R3"]["verdict"]
+        if "G4" in c:
+            lo = c["G4"]["values"]["early_ratio_1_lo"]
+            row["G4 inner/meta, conv1–3 (lower bounds)"] = " / ".join(f"{x:.2f}" for x in lo.values())
+            row["G4"] = c["G4"]["verdict"]
         rows[label] = row
     return pd.DataFrame(rows).T
 

@@ -247,6 +247,16 @@ class HeadOnly:
                               if k not in (self.head_only, self.full)}}
 
 
+def describe_head_only(d: HeadOnly, name: str) -> str:
+    """One sentence: how much of the gap between R3's head-only row and full adaptation each
+    diagnostic closes, from the numbers of ``d``."""
+    acc = {k: 100 * float(v.mean()) for k, v in d.scores.items()}
+    parts = ", ".join(f"{k} {acc[k]:.1f}% ({d.recovered(k):.2f} of the gap)"
+                      for k in d.scores if k not in (d.head_only, d.full))
+    return (f"{name}: head only {acc[d.head_only]:.1f}%, all layers adapted {acc[d.full]:.1f}%; "
+            f"{parts}.")
+
+
 def head_only_diagnostics(model, tasks: Task, inner: InnerLoop, *, long_steps: int = 100,
                           params=None) -> HeadOnly:
     """Evaluation only, on one body: R3's head-only row (the run's step and steps from the
