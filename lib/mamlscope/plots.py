@@ -154,10 +154,10 @@ def _number(v: float) -> str:
 
 def _log_axis(axis, values, scale: str = "log", linthresh: float = 10.0) -> None:
     """A log (or symlog, step 0 included) ``axis`` with plain-number labels: every decade when the
-    data span two or more, else 1-2-5 within each decade; no minor labels."""
+    data span two or more (always for symlog), else 1-2-5 within each decade; no minor labels."""
     v = np.asarray([x for x in np.ravel(values) if np.isfinite(x) and x > 0], float)
     span = math.log10(v.max() / v.min()) if v.size else 3.0
-    subs = (1.0,) if span >= 2 else (1.0, 2.0, 5.0)
+    subs = (1.0,) if span >= 2 or scale == "symlog" else (1.0, 2.0, 5.0)
     ax = axis.axes
     if scale == "symlog":
         (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("symlog", linthresh=linthresh)
@@ -183,9 +183,11 @@ def _band(label, color=GREY) -> Patch:
 
 
 def _page_legend(fig, handles, ncols: int | None = None, **kw):
-    """The figure's one legend, below its panels."""
+    """The figure's one legend, below its panels, its entries read row by row."""
     ncols = ncols or min(len(handles), 4)
-    return fig.legend(handles=handles, loc="outside lower center", ncols=ncols, **kw)
+    rows = math.ceil(len(handles) / ncols)
+    order = [handles[r * ncols + c] for c in range(ncols) for r in range(rows) if r * ncols + c < len(handles)]
+    return fig.legend(handles=order, loc="outside lower center", ncols=ncols, **kw)
 
 
 def _unused_off(axes, n: int) -> None:
@@ -249,7 +251,7 @@ def learning_curve_panels(panels: dict[str, dict[str, Run]]):
     for ax in axes[:, 1:].flat:
         ax.set_ylabel("")
     _unused_off(axes, len(panels))
-    _page_legend(fig, _curve_handles(series), ncols=min(len(series) + 2, 4))
+    _page_legend(fig, _curve_handles(series), ncols=max(2, min(len(series), 4)))  # runs, then line styles
     return fig
 
 
@@ -270,7 +272,7 @@ def finetune_change(fc, metric: str = "correlation"):
                                             ms=2.5, lw=1, elinewidth=0.8, capsize=0)
         line.set_gid(BY_COLORBAR)
     cbar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=SEQUENTIAL), ax=axes[0], pad=0.02, aspect=30)
-    cbar.set_label("checkpoint: meta-training step + 1")
+    cbar.set_label("checkpoint (step + 1)")
     cbar.ax.yaxis.set_major_locator(mticker.LogLocator(base=10))
     cbar.ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda x, _: _number(x)))
     cbar.ax.yaxis.set_minor_formatter(mticker.NullFormatter())
@@ -323,7 +325,7 @@ def supervised_change(sc, metric: str = "correlation", kernel: str = "rbf"):
 
 def meta_change(mc, metric: str = "correlation"):
     """[G] Fig 1b (:class:`~mamlscope.representations.MetaChange`): change of θ's representation
-    per checkpoint interval, per layer (log axes); the dotted line is [G]'s ≈ 0.1 for the last
+    per checkpoint interval, per layer (log y axis); the dotted line is [G]'s ≈ 0.1 for the last
     conv layer."""
     fig, axes = page_figure(1, width=6.5, panel_height=3.4)
     ax = axes[0, 0]
@@ -333,7 +335,6 @@ def meta_change(mc, metric: str = "correlation"):
         color, marker = series[layer]
         ax.plot(mc.grid[1:], d[:, j], color=color, marker=marker, ms=3.5)
     ax.axhline(0.1, color=GREY, ls=":", lw=1.2)
-    _log_axis(ax.xaxis, mc.grid[1:])
     positive = d[np.isfinite(d) & (d > 0)]
     if positive.size and (d[np.isfinite(d)] > 0).all():
         _log_axis(ax.yaxis, np.append(positive, 0.1))
@@ -376,7 +377,7 @@ def inner_vs_meta_mds(ivm, metric: str = "correlation"):
                     ax.scatter(*xy[k], color=colour(c), marker=markers[s], s=36 if s == 0 else 16,
                                edgecolor="black" if s == 0 else "none", linewidths=0.8, zorder=3)
         ax.set(title=layer, xticks=[], yticks=[])
-    handles = [_handle(f"θ_c (0 inner steps)" if s == 0 else f"{s} inner step{'s' * (s != 1)}", GREY, m, "",
+    handles = [_handle("θ_c (0 inner steps)" if s == 0 else f"{s} inner step{'s' * (s != 1)}", GREY, m, "",
                        markeredgecolor="black" if s == 0 else GREY, ms=6 if s == 0 else 5)
                for s, m in markers.items()]
     handles += [_handle(f"checkpoint: step {s:,}", colour(c), ls="-") for c, s in enumerate(ivm.checkpoints)]
@@ -402,7 +403,8 @@ def before_after(ba):
         err = np.vstack([mean - s[f"{m} lo"].to_numpy(float), s[f"{m} hi"].to_numpy(float) - mean])
         ax.bar(x + (k - 1) * 0.27, mean, 0.27, yerr=err, capsize=2, color=PALETTE[k], label=label,
                error_kw={"elinewidth": 0.9})
-        handles.append(Patch(facecolor=PALETTE[k], label=f"{label} (bar: 95% CI over tasks)" if k == 0 else label))
+        handles.append(Patch(facecolor=PALETTE[k], label=label))
+    handles.append(_handle("error bar: 95% CI over tasks", "black", "|", "", ms=9, mew=1.2))
     if (ba.frame.pair == "unrelated").any():  # the null floor: the adapted network vs a random-init one
         floor = ba.summary("unrelated")
         for k, (m, _) in enumerate(measures):
@@ -410,9 +412,9 @@ def before_after(ba):
         handles.append(_handle("vs an unrelated network (null floor)", "black", "x", "", mew=1.5))
     ax.axhline(0.9, color=GREY, ls="--", lw=1.2)
     handles.append(_handle("0.9: R4's threshold for the body", GREY, ls="--"))
-    ax.set(xticks=x, xticklabels=ba.layers, ylim=(0, 1.05), ylabel="similarity before vs after\nadaptation",
+    ax.set(xticks=x, xticklabels=ba.layers, ylim=(0, 1.05), ylabel="similarity before vs after adaptation",
            title=f"{s.shape[0]} layers, {ba.frame.task.nunique()} held-out tasks")
-    _page_legend(fig, handles, ncols=2)
+    _page_legend(fig, handles, ncols=3)
     return fig
 
 
