@@ -350,7 +350,7 @@ def caption_problems(text: str) -> list[str]:
     return problems
 
 
-PENDING = {"03_inner_steps_vs_meta_steps.md", "04_rapid_learning_or_feature_reuse.md"}
+PENDING: set[str] = set()
 CHAPTERS = [pytest.param(p.name, marks=pytest.mark.xfail(strict=False, reason="captions for ch3/ch4 pending"))
             if p.name in PENDING else p.name for p in sorted(BOOK.glob("0*.md"))]
 

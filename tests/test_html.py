@@ -206,7 +206,7 @@ def test_scorecard_page_lists_every_claim(rendered):
     if not SUMMARIES:
         pytest.skip("no scorecard in _toc.yml")
     page = rendered["book/scorecard"]
-    table = next((t for t in page.tables if " claim " in f" {t} " and "verdict" in t), None)
+    table = " ".join(t for t in page.tables if " claim " in f" {t} " and "verdict" in t)
     assert table, "the scorecard page has no claims table"
     for claim_id in claims.CLAIMS:
         assert re.search(rf"\b{claim_id}\b", table), f"{claim_id} missing from the scorecard"
@@ -270,3 +270,35 @@ def test_no_button_launches_what_cannot_run(rendered):
         assert not dead, f"{name}: links to a launch service or repository that cannot serve it: {dead}"
     intro = (SOURCE / "book" / "intro.md").read_text()
     assert "## Run it on your machine" in intro and "make book" in intro
+
+
+@needs_chromium
+def test_the_scorecards_first_screen_shows_the_tallies_and_a_verdict(html, tmp_path):
+    """At 1400 × 800 px, before any scrolling: the per-paper tallies table and at least one
+    claim's verdict badge lie within the first 800 px of the scorecard page."""
+    if not SUMMARIES:
+        pytest.skip("no scorecard in _toc.yml")
+    src = html / "book" / "scorecard.html"
+    probe = """<script>window.addEventListener('load', () => {
+      const top = el => el ? el.getBoundingClientRect().top + window.scrollY : -1;
+      const tables = [...document.querySelectorAll('table')];
+      const tally = tables.find(t => /paper/.test(t.textContent) && /claims/.test(t.textContent));
+      const claim = tables.find(t => /\\bid\\b/.test(t.rows[0] ? t.rows[0].textContent : '')
+                                  && t.querySelector('.sd-badge'));
+      const badge = claim ? claim.querySelector('tbody .sd-badge') : null;
+      document.body.setAttribute('data-probe', JSON.stringify({tally: top(tally),
+        tallyBottom: tally ? top(tally) + tally.getBoundingClientRect().height : -1,
+        badge: top(badge), text: badge ? badge.textContent : ''}));
+    });</script>"""
+    page = src.with_name("scorecard-probe.html")  # beside it, so its CSS and scripts load
+    page.write_text(src.read_text().replace("</body>", probe + "</body>"))
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,800",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+         page.as_uri()], capture_output=True, text=True, timeout=120)
+    page.unlink()
+    m = re.search(r'data-probe="([^"]*)"', proc.stdout)
+    assert m, f"the probe did not run: {proc.stderr[-1000:]}"
+    got = json.loads(m.group(1).replace("&quot;", '"'))
+    assert 0 <= got["tally"] and got["tallyBottom"] <= 800, f"the tallies are not on the first screen: {got}"
+    assert 0 <= got["badge"] <= 800 and VERDICT_WORDS.search(got["text"]), f"no verdict on the first screen: {got}"

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mamlscope import claims, rerun, results, scorecard
@@ -153,3 +154,33 @@ def test_the_scorecard_shows_the_control_the_seeds_and_a_failed_precondition(res
     assert md["G3"][4] == "**inconclusive** (conv4 has levelled off: FAILS)"
     assert md["G3"][6:] == ["not reproduced (a random-init Conv4)", "2/3"]
     assert md["G4"][6:] == ["—", "1 (one 20-way run)"]
+
+
+def _fake_table():
+    rows = [dict(id="F2", claim="acc", paper="p", measured="m", verdict="not reproduced", chapter="01_maml_on_omniglot",
+                 note="", control="", null_verdict="", seeds="", precondition="", recipe=""),
+            dict(id="G4", claim="inner", paper="p", measured="m", verdict="not reproduced",
+                 chapter="03_inner_steps_vs_meta_steps", note="F2 is not reproduced", control="c",
+                 null_verdict="not reproduced", seeds="1", precondition="",
+                 recipe="recipe-dependent: 20w Σℓ/K, finn (51%): reproduced"),
+            dict(id="G5", claim="first", paper="p", measured="m", verdict="inconclusive",
+                 chapter="03_inner_steps_vs_meta_steps", note="F2 is not reproduced", control="c",
+                 null_verdict="not reproduced", seeds="", precondition="x: FAILS", recipe=""),
+            dict(id="R1", claim="anil", paper="p", measured="m", verdict=scorecard.NOT_RUN, chapter="",
+                 note="", control="", null_verdict="", seeds="", precondition="", recipe="")]
+    return pd.DataFrame(rows, columns=scorecard.COLUMNS)
+
+
+def test_tallies_per_paper_and_the_front_page():
+    t = _fake_table()
+    tal = scorecard.tallies(t)
+    assert list(tal.index) == ["Finn et al. (2017), the base protocol", "Goerttler & Obermayer (2021)",
+                               "Raghu et al. (2020)"]
+    assert tal.loc["Goerttler & Obermayer (2021)", "not reproduced"] == 1
+    assert "partly" not in tal.columns  # a verdict nobody got has no column
+    page = scorecard.front_page(t)
+    assert page.index("### Finn") < page.index("### Goerttler") < page.index("### Raghu")
+    assert "| G4 | inner† | {bdg-danger}`not reproduced` (recipe-dependent) | [ch. 3]" in page
+    assert "(a precondition fails)" in page and page.count("† Measured on a model") == 1
+    d = scorecard.details(t)
+    assert d.count(":::{dropdown}") == 3 and "**recipe**: recipe-dependent" in d  # not-run claims skipped

@@ -168,3 +168,105 @@ def markdown_table(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".i
                      f"{_cell(row.measured)} | {verdict} | {link} | {_cell(control_text(row))} | "
                      f"{_cell(row.seeds or '—')} |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# The front page: tallies per paper, one compact table per paper, details below
+# --------------------------------------------------------------------------------------------
+PAPERS = {  # id prefix → (paper, bibliography key); the base protocol (F) first
+    "F": ("Finn et al. (2017), the base protocol", "finn2017maml"),
+    "G": ("Goerttler & Obermayer (2021)", "goerttler2021similarity"),
+    "R": ("Raghu et al. (2020)", "raghu2020anil"),
+    "L": ("Guiroy et al. (2019)", "guiroy2019landscapes"),
+    "A": ("Agarwal (2019)", "agarwal2019investigating"),
+}
+BADGES = {"reproduced": "bdg-success", "partly": "bdg-warning", "not reproduced": "bdg-danger",
+          "inconclusive": "bdg-info", NOT_RUN: "bdg-light"}
+
+
+def paper_of(claim_id: str) -> str:
+    return next((k for k in PAPERS if claim_id.startswith(k)), "")
+
+
+def badge(verdict: str) -> str:
+    return f"{{{BADGES.get(verdict, 'bdg-light')}}}`{verdict}`"
+
+
+def tallies(table: pd.DataFrame) -> pd.DataFrame:
+    """Per paper (rows, :data:`PAPERS` order): how many claims and how many of each verdict."""
+    rows = {}
+    for key, (name, _) in PAPERS.items():
+        sub = table[table["id"].map(paper_of) == key]
+        if len(sub):
+            rows[name] = {"claims": len(sub), **counts(sub)}
+    out = pd.DataFrame(rows).T
+    return out.loc[:, (out != 0).any(axis=0)]
+
+
+def tallies_markdown(table: pd.DataFrame) -> str:
+    """Markdown: per paper, how many claims and a badge per verdict with its count (three
+    columns, so it reads on a phone)."""
+    t = tallies(table)
+    lines = ["| paper | claims | verdicts |", "|---|---|---|"]
+    for name, row in t.iterrows():
+        cells = " ".join(f"{{{BADGES[v]}}}`{int(row[v])} {v}`" for v in t.columns[1:] if row[v])
+        lines.append(f"| {name} | {int(row['claims'])} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _short_status(row) -> str:
+    """The verdict badge and, in a few words, what qualifies it."""
+    extra = []
+    if row.verdict == "inconclusive" and row.precondition:
+        extra.append("the rule does not reject its control" if "does not reject" in row.precondition
+                     else "a precondition fails")
+    if row.recipe:
+        extra.append("recipe-dependent")
+    if "a different verdict" in (row.seeds or ""):
+        extra.append("another seed disagrees")
+    return badge(row.verdict) + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
+    """Markdown: the tallies, then one short table per paper (id, claim, verdict, chapter), with
+    a † footnote for claims measured on a model that fails its own accuracy claim."""
+    notes = {}
+    parts = [tallies_markdown(table)]
+    for key, (name, cite) in PAPERS.items():
+        sub = table[table["id"].map(paper_of) == key]
+        if not len(sub):
+            continue
+        parts.append(f"### {name} {{cite:p}}`{cite}`\n")
+        lines = ["| id | claim | verdict | chapter |", "|---|---|---|---|"]
+        for row in sub.itertuples(index=False):
+            mark = ""
+            if row.note:
+                mark = notes.setdefault(row.note, "†" * (len(notes) + 1))
+            if row.chapter:
+                number = row.chapter.split("_")[0]
+                label = f"ch. {int(number)}" if number.isdigit() else _cell(row.chapter)
+                link = f"[{label}]({row.chapter}{link_suffix})"
+            else:
+                link = "—"
+            lines.append(f"| {row.id} | {_cell(row.claim)}{mark} | {_short_status(row)} | {link} |")
+        parts.append("\n".join(lines) + "\n")
+    for note, mark in notes.items():
+        parts.append(f"{mark} Measured on a model whose accuracy claim is not reproduced: {_cell(note)}.\n")
+    return "\n".join(parts)
+
+
+def details(table: pd.DataFrame) -> str:
+    """Markdown: one closed dropdown per judged claim with everything its record says."""
+    out = []
+    for row in table.itertuples(index=False):
+        if row.verdict == NOT_RUN:
+            continue
+        items = [("measured", row.measured), ("paper", row.paper),
+                 ("the rule on its control", control_text(row)), ("seeds", row.seeds or "—")]
+        if row.precondition:
+            items.append(("precondition", row.precondition))
+        if row.recipe:
+            items.append(("recipe", row.recipe))
+        body = "\n".join(f"- **{k}**: {_cell(v)}" for k, v in items)
+        out.append(f":::{{dropdown}} {row.id}: {row.verdict}\n{body}\n:::\n")
+    return "\n".join(out)
