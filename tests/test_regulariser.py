@@ -283,3 +283,32 @@ def test_compare_and_sweep_refuse_mismatched_inputs():
         regulariser.compare({0: None, 1: None}, {0: None}, 10)
     with pytest.raises(ValueError, match="γ = 0"):
         regulariser.sweep({}, 10)
+
+
+def test_nudge_ratio_by_hand_and_its_scale_with_the_inner_step():
+    from dataclasses import replace as _replace
+
+    from mamlscope import regulariser as reg
+    from mamlscope.inner import InnerLoop, adapt
+    from mamlscope.models import Conv4
+    from test_inner import toy_tasks
+
+    torch.manual_seed(0)
+    model = Conv4(n_way=3, filters=4, image_size=12)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    tasks = toy_tasks(n_tasks=4, n_way=3)
+    inner = InnerLoop(steps=1, lr=0.1)
+    got = reg.nudge(model, theta, tasks, inner, gamma=0.5, batch=4)
+    deltas = []
+    for i in range(4):
+        fast = adapt(model, theta, tasks.x_support[i], tasks.y_support[i], inner)
+        deltas.append(torch.cat([(fast[n] - theta[n]).flatten() for n in theta]))
+    d = torch.stack(deltas)
+    u = d / d.norm(dim=1, keepdim=True)
+    mu = u.mean(0)
+    ratio = 0.5 * (mu - (u @ mu)[:, None] * u).norm(dim=1) / d.norm(dim=1) ** 2
+    assert got["adaptation_norm"] == pytest.approx(d.norm(dim=1).median().item(), rel=1e-5)
+    assert got["nudge_ratio"] == pytest.approx(ratio.median().item(), rel=1e-4)
+    # one step of Σℓ/K is N = 3 times the mean loss's: the same γ pulls N² = 9 times less
+    other = reg.nudge(model, theta, tasks, _replace(inner, reduction="sum/k"), gamma=0.5, batch=4)
+    assert got["nudge_ratio"] / other["nudge_ratio"] == pytest.approx(9.0, rel=1e-3)

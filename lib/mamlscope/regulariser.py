@@ -185,3 +185,71 @@ def step_cost(cfg, gamma: float, repeats: int = 20, device="cpu") -> TimeRatio:
     plain = replace(cfg, coherence_penalty=0.0)
     return time_ratio(meta_step(replace(cfg, coherence_penalty=gamma), batch, device=device),
                       meta_step(plain, batch, device=device), repeats=repeats)
+
+
+# --------------------------------------------------------------------------------------------
+# How strong is γ? The correction's size relative to the adaptation it corrects
+# --------------------------------------------------------------------------------------------
+def nudge(model, theta: Mapping[str, torch.Tensor], tasks, inner, gamma: float,
+          batch: int) -> dict[str, float]:
+    """On ``tasks`` in meta-batches of ``batch`` (as in training, θ⃗_μ is each batch's mean):
+    the median adaptation size ‖Δᵢ‖ (θ̃ᵢ − θ over the adapted parameters, ``inner``'s steps)
+    and the median relative size of [L]'s correction at ``gamma``, ‖θ̂ᵢ − θ̃ᵢ‖ / ‖Δᵢ‖
+    (:func:`mamlscope.inner.coherence_correction`). The ratio is γ‖(I − θ⃗ᵢθ⃗ᵢᵀ)θ⃗_μ‖ / ‖Δᵢ‖²: a
+    smaller inner step makes the same γ a stronger pull."""
+    from torch.func import vmap
+
+    from .inner import adapt, coherence_correction, detached
+    from .models import adapted_parameter_names
+
+    theta = detached(dict(theta))
+    names = adapted_parameter_names(model, inner.adapt)
+    sizes, ratios = [], []
+    for start in range(0, len(tasks) - batch + 1, batch):
+        t = tasks[start:start + batch]
+        fast = vmap(lambda p, xs, ys: {n: v for n, v in adapt(model, p, xs, ys, inner).items()
+                                       if n in names},
+                    in_dims=(None, 0, 0), randomness="error")(theta, t.x_support, t.y_support)
+        fixed = coherence_correction(fast, theta, gamma)
+        b = len(t)
+        delta = torch.cat([(fast[n] - theta[n]).reshape(b, -1) for n in names], dim=1)
+        moved = torch.cat([(fixed[n] - fast[n]).reshape(b, -1) for n in names], dim=1)
+        sizes.append(delta.norm(dim=1))
+        ratios.append(moved.norm(dim=1) / delta.norm(dim=1))
+    size, ratio = torch.cat(sizes), torch.cat(ratios)
+    return {"adaptation_norm": float(size.median()), "nudge_ratio": float(ratio.median()),
+            "tasks": int(size.numel())}
+
+
+def nudge_table(runs: Mapping[str, object], gamma: float, n_tasks: int, device="cpu",
+                steps=None) -> pd.DataFrame:
+    """Per arm (``runs``: name → run) and checkpoint (default: the first, middle and last):
+    :func:`nudge` at ``gamma`` on the first ``n_tasks`` fixed test tasks, with the run's training
+    inner loop (the plain arm is measured at the same γ, as if the correction were applied);
+    and ``γ equivalent under the other loss``: the γ at which the other inner-loop reduction
+    (mean ↔ Σℓ/K) gives the same ratio from the same θ."""
+    from .inner import InnerLoop
+
+    rows = {}
+    for name, run in runs.items():
+        cfg = run.config
+        model = cfg.build_model().to(device)
+        inner = cfg.inner(train=True)
+        other = replace(inner, reduction="sum/k" if inner.reduction == "mean" else "mean")
+        assert isinstance(inner, InnerLoop)
+        ckpts = run.checkpoint_steps()
+        chosen = steps or sorted({ckpts[0], ckpts[len(ckpts) // 2], ckpts[-1]})
+        tasks = cfg.test_tasks(n_tasks).to(device)
+        for step in chosen:
+            theta = dict(run.load_model(step, device).named_parameters())
+            own = nudge(model, theta, tasks, inner, gamma, cfg.meta_batch)
+            alt = nudge(model, theta, tasks, other, gamma, cfg.meta_batch)
+            rows[(name, step)] = {
+                "‖Δᵢ‖ (median)": own["adaptation_norm"],
+                f"‖θ̂ᵢ − θ̃ᵢ‖ / ‖Δᵢ‖ at γ = {gamma:g}": own["nudge_ratio"],
+                f"the same under {other.reduction}": alt["nudge_ratio"],
+                "γ equivalent under the other loss": gamma * own["nudge_ratio"] / alt["nudge_ratio"],
+            }
+    frame = pd.DataFrame(rows).T
+    frame.index.names = ["arm", "step"]
+    return frame
