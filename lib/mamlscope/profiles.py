@@ -155,9 +155,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description=("A 2-core CPU, ≤ 90 min for the book: 32 filters, smaller meta-batches, 5 "
-                     "queries/class, thousands of meta-steps; Finn et al.'s α on the mean loss: "
-                     "inner steps 5× (5-way), 20× (20-way) smaller."),
+        description=("2-core CPU, book ≤ 90 min: 32 filters, meta-batch 4–8, ≤ 5,000 meta-steps; "
+                     "Finn et al.'s α on the mean loss: inner steps 5× (5-way), 20× (20-way) smaller."),
         test_tasks=600,
         analysis_tasks=50,
         analysis_inputs=500,
@@ -189,10 +188,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "paper": Profile(
         name="paper",
-        description=("The papers' settings: Finn et al. (2017) App. A.1 for Omniglot (64 filters, "
-                     "60,000 meta-steps, Adam 1e-3; 5-way: meta-batch 32, 1 inner step at 0.4, 3 at "
-                     "test; 20-way: meta-batch 16, 5 inner steps at 0.1), Goerttler & Obermayer §4 "
-                     "for MNIST (batch 100, 200 steps). Hours on a GPU."),
+        description=("The papers' settings: Finn et al. 2017 App. A.1 and code (64 filters, 60,000 "
+                     "meta-steps, Σℓ/K inner loss); Goerttler & Obermayer §4 on MNIST. Hours on a GPU."),
         test_tasks=600,
         analysis_tasks=50,
         analysis_inputs=500,
