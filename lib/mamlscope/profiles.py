@@ -182,6 +182,7 @@ PROFILES: dict[str, Profile] = {
         curvature_tasks=60,
         regulariser_setting=MetaConfig(n_way=5, filters=32, meta_batch=4, q_query=5, inner_steps=5, inner_lr=0.1,
                                        eval_inner_steps=5, steps=500, checkpoint_every=100),
+        regulariser_sweep=(0.001, 0.01, 0.1, 1.0),
         features_supervised=_AGARWAL,
         features_maml=_fc_maml(meta_batch=8, steps=3000, checkpoint_every=500),
         anil_seeds=3,
