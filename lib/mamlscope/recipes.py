@@ -213,6 +213,10 @@ def selection_gaps(profile: str) -> pd.DataFrame | None:
     return pd.DataFrame(out).T
 
 
+def _setting_of(cfg: meta.MetaConfig) -> str:
+    return next(setting for setting in SETTINGS.values() if cfg.n_way == (5 if "5w" in setting else 20))
+
+
 def comparison(run, ivm, loss, profile: profiles.Profile, device="cpu") -> pd.DataFrame:
     """Chapter 3's table: the profile's own recipe measured now, beside the other recipe —
     trained and measured now if ``profile.compare_recipes``, else read from the record."""
@@ -226,6 +230,9 @@ def comparison(run, ivm, loss, profile: profiles.Profile, device="cpu") -> pd.Da
         if rec is None or key not in rec["rows"]:
             print(f"The other recipe was not measured at profile {profile.name!r} "
                   f"(python -m mamlscope.recipes --profile {profile.name} --train --record).")
+        elif other.seed != profiles.load(profile.name).meta(_setting_of(other)).seed:
+            print(f"The recipe study's record is for the profile's own seed; this run has seed "
+                  f"{other.seed} (a replica), so its other recipe was not measured.")
         else:
             print(provenance(rec))
             if rec["rows"][key]["run"] != runs.run_dir(other).name:

@@ -26,7 +26,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -106,27 +105,32 @@ def run(profile: str = "cpu", seed: int = 1, threads: int = 1, device: str = "cp
     print(f"{trained.dir.name}: trained ({minutes['training']} min here; 0 when cached)", flush=True)
     out_nb = cache_root() / "replicas" / profile / f"seed{seed}"
     out_nb.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mamlscope-replica-") as tmp:
-        scratch = Path(tmp)
-        studies = results_root() / profile / "studies"
-        if studies.is_dir():  # chapters show the recorded studies
-            shutil.copytree(studies, scratch / profile / "studies")
-        env = {**kernel_environ(threads), "MAMLSCOPE_RESULTS": str(scratch)}
-        for page in pages:
-            t = time.perf_counter()
-            notebooks.execute(root, page, {"profile": profile, "device": device, "seed_20w": seed},
-                              out_nb / f"{page}.ipynb", env=env)
-            minutes[page] = round((time.perf_counter() - t) / 60, 1)
-            print(f"{page}: executed in {minutes[page]} min", flush=True)
-        dest = replica_root(profile, seed)
-        dest.mkdir(parents=True, exist_ok=True)
-        for claim_id in CLAIMS:
-            src = scratch / profile / f"{claim_id}.json"
-            if src.is_file():
-                text = src.read_text()
-                atomic_write(dest / src.name, lambda p, text=text: p.write_text(text))
+    # the chapters' records go to a results root of the replica's own, kept in the cache, so a
+    # chapter that fails can be rerun alone (--chapters) without the others
+    scratch = out_nb / "results"
+    studies = results_root() / profile / "studies"
+    if studies.is_dir():  # chapters show the recorded studies
+        shutil.copytree(studies, scratch / profile / "studies", dirs_exist_ok=True)
+    env = {**kernel_environ(threads), "MAMLSCOPE_RESULTS": str(scratch)}
+    for page in pages:
+        t = time.perf_counter()
+        notebooks.execute(root, page, {"profile": profile, "device": device, "seed_20w": seed},
+                          out_nb / f"{page}.ipynb", env=env)
+        minutes[page] = round((time.perf_counter() - t) / 60, 1)
+        print(f"{page}: executed in {minutes[page]} min", flush=True)
+    dest = replica_root(profile, seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    earlier = {}
+    if (dest / "replication.json").is_file():
+        earlier = json.loads((dest / "replication.json").read_text()).get("minutes", {})
+    minutes = {**earlier, **minutes}
+    for claim_id in CLAIMS:
+        src = scratch / profile / f"{claim_id}.json"
+        if src.is_file():
+            text = src.read_text()
+            atomic_write(dest / src.name, lambda p, text=text: p.write_text(text))
     record = {"seed": seed, "setting": SETTING, "run": trained.dir.name, "claims": list(CLAIMS),
-              "chapters": pages, "minutes": minutes,
+              "chapters": chapters(), "minutes": minutes,
               "provenance": {"command": f"python -m mamlscope.replicate --profile {profile} --seed {seed}",
                              "date": datetime.date.today().isoformat(), "commit": _commit(),
                              "machine": plan.machine(device), "threads": threads,
