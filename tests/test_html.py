@@ -302,3 +302,17 @@ def test_the_scorecards_first_screen_shows_the_tallies_and_a_verdict(html, tmp_p
     got = json.loads(m.group(1).replace("&quot;", '"'))
     assert 0 <= got["tally"] and got["tallyBottom"] <= 800, f"the tallies are not on the first screen: {got}"
     assert 0 <= got["badge"] <= 800 and VERDICT_WORDS.search(got["text"]), f"no verdict on the first screen: {got}"
+
+
+def test_every_script_and_stylesheet_is_served_by_the_book(html):
+    """Offline, the book renders as online: no page loads a script or stylesheet from another host
+    (MathJax is copied into _static by sphinx-mathjax-offline)."""
+    remote = re.compile(r'<(?:script|link)\b[^>]*(?:src|href)="(https?:)?//[^"]*"')
+    offenders = {}
+    for page in html.rglob("*.html"):
+        hits = [m.group(0) for m in remote.finditer(page.read_text()) if "<link" not in m.group(0)
+                or 'rel="stylesheet"' in m.group(0)]
+        if hits:
+            offenders[str(page.relative_to(html))] = hits[:2]
+    assert not offenders, f"pages load from other hosts: {offenders}"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
