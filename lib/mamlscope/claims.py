@@ -576,13 +576,32 @@ def of_chapter(chapter: str) -> list[Claim]:
     return [c for c in CLAIMS.values() if c.chapter == chapter]
 
 
+def _names(checks) -> str:
+    return "; ".join(c.name for c in checks) or "—"
+
+
+def rule_parts(c: Claim) -> dict[str, str]:
+    """A claim's rule for readers, in words (no record keys): decisive checks, secondary
+    checks, control and preconditions (the full text with the keys is in every record)."""
+    r = c.rule
+    if isinstance(r, Protocol):
+        parts = {"decisive checks": _names(r.decisive), "secondary checks": _names(r.secondary),
+                 "control": r.control}
+    elif r is not None:
+        parts = {"decisive checks": r.text(), "secondary checks": "—", "control": "—"}
+    else:
+        parts = {"decisive checks": "—", "secondary checks": "—", "control": "—"}
+    parts["preconditions (else inconclusive)"] = _names(c.precondition)
+    return parts
+
+
 def table(chapter: str):
-    """The claims of ``chapter`` with their rules: shown at the top of a chapter, before measuring."""
+    """The claims of ``chapter`` with their rules in words: shown at the top of a chapter,
+    before measuring."""
     import pandas as pd
 
-    return pd.DataFrame([{"id": c.id, "claim": c.statement, "paper": c.paper, "source": c.source,
-                          "rule (registered before measuring)": c.rule_text()}
-                         for c in of_chapter(chapter)]).set_index("id")
+    return pd.DataFrame([{"id": c.id, "claim": c.statement, "paper": f"{c.paper} ({c.source})",
+                          **rule_parts(c)} for c in of_chapter(chapter)]).set_index("id")
 
 
 def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | None = None,
