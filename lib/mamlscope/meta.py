@@ -455,13 +455,16 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, backend, progress
     ckpts = set(cfg.checkpoint_steps())
     if start == 0:
         _save(run, 0, model, opt)
+    count, t0 = 0, time.perf_counter()
     for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
                              initial=start, total=cfg.steps):
         idx, out, loss = _supervised_step(model, opt, x, y, step, cfg, device)
-        done = step + 1
+        done, count = step + 1, count + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             acc = (out.argmax(1).cpu() == y[idx]).float().mean().item()
-            run.log({"step": done, "train_loss": loss.item(), "train_score": acc})
+            run.log({"step": done, "train_loss": loss.item(), "train_score": acc,
+                     "seconds_per_step": (time.perf_counter() - t0) / count})
+            count, t0 = 0, time.perf_counter()
         if done in ckpts:
             _save(run, done, model, opt)
         on_step(done, cfg.steps)

@@ -47,9 +47,17 @@ def training_seconds(run) -> float:
 def training_cost(runs: dict) -> pd.DataFrame:
     """Seconds per meta-step and training minutes of each run (``label → run``), from its log.
     Machine-dependent: tag the cell ``nbval-ignore-output``."""
+    def per_step(r):
+        v = seconds_per_step(r)
+        return "— (not logged)" if v != v else f"{v:.3f}"
+
+    def minutes(r):
+        v = training_seconds(r)
+        return "— (not logged)" if v == 0 else f"{v / 60:.1f}"
+
     return pd.DataFrame({
-        "seconds per meta-step": {k: round(seconds_per_step(r), 3) for k, r in runs.items()},
-        "training minutes": {k: round(training_seconds(r) / 60, 1) for k, r in runs.items()},
+        "seconds per step": {k: per_step(r) for k, r in runs.items()},
+        "training minutes": {k: minutes(r) for k, r in runs.items()},
     })
 
 
