@@ -82,3 +82,10 @@ def test_cells_table_reads_r3s_head_only_row_and_g4s_lower_bounds(results_dir):
     assert t.loc["5w mean, book", "head only − all (points)"] == "-30.0 ± 2.0"
     assert t.loc["5w mean, book", "G4 inner/meta, conv1–3 (lower bounds)"] == "0.25 / 1.50 / 0.33"
     assert t.loc["5w Σℓ/K, book", "R3"] == "reproduced"
+
+
+def test_describe_says_when_there_is_nothing_to_compare(results_dir):
+    _record(results_dir, {"20w mean, book": {"G4": "not reproduced", "R5": RC.NOT_JUDGED},
+                          "5w mean, book": {"R5": RC.NOT_JUDGED}, "5w Σℓ/K, finn": {"R5": RC.NOT_JUDGED}})
+    assert RC.describe("G4", "cpu").endswith("the other recipe's model was not measured.")
+    assert RC.describe("R5", "cpu").splitlines()[0].endswith("not judged under both, so not compared.")

@@ -218,8 +218,15 @@ def describe(claim_id: str, profile: str, root=None) -> str:
     for setting in dict.fromkeys(v[0] for v in MODELS.values()):
         parts = [f"{m['verdict']} under {m['recipe']} (a model at {100 * m['accuracy']:.1f}%)"
                  for label, m in b["models"].items() if MODELS[label][0] == setting]
+        judged = [m for label, m in b["models"].items()
+                  if MODELS[label][0] == setting and m["verdict"] != NOT_JUDGED]
         if parts:
-            flag = "the verdict differs" if b["differs"].get(setting) else "the same verdict"
+            if len(parts) < 2:
+                flag = "the other recipe's model was not measured"
+            elif len(judged) < 2:
+                flag = "not judged under both, so not compared"
+            else:
+                flag = "the verdict differs" if b["differs"].get(setting) else "the same verdict"
             short = setting.removeprefix("omniglot_").removesuffix("1s")
             lines.append(f"{claim_id} at {short}: " + "; ".join(parts) + f": {flag}.")
     return "\n".join(lines)
