@@ -312,3 +312,15 @@ def test_nudge_ratio_by_hand_and_its_scale_with_the_inner_step():
     # one step of Σℓ/K is N = 3 times the mean loss's: the same γ pulls N² = 9 times less
     other = reg.nudge(model, theta, tasks, _replace(inner, reduction="sum/k"), gamma=0.5, batch=4)
     assert got["nudge_ratio"] / other["nudge_ratio"] == pytest.approx(9.0, rel=1e-3)
+
+
+@requires_data
+def test_nudge_table_on_a_float64_smoke_run(tmp_path, monkeypatch):
+    from mamlscope import profiles, regulariser as reg
+
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path / "cache"))
+    P = profiles.load("smoke")
+    run = meta.train(P.regulariser_setting)
+    t = reg.nudge_table({"plain": run}, P.regulariser_gamma, 4)
+    assert list(t.index.get_level_values("arm")) == ["plain"] * len(t)
+    assert (t["γ equivalent under the other loss"] > 0).all()

@@ -239,7 +239,8 @@ def nudge_table(runs: Mapping[str, object], gamma: float, n_tasks: int, device="
         assert isinstance(inner, InnerLoop)
         ckpts = run.checkpoint_steps()
         chosen = steps or sorted({ckpts[0], ckpts[len(ckpts) // 2], ckpts[-1]})
-        tasks = cfg.test_tasks(n_tasks).to(device)
+        dtype = next(model.parameters()).dtype  # the profile's (smoke: float64)
+        tasks = cfg.test_tasks(n_tasks).to(device, dtype)
         for step in chosen:
             theta = dict(run.load_model(step, device).named_parameters())
             own = nudge(model, theta, tasks, inner, gamma, cfg.meta_batch)
