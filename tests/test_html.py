@@ -65,6 +65,7 @@ class Page(HTMLParser):
         self.bib_entries: set[str] = set()           # ids of bibliography entries
         self.tables: list[str] = []                  # text of each table
         self.text: list[str] = []
+        self.unlinked: list[str] = []                # text outside any link
         self._table: list[str] | None = None
         self.path: Path | None = None                # the file it was read from
         self.feed(html)
@@ -104,6 +105,8 @@ class Page(HTMLParser):
         if any(tag in ("script", "style") for tag, _ in self.stack):
             return
         self.text.append(data)
+        if not any(tag == "a" or "cell_input" in classes for tag, classes in self.stack):
+            self.unlinked.append(data)  # prose and outputs, not code
         if self._table is not None:
             self._table.append(data + " ")
 
@@ -316,3 +319,13 @@ def test_every_script_and_stylesheet_is_served_by_the_book(html):
             offenders[str(page.relative_to(html))] = hits[:2]
     assert not offenders, f"pages load from other hosts: {offenders}"
     assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_no_page_names_a_chapter_without_linking_it(rendered):
+    """Every "chapter N" a reader sees in prose or in an output is a link to that chapter (code
+    cells' own text is code, and not checked)."""
+    plain = re.compile(r"\b[Cc]hapters? \d")
+    found = {name: sorted({m.group(0) for m in plain.finditer(" ".join(p.unlinked))})
+             for name, p in rendered.items()}
+    found = {k: v for k, v in found.items() if v}
+    assert not found, f"plain-text chapter references: {found}"
