@@ -136,8 +136,13 @@ def test_scorecard_notebook_has_a_described_profile_parameter():
 def test_every_committed_record_rejudges_to_its_verdict():
     """A reader re-judging book/results/cpu/ from its stored values gets the recorded verdicts:
     a rule changed in mamlscope.claims without re-executing its chapter fails here."""
+    from mamlscope import replicate
+
     rows = claims.rejudge("cpu", ROOT / "book" / "results")
-    assert len(rows) == len(claims.CLAIMS)
+    book = [r for r in rows if " (seed" not in r["claim"]]
+    assert len(book) == len(claims.CLAIMS)
+    replicas = {r["claim"] for r in rows} - {r["claim"] for r in book}
+    assert replicas == {f"{c} (seed1)" for c in replicate.CLAIMS}  # the replica is re-judged too
     differ = [r for r in rows if not (r["same verdict"] and r["same rule"])]
     assert not differ, f"re-judged records differ from the stored ones (re-execute their chapters): {differ}"
 
