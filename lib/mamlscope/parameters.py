@@ -33,6 +33,7 @@ MINIMUM: dict[str, int] = {
     "n_tasks": 1,
     "eval_task": 0,
     "n_ratio_tasks": 2,       # G4/G5's t intervals over tasks need two
+    "seed_20w": 0,            # the 20-way MAML run's seed (0: the book's; 1: the replica)
 }
 
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")

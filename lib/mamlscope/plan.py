@@ -43,7 +43,8 @@ def _ch4(P: Profile) -> list:
     for setting in P.r1_settings:
         out.append(P.meta(setting, "maml"))
         out += [replace(P.meta(setting, "anil"), seed=s) for s in range(P.anil_seeds)]
-    return out + [P.omniglot_supervised]
+    # the 5-way MAML run (chapter 1's) for the head-only diagnostics
+    return out + [P.omniglot_supervised, P.meta("omniglot_5w1s")]
 
 
 def _ch5(P: Profile) -> list:
