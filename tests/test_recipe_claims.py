@@ -1,7 +1,6 @@
 """The inner-loop claims under both recipes: the block a record carries, and one smoke measurement."""
 import json
 
-import pytest
 
 from conftest import requires_data
 from mamlscope import claims, meta, profiles, recipe_claims as RC, scorecard

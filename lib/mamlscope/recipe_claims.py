@@ -232,20 +232,31 @@ def describe(claim_id: str, profile: str, root=None) -> str:
     return "\n".join(lines)
 
 
-def table(profile: str, root=None, which=CLAIMS):
-    """Per model of the record (rows): accuracy and each claim's verdict (columns)."""
-    import pandas as pd
-
+def _recorded(profile: str, root=None) -> dict | None:
+    """The record, or None after saying how to make it."""
     rec = load_record(profile, root)
     if rec is None:
         print(f"The recipe-claims study was not recorded for profile {profile!r} "
               f"(python -m mamlscope.recipe_claims --profile {profile} --train --record).")
+    return rec
+
+
+def _model_columns(m: dict) -> dict:
+    a = m["accuracy"]
+    return {"inner loss": m["inner loss"], "network": m["network"],
+            "accuracy (%)": f"{100 * a['mean']:.1f} ± {100 * a['ci95']:.1f}"}
+
+
+def table(profile: str, root=None, which=CLAIMS):
+    """Per model of the record (rows): accuracy and each claim's verdict (columns)."""
+    import pandas as pd
+
+    rec = _recorded(profile, root)
+    if rec is None:
         return None
     rows = {}
     for label, m in rec["models"].items():
-        a = m["accuracy"]
-        row = {"inner loss": m["inner loss"], "network": m["network"],
-               "accuracy (%)": f"{100 * a['mean']:.1f} ± {100 * a['ci95']:.1f}"}
+        row = _model_columns(m)
         for c in which:
             row[c] = m["claims"][c]["verdict"] if c in m["claims"] else "—"
         rows[label] = row
@@ -258,18 +269,15 @@ def cells_table(profile: str, setting: str = "omniglot_5w1s", root=None):
     conv1–3 (lower bounds), with both claims' verdicts."""
     import pandas as pd
 
-    rec = load_record(profile, root)
+    rec = _recorded(profile, root)
     if rec is None:
-        print(f"The recipe-claims study was not recorded for profile {profile!r} "
-              f"(python -m mamlscope.recipe_claims --profile {profile} --train --record).")
         return None
     rows = {}
     for label, m in rec["models"].items():
         if m["setting"] != setting:
             continue
-        a, c = m["accuracy"], m["claims"]
-        row = {"inner loss": m["inner loss"], "network": m["network"],
-               "accuracy (%)": f"{100 * a['mean']:.1f} ± {100 * a['ci95']:.1f}"}
+        c = m["claims"]
+        row = _model_columns(m)
         if "R3" in c:
             v = c["R3"]["values"]
             half = v["head_only_diff"] - v["head_only_diff_lo"]
