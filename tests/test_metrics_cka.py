@@ -192,3 +192,25 @@ def test_cka_on_cuda_matches_cpu():
     x, y = _pair()
     for kw in SETTINGS:
         assert cka(x.float().cuda(), y.float().cuda(), **kw) == pytest.approx(cka(x.float(), y.float(), **kw), abs=1e-8)
+
+
+@pytest.mark.parametrize("m", [1, 2, 7, 10, 501])
+def test_median_by_selection_is_numpys_median(m):
+    from mamlscope.metrics.cka import _median
+
+    v = torch.randn(m, generator=torch.Generator().manual_seed(m), dtype=torch.float64)
+    v[: m // 3] = v[0]  # ties
+    assert float(_median(v)) == float(np.median(v.numpy()))
+
+
+@pytest.mark.parametrize("kw", [dict(kernel="linear"), dict(kernel="rbf", sigma_frac=1.0, median="nonzero"),
+                                dict(kernel="rbf", sigma_frac=0.5, median="all"), dict(kernel="linear", debiased=True)])
+def test_cka_from_precomputed_grams_is_cka_exactly(kw):
+    from mamlscope.metrics.cka import cka_grams, gram
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(30, 8, generator=g), torch.randn(30, 5, 2, generator=g)
+    debiased = kw.pop("debiased", False)
+    assert cka_grams(gram(x, **kw), gram(y, **kw), debiased) == cka(x, y, debiased=debiased, **kw)
+    with pytest.raises(ValueError, match="unknown CKA kernel"):
+        gram(x, kernel="cosine")

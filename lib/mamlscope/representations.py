@@ -26,7 +26,8 @@ from torch.func import functional_call
 from .data import Task
 from .inner import InnerLoop, _loss_fn, adapt, detached
 from .controls import matched_perturbation
-from .metrics import cka, rdm, rdm_of_rdms, compare_rdms
+from .metrics import cka, cka_grams, gram, rdm, rdm_of_rdms, compare_rdms
+from .metrics.rsa import flatten_examples
 from .stats import bootstrap_ratio as ratio_interval, log_depth_slope, mean_ci, over_seeds, t_interval
 from .stats import ratio_over_units, relative_drift
 
@@ -77,6 +78,12 @@ def layer_cka(model, params_a: Params, params_b: Params, x: torch.Tensor, kernel
     scale); ``kernel="rbf"`` is the RBF CKA of Kornblith et al.'s released code, which [G] used."""
     aa, ab = activations(model, params_a, x), activations(model, params_b, x)
     return {k: cka(aa[k], ab[k], kernel=kernel) for k in aa}
+
+
+def _flat(acts) -> "OrderedDict[str, torch.Tensor]":
+    """Each layer's activations as the float64 ``(n, d)`` matrix every metric starts from,
+    converted once (the same values :func:`rdm` and :func:`cka` would convert to)."""
+    return OrderedDict((k, flatten_examples(v)) for k, v in acts.items())
 
 
 def _layer_rdms(acts, metric: str) -> list[torch.Tensor]:
@@ -476,10 +483,10 @@ def supervised_change(runs, x: torch.Tensor, device="cpu", metrics=METRICS,
     for r in runs:
         net = r.config.build_model().to(device)
         theta0, theta_t = _theta(r, 0, device), _theta(r, steps[-1], device)
-        a0 = activations(net, theta0, x)
-        per = [(activations(net, _theta(r, s, device), x)) for s in steps]
+        a0 = _flat(activations(net, theta0, x))
+        per = [_flat(activations(net, _theta(r, s, device), x)) for s in steps]
         gen = torch.Generator().manual_seed(control_seed * 1_000_003 + r.config.seed)
-        nulls = [activations(net, _matched(net, theta0, theta_t, gen), x)
+        nulls = [_flat(activations(net, _matched(net, theta0, theta_t, gen), x))
                  for _ in range(2)]
         for m in metrics:
             base = _layer_rdms(a0, m)
@@ -487,9 +494,10 @@ def supervised_change(runs, x: torch.Tensor, device="cpu", metrics=METRICS,
             for k, a in enumerate(nulls):
                 null_rsa[m][k].append(_against(base, a, m))
         for k, kw in kernels.items():
-            sim[k].append([[cka(a0[l], a[l], **kw) for l in a0] for a in per])
+            base = {l: gram(a0[l], **kw) for l in a0}  # step 0's Gram matrices, once
+            sim[k].append([[cka_grams(base[l], gram(a[l], **kw)) for l in a0] for a in per])
             for j, a in enumerate(nulls):
-                null_sim[k][j].append([cka(a0[l], a[l], **kw) for l in a0])
+                null_sim[k][j].append([cka_grams(base[l], gram(a[l], **kw)) for l in a0])
     layers = list(runs[0].config.build_model().layer_names)
     accuracy = [r.metrics()[-1]["train_score"] for r in runs]
     return SupervisedChange(steps, layers, {m: np.array(v) for m, v in rsa.items()},

@@ -11,7 +11,7 @@ scalar metrics return python floats, matrices are float64 tensors on the input's
 """
 
 from .cca import canonical_correlations, pwcca, svcca, svd_reduce
-from .cka import cka, gram_linear, gram_rbf, hsic, linear_cka, linear_cka_features, rbf_cka
+from .cka import cka, cka_grams, gram, gram_linear, gram_rbf, hsic, linear_cka, linear_cka_features, rbf_cka
 from .coherence import (
     PairwiseMean,
     adaptation_deltas,
@@ -42,7 +42,7 @@ from .rsa import (
 __all__ = [
     "rdm", "upper_triangle", "rank_rows", "compare_rdms", "rdm_of_rdms", "mds_embedding",
     "representational_dissimilarity", "flatten_examples",
-    "cka", "linear_cka", "rbf_cka", "linear_cka_features", "gram_linear", "gram_rbf", "hsic",
+    "cka", "cka_grams", "gram", "linear_cka", "rbf_cka", "linear_cka_features", "gram_linear", "gram_rbf", "hsic",
     "svcca", "pwcca", "canonical_correlations", "svd_reduce",
     "hessian_spectral_norm", "hessian_spectral_norm_batched", "hessian_top_eigen",
     "hessian_vector_product", "HessianEigen",

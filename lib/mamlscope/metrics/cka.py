@@ -35,8 +35,10 @@ from .rsa import _check_same_n, flatten_examples
 __all__ = [
     "gram_linear",
     "gram_rbf",
+    "gram",
     "hsic",
     "cka",
+    "cka_grams",
     "linear_cka",
     "rbf_cka",
     "linear_cka_features",
@@ -47,10 +49,13 @@ CKA_KERNELS = ("linear", "rbf")
 
 
 def _median(v: torch.Tensor) -> torch.Tensor:
-    """Median of a 1-D tensor, averaging the two middle values for even length (as NumPy)."""
-    s = v.sort().values
-    m = s.numel()
-    return s[m // 2] if m % 2 else 0.5 * (s[m // 2 - 1] + s[m // 2])
+    """Median of a 1-D tensor, averaging the two middle values for even length (as NumPy).
+
+    The middle order statistics by selection (``kthvalue``), not a full sort: the same elements,
+    so the same value, in linear time."""
+    m = v.numel()
+    upper = v.kthvalue(m // 2 + 1).values
+    return upper if m % 2 else 0.5 * (v.kthvalue(m // 2).values + upper)
 
 
 def gram_linear(x) -> torch.Tensor:
@@ -108,6 +113,17 @@ def gram_rbf(x, sigma_frac: float = 0.5, median: str = "all") -> torch.Tensor:
     if sigma2 <= 0:
         raise ValueError("RBF bandwidth is zero: at least half of the example pairs coincide")
     return torch.exp(-d2 / (2.0 * sigma2))
+
+
+def gram(x, kernel: str = "linear", sigma_frac: float = 0.5, median: str = "all") -> torch.Tensor:
+    """The Gram matrix :func:`cka` uses for ``kernel`` (``"linear"``: :func:`gram_linear`,
+    ``"rbf"``: :func:`gram_rbf` with ``sigma_frac`` and ``median``). Compute one
+    representation's once and compare it with many through :func:`cka_grams`."""
+    if kernel == "linear":
+        return gram_linear(x)
+    if kernel == "rbf":
+        return gram_rbf(x, sigma_frac, median)
+    raise ValueError(f"unknown CKA kernel {kernel!r}; choose one of {CKA_KERNELS}")
 
 
 def _centre_gram(k: torch.Tensor) -> torch.Tensor:
@@ -170,6 +186,12 @@ def _cka_from_grams(k: torch.Tensor, l: torch.Tensor, debiased: bool) -> float:
     return float(kl / torch.sqrt(kk * ll))
 
 
+def cka_grams(k: torch.Tensor, l: torch.Tensor, debiased: bool = False) -> float:
+    """CKA from two Gram matrices ``(n, n)`` of the same inputs (:func:`gram`); a python float.
+    ``cka(x, y, kernel, …) == cka_grams(gram(x, kernel, …), gram(y, kernel, …))``."""
+    return _cka_from_grams(k, l.to(k.device), debiased)
+
+
 def cka(x, y, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.5,
         median: str = "all") -> float:
     """CKA between activations ``x`` ``(n, ...)`` and ``y`` ``(n, ...)`` of the same ``n`` inputs.
@@ -182,13 +204,7 @@ def cka(x, y, kernel: str = "linear", debiased: bool = False, sigma_frac: float 
     yf = flatten_examples(y, name="y", min_examples=2)
     _check_same_n(xf, yf)
     yf = yf.to(xf.device)
-    if kernel == "linear":
-        k, l = gram_linear(xf), gram_linear(yf)
-    elif kernel == "rbf":
-        k, l = gram_rbf(xf, sigma_frac, median), gram_rbf(yf, sigma_frac, median)
-    else:
-        raise ValueError(f"unknown CKA kernel {kernel!r}; choose one of {CKA_KERNELS}")
-    return _cka_from_grams(k, l, debiased)
+    return cka_grams(gram(xf, kernel, sigma_frac, median), gram(yf, kernel, sigma_frac, median), debiased)
 
 
 def linear_cka(x, y, debiased: bool = False) -> float:
