@@ -63,7 +63,7 @@ def test_describe_says_per_setting_whether_the_recipes_agree(results_dir):
     lines = RC.describe("G4", "cpu").splitlines()
     assert lines[0].startswith("G4 at 5w") and lines[0].endswith("the same verdict.")
     assert lines[1].startswith("G4 at 20w") and lines[1].endswith("the verdict differs.")
-    assert "reproduced under Finn et al.'s Σℓ/K (a model at 90.0%)" in lines[1]
+    assert "reproduced under Finn et al.'s Σℓ/K, on a model at 90.0%" in lines[1]
 
 
 def test_cells_table_reads_r3s_head_only_row_and_g4s_lower_bounds(results_dir):

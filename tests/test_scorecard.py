@@ -189,3 +189,23 @@ def test_tallies_per_paper_and_the_front_page():
     assert "(a precondition fails)" in page and page.count("† Measured on a model") == 1
     d = scorecard.details(t)
     assert d.count(":::{dropdown}") == 3 and "**recipe**: recipe-dependent" in d  # not-run claims skipped
+
+
+def test_chapter_summary_lists_the_chapters_recorded_verdicts(results_dir):
+    assert "No claim of this chapter" in scorecard.chapter_summary("01_maml_on_omniglot", "smoke")
+    _record("F1", "reproduced")
+    _record("F2", "not reproduced")
+    _record("R1", "reproduced", chapter="04_rapid_learning_or_feature_reuse")
+    text = scorecard.chapter_summary("01_maml_on_omniglot", "smoke")
+    lines = text.splitlines()
+    assert lines[0].startswith("- **F1** {bdg-success}`reproduced`")
+    assert lines[1].startswith("- **F2** {bdg-danger}`not reproduced`")
+    assert "R1" not in text and "2 claims at profile `smoke`: 1 reproduced, 1 not reproduced." in text
+
+
+@pytest.mark.parametrize("chapter", sorted(p.stem for p in (ROOT / "book").glob("0*.md")))
+def test_every_chapter_opens_with_its_summary_box_and_glues_it(chapter):
+    text = (ROOT / "book" / f"{chapter}.md").read_text()
+    box, first_cell = text.index("{glue:md} chapter_summary"), text.index("```{code-cell}")
+    assert box < first_cell  # before the parameters cell: the reader's first screen
+    assert f'_scorecard.chapter_summary("{chapter}", P.name)' in text.split("```{code-cell}")[-1]

@@ -138,16 +138,11 @@ def record_execution(job, name: str, seconds: float, threads: int, workers: int)
     """Write ``<results>/<profile>/execution/<name>.json``: when page ``name`` executed, how long
     it took, on what machine, commit and thread count (the book's execution report)."""
     import datetime
-    import subprocess
 
-    from .paths import atomic_write
+    from .paths import atomic_write, git_commit
     from .plan import machine
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=job.root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    commit = git_commit(missing="", cwd=job.root)
     entry = {"page": name, "profile": job.profile, "seconds": round(seconds, 1), "threads": threads,
              "workers": workers, "machine": machine(), "commit": commit,
              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

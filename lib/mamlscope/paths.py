@@ -52,3 +52,17 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def git_commit(length: int | None = None, missing: str = "unknown", cwd=None) -> str:
+    """The checkout's commit (``git rev-parse --short[=length] HEAD``), or ``missing`` when there
+    is no git or no checkout: what the records say they were computed at."""
+    import subprocess
+
+    short = "--short" if length is None else f"--short={length}"
+    try:
+        out = subprocess.run(["git", "rev-parse", short, "HEAD"], cwd=cwd or project_root(), text=True,
+                             capture_output=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError, TypeError):
+        return missing
+    return out or missing

@@ -216,7 +216,7 @@ def describe(claim_id: str, profile: str, root=None) -> str:
         return f"{claim_id}: the recipe study was not recorded for profile {profile!r}."
     lines = []
     for setting in dict.fromkeys(v[0] for v in MODELS.values()):
-        parts = [f"{m['verdict']} under {m['recipe']} (a model at {100 * m['accuracy']:.1f}%)"
+        parts = [f"{m['verdict']} under {m['recipe']}, on a model at {100 * m['accuracy']:.1f}%"
                  for label, m in b["models"].items() if MODELS[label][0] == setting]
         judged = [m for label, m in b["models"].items()
                   if MODELS[label][0] == setting and m["verdict"] != NOT_JUDGED]

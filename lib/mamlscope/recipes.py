@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import subprocess
 import sys
 import time
 
@@ -36,7 +35,7 @@ import pandas as pd
 import torch
 
 from . import evaluate, meta, profiles, runs
-from .paths import project_root
+from .paths import git_commit
 from .results import plain, results_root
 
 TOLERANCE = 0.02          # accuracy (fraction) by which Finn et al.'s recipe may trail the mean loss
@@ -133,11 +132,7 @@ def record_path(profile: str, root=None):
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=project_root(), text=True,
-                              capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError, TypeError):
-        return "unknown"
+    return git_commit(12)
 
 
 def write_record(profile: str, rows: dict, root=None) -> dict:

@@ -24,12 +24,11 @@ import argparse
 import datetime
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .paths import atomic_write, cache_root, project_root
+from .paths import atomic_write, cache_root, git_commit, project_root
 from .results import results_root
 
 CLAIMS = ("F2", "G1", "G3", "G4", "G5", "R1", "R3", "R4", "R5", "A1c")
@@ -76,11 +75,7 @@ def attach(claim_id: str, verdict: str, profile: str, root=None) -> dict:
 
 
 def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(),
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    return git_commit()
 
 
 def run(profile: str = "cpu", seed: int = 1, threads: int = 1, device: str = "cpu",

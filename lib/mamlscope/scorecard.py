@@ -227,6 +227,19 @@ def _short_status(row) -> str:
     return badge(row.verdict) + (f" ({'; '.join(extra)})" if extra else "")
 
 
+def chapter_summary(chapter: str, profile: str, root=None) -> str:
+    """Markdown for a chapter's summary box: its claims' recorded verdicts as badges (with what
+    qualifies them, as on the front page), one line each, and a tally. Read from the records, so
+    a chapter that calls it after judging shows what it has just recorded."""
+    table = scorecard(profile, root)
+    sub = table[table["chapter"] == chapter]
+    if not len(sub):
+        return f"No claim of this chapter is recorded at profile `{profile}` yet."
+    lines = [f"- **{row.id}** {_short_status(row)} {_cell(row.claim)}" for row in sub.itertuples(index=False)]
+    tally = ", ".join(f"{n} {v}" for v, n in counts(sub).items() if n)
+    return "\n".join(lines) + f"\n\n{len(sub)} claims at profile `{profile}`: {tally}.\n"
+
+
 def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
     """Markdown: the tallies, then one short table per paper (id, claim, verdict, chapter), with
     a † footnote for claims measured on a model that fails its own accuracy claim."""

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     plan, train = sub.choices["plan"], sub.choices["train"]
     plan.add_argument("--estimate", action="store_true",
                       help="time a few steps of each untrained run to estimate its minutes here")
+    plan.add_argument("--record", metavar="PATH", default=None,
+                      help="with --estimate: also write the estimates, with the machine, date and commit, "
+                           "as JSON to PATH (the paper-scale page reads book/results/paper/cost-<device>.json)")
     train.add_argument("--workers", default="auto",
                        help="concurrent runs: a number, or auto (cores ÷ threads per worker locally; "
                             "required on a cluster)")
@@ -77,6 +80,8 @@ def main(argv=None) -> int:
         parser.error(str(err))
 
     if args.command == "plan":
+        if args.record and not args.estimate:
+            parser.error("--record needs --estimate (it records the estimated minutes)")
         busy = None
         if args.estimate:
             import psutil
@@ -103,6 +108,11 @@ def main(argv=None) -> int:
             print("by chapter (each run counted where first used): "
                   + ", ".join(f"{c[:2]} {m / 60:.1f} h" for c, m in per.items()))
             spread = frame["spread"].max()
+            if args.record:
+                from ..paper_scale import write_cost
+
+                path = write_cost(args.record, frame, args.profile, args.device, threads, busy)
+                print(f"recorded the estimates in {path}")
             if spread > 1.5 or busy:
                 print(f"warning: timed steps of one run differ up to {spread:.1f}x"
                       f"{'; ' + busy if busy else ''}: something else is using this machine, so these "
