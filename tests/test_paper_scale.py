@@ -40,7 +40,7 @@ def test_a_recorded_device_gets_hours_per_chapter_and_an_unrecorded_one_says_so(
     assert "| **all** | 3 | **40.0** | |" in text  # 2,400.5 min
     assert "30.0 s" not in text and "0.5 min" in text  # chapter 2: minutes, not "0.0" hours
     gpu = text.split("### On a GPU")[1]
-    assert "Not measured yet" in gpu and "--device cuda" in gpu
+    assert "Not measured yet" in gpu and "No GPU was available" in gpu and "--device cuda" in text
     assert "differed by up to 1.30×" in text
 
 

@@ -81,6 +81,13 @@ def cost_table(record: dict, book_dir=None) -> str:
         lines.append(f"| {number}. {{doc}}`{chapter_title(chapter, book_dir)} <{chapter}>` | {c['runs']} | "
                      f"{_hours(c['hours'])} | {big['run'].rsplit('-', 1)[0]} ({_hours(big['minutes'] / 60)}) |")
     lines.append(f"| **all** | {len(record['runs'])} | **{_hours(total)}** | |")
+    first = set(by_chapter(record))
+    reusing = sorted({c for r in record["runs"] for c in r["chapters"]} - first)
+    if reusing:
+        names = ", ".join(str(int(c.split("_")[0])) for c in reusing)
+        many = len(reusing) > 1
+        lines.append(f"\nChapter{'s' if many else ''} {names} train{'' if many else 's'} nothing of "
+                     f"{'their' if many else 'its'} own: {'they use' if many else 'it uses'} runs counted above.")
     return "\n".join(lines) + "\n"
 
 
@@ -126,11 +133,13 @@ def page(root=None) -> str:
         name = "GPU" if device == "cuda" else "CPU"
         out.append(f"### On a {name}")
         out.append("")
+        if record is None and device == "cuda":
+            out += ["**Not measured yet.** No GPU was available when this page was generated. On one, the first "
+                    "command above measures it in minutes. A GPU's hours do not follow from a CPU's: these "
+                    "small convolutions are bound by kernel launches on a GPU, not by arithmetic.", ""]
+            continue
         if record is None:
-            out += [f"**Not measured yet.** No {name} was available when this page was generated. On one, the "
-                    f"first command above (with `--device {device}`) measures it in minutes; a {name}'s hours "
-                    "do not follow from another device's, since these small convolutions are bound by kernel "
-                    "launches on a GPU, not by arithmetic.", ""]
+            out += [f"**Not recorded yet**: the first command above, with `--device {device}`, records it.", ""]
             continue
         out += [cost_table(record, book_dir), _measured(record), ""]
     out += ["## 3. Train, then execute", "",
