@@ -111,8 +111,9 @@ def page(root=None) -> str:
            "each where it matters, what it changes from this profile and why.", "",
            "## 1. Check that it runs: the dry run", "",
            "```bash",
-           "make dry-run                                                   # = make book PROFILE=paper-dry",
-           ".venv/bin/python -m mamlscope.rerun --profile paper-dry -p device=cuda   # the same on a GPU",
+           "make dry-run        # = make book PROFILE=paper-dry",
+           "# the same on a GPU:",
+           ".venv/bin/python -m mamlscope.rerun --profile paper-dry -p device=cuda",
            "```", "",
            "The dry run (profile `paper-dry`) executes every chapter with the paper profile's configurations "
            "and every count cut: 3 meta-steps per run, a few learning-curve and analysis tasks, 120 test "
@@ -123,7 +124,8 @@ def page(root=None) -> str:
            "```bash",
            ".venv/bin/python -m mamlscope.runs plan --profile paper --estimate --device cuda \\",
            "    --record book/results/paper/cost-cuda.json",
-           ".venv/bin/python -m mamlscope.paper_scale --write book/paper_scale.md   # this page, again",
+           "# this page, again:",
+           ".venv/bin/python -m mamlscope.paper_scale --write book/paper_scale.md",
            "```", "",
            "`runs plan --estimate` times a few real training steps of each run, one at a time after a "
            "warm-up (waiting for the GPU to finish each), and the evaluations at its checkpoints, and "
@@ -144,10 +146,13 @@ def page(root=None) -> str:
         out += [cost_table(record, book_dir), _measured(record), ""]
     out += ["## 3. Train, then execute", "",
             "```bash",
-            ".venv/bin/python -m mamlscope.runs train --profile paper --device cuda        # on this machine",
+            "# on this machine:",
+            ".venv/bin/python -m mamlscope.runs train --profile paper --device cuda",
+            "# or one batch job per worker:",
             ".venv/bin/python -m mamlscope.runs train --profile paper --cluster slurm \\",
-            "    --workers 8 --gpus 1 --walltime 24:00:00                             # or one job per worker",
-            ".venv/bin/python -m mamlscope.rerun --profile paper -p device=cuda --html  # → _build/paper/",
+            "    --workers 8 --gpus 1 --walltime 24:00:00",
+            "# then the chapters, into _build/paper/:",
+            ".venv/bin/python -m mamlscope.rerun --profile paper -p device=cuda --html",
             "```", "",
             "Runs are content-addressed and checkpointed, so an interrupted job resumes where it stopped, and "
             "the chapters find every run they need in the cache (`MAMLSCOPE_CACHE`, shared by the jobs). "
