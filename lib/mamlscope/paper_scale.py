@@ -74,15 +74,15 @@ def cost_table(record: dict, book_dir=None) -> str:
 
     lines = ["| chapter | runs first used there | hours | its most expensive run |", "|---|---|---|---|"]
     total = 0.0
-    for chapter, c in by_chapter(record).items():
+    chapters = by_chapter(record)
+    for chapter, c in chapters.items():
         total += c["hours"]
         number = int(chapter.split("_")[0])
         big = c["largest"]
         lines.append(f"| {number}. {{doc}}`{chapter_title(chapter, book_dir)} <{chapter}>` | {c['runs']} | "
                      f"{_hours(c['hours'])} | {big['run'].rsplit('-', 1)[0]} ({_hours(big['minutes'] / 60)}) |")
     lines.append(f"| **all** | {len(record['runs'])} | **{_hours(total)}** | |")
-    first = set(by_chapter(record))
-    reusing = sorted({c for r in record["runs"] for c in r["chapters"]} - first)
+    reusing = sorted({c for r in record["runs"] for c in r["chapters"]} - set(chapters))
     if reusing:
         names = ", ".join(str(int(c.split("_")[0])) for c in reusing)
         many = len(reusing) > 1

@@ -34,7 +34,7 @@ import time
 import torch
 
 from . import claims, evaluate, meta, profiles, runs
-from .paths import atomic_write
+from .paths import atomic_write, git_commit
 from .results import plain, results_root
 
 CLAIMS = ("G4", "G5", "R3", "R4", "R5")
@@ -133,7 +133,6 @@ def load_record(profile: str, root=None) -> dict | None:
 def write_record(profile: str, labels=tuple(MODELS), device="cpu", root=None) -> dict:
     """Measure every model in ``labels`` (trained) and write the record, merged into the
     earlier one model by model."""
-    from . import recipes
     from .report import training_seconds
 
     from filelock import FileLock
@@ -171,7 +170,7 @@ def write_record(profile: str, labels=tuple(MODELS), device="cpu", root=None) ->
         rec["models"] = {k: rec["models"][k] for k in MODELS if k in rec["models"]}
         rec["provenance"] = {
             "command": f"python -m mamlscope.recipe_claims --profile {profile} --record",
-            "commit": recipes._commit(), "date": datetime.date.today().isoformat(),
+            "commit": git_commit(12), "date": datetime.date.today().isoformat(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "machine": _machine(device)}
         text = json.dumps(rec, indent=2, ensure_ascii=False) + "\n"

@@ -131,10 +131,6 @@ def record_path(profile: str, root=None):
     return results_root(root) / profile / "studies" / "recipe.json"
 
 
-def _commit() -> str:
-    return git_commit(12)
-
-
 def write_record(profile: str, rows: dict, root=None) -> dict:
     """Write the study's rows (merged into the profile's earlier record, candidate by candidate)
     with where and when they were measured."""
@@ -147,7 +143,7 @@ def write_record(profile: str, rows: dict, root=None) -> dict:
                                                    f"{100 * TOLERANCE:.0f} points below the mean loss",
            "choice": {s: choice(rows, s) for s in SETTINGS},
            "provenance": {"command": f"python -m mamlscope.recipes --profile {profile} --train --record",
-                          "commit": _commit(), "date": datetime.date.today().isoformat(),
+                          "commit": git_commit(12), "date": datetime.date.today().isoformat(),
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
                           "training minutes (from the runs' logs)": trained}}
     path = record_path(profile, root)

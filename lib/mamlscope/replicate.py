@@ -74,10 +74,6 @@ def attach(claim_id: str, verdict: str, profile: str, root=None) -> dict:
     return out
 
 
-def _commit() -> str:
-    return git_commit()
-
-
 def run(profile: str = "cpu", seed: int = 1, threads: int = 1, device: str = "cpu",
         only: list[str] | None = None) -> Path:
     """Train the seed, execute the chapters into a scratch root, keep the claims' records."""
@@ -127,7 +123,7 @@ def run(profile: str = "cpu", seed: int = 1, threads: int = 1, device: str = "cp
     record = {"seed": seed, "setting": SETTING, "run": trained.dir.name, "claims": list(CLAIMS),
               "chapters": chapters(), "minutes": minutes,
               "provenance": {"command": f"python -m mamlscope.replicate --profile {profile} --seed {seed}",
-                             "date": datetime.date.today().isoformat(), "commit": _commit(),
+                             "date": datetime.date.today().isoformat(), "commit": git_commit(),
                              "machine": plan.machine(device), "threads": threads,
                              "torch": torch.__version__}}
     text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
