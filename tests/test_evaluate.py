@@ -87,11 +87,36 @@ def test_run_task_scores_are_cached_with_their_mean(tmp_path, monkeypatch):
     assert v.shape == (5,) and s == evaluate.mean_ci95(v)
     path = run.dir / "scores.json"
     cache = json.loads(path.read_text())
-    key = next(iter(cache))
+    key = evaluate.score_key(2, 5, cfg.inner(False))
     assert cache[key]["values"] == v.tolist()
     del cache[key]["values"]
     path.write_text(json.dumps(cache))
     assert evaluate.run_score(run, 5) == s                       # old entries still give their score
     assert torch.equal(evaluate.run_task_scores(run, 5), v)      # and are completed on demand
     other = evaluate.run_task_scores(run, 5, inner=dataclasses.replace(cfg.inner(False), adapt="head"))
-    assert len(json.loads(path.read_text())) == 2 and other.shape == (5,)
+    five = [k for k in json.loads(path.read_text()) if json.loads(k)["tasks"] == 5]
+    assert len(five) == 2 and other.shape == (5,)
+
+
+@requires_data
+def test_training_stores_its_learning_curves_per_task_scores(tmp_path, monkeypatch):
+    """Every checkpoint's curve scores are in the run's score cache, equal to adapting again from
+    the saved checkpoint (bit for bit), so analyses over checkpoints read them instead."""
+    import json
+
+    from mamlscope import evaluate, meta
+
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
+    cfg = meta.MetaConfig(n_way=3, filters=4, meta_batch=2, q_query=1, steps=4, checkpoint_every=2,
+                          log_every=1, curve_tasks=3, log_checkpoints=False)
+    run = meta.train(cfg)
+    cache = json.loads((run.dir / "scores.json").read_text())
+    assert len(cache) == len(run.checkpoint_steps()) == 3
+    for step in run.checkpoint_steps():
+        again = evaluate.per_task_scores(run.load_model(step), cfg.test_tasks(3), cfg.inner(False))
+        stored = cache[evaluate.score_key(step, 3, cfg.inner(False))]["values"]
+        assert stored == again.double().tolist()
+        assert torch.equal(evaluate.run_task_scores(run, 3, step=step).float(), again)
+    curve = [m["test_score"] for m in run.metrics() if "test_score" in m]
+    assert curve == [cache[evaluate.score_key(s, 3, cfg.inner(False))]["mean"]
+                     for s in run.checkpoint_steps()]

@@ -47,6 +47,21 @@ def test_freezing_rows_and_full_adaptation():
     assert set(v["freeze_diff"]) == {"conv1", "conv1–conv2", "conv1–conv3", "conv1–conv4"}
     assert all(v["freeze_diff_lo"][k] <= v["freeze_diff"][k] <= v["freeze_diff_hi"][k] for k in v["freeze_diff"])
     assert list(f.table().index) == list(f.scores)
+    known = reuse.freezing(m, tasks, inner, full=per_task_scores(m, tasks, inner).double())
+    assert all(torch.equal(known.scores[k], f.scores[k]) for k in f.scores)
+
+
+def test_scores_of_the_first_chunks_are_the_scores_of_those_tasks():
+    """Chapter 4 takes its diagnostics' rows on the first 300 tasks from R3's 600: per-task scores
+    are computed in chunks of 100 tasks from the first, so a prefix of whole chunks (or all of
+    them) is the same computation."""
+    m, tasks, inner = _model(), toy_tasks(n_tasks=7), InnerLoop(steps=2, lr=0.3)
+    every = per_task_scores(m, tasks, inner, chunk=3)
+    assert torch.equal(every[:6], per_task_scores(m, tasks[:6], inner, chunk=3))
+    d = reuse.head_only_diagnostics(m, tasks[:6], inner, long_steps=2)
+    given = reuse.head_only_diagnostics(m, tasks[:6], inner, long_steps=2, full=every[:6],
+                                        head=per_task_scores(m, tasks, InnerLoop(2, 0.3, "head"), chunk=3)[:6])
+    assert all(torch.equal(given.scores[k], d.scores[k]) for k in d.scores)
 
 
 def test_similarity_is_one_for_identical_and_below_for_unrelated():

@@ -10,6 +10,7 @@ and every run. Scores of a run are cached in its directory, keyed by everything 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, replace
 
 import torch
@@ -86,13 +87,27 @@ def _cached_score(run, n_tasks: int, step: int | None, inner: InnerLoop | None, 
     if key not in cache or (values and "values" not in cache[key]):
         model = run.load_model(step, device=device)
         per_task = per_task_scores(model, cfg.test_tasks(n_tasks), inner, loss=cfg.loss)
-        score = mean_ci95(per_task)
-        cache[key] = {"mean": score.mean, "ci95": score.ci95, "n": score.n,
-                      "values": [float(v) for v in per_task.double().tolist()]}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-        tmp.replace(path)
+        return store_task_scores(run, step, inner, per_task)
     return cache[key]
+
+
+def store_task_scores(run, step: int, inner: InnerLoop, per_task: torch.Tensor) -> dict:
+    """Write the per-task scores ``per_task`` of checkpoint ``step`` on the first
+    ``len(per_task)`` fixed test tasks, adapted with ``inner``, into the run's ``scores.json``
+    (atomically: a temporary file, then a rename); returns the entry. They must be what
+    :func:`per_task_scores` gives on ``run.config.test_tasks(len(per_task))`` with the run's loss:
+    training stores its learning curve's scores this way, so analyses of its checkpoints on those
+    tasks (:func:`run_task_scores`) read them instead of adapting again."""
+    path = run.dir / "scores.json"
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    score = mean_ci95(per_task)
+    entry = {"mean": score.mean, "ci95": score.ci95, "n": score.n,
+             "values": [float(v) for v in per_task.double().tolist()]}
+    cache[score_key(step, len(per_task), inner)] = entry
+    tmp = path.with_name(f"scores.{os.getpid()}.tmp")  # one per process: two writers never share it
+    tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
+    tmp.replace(path)
+    return entry
 
 
 def run_task_scores(run, n_tasks: int = N_TEST_TASKS, *, step: int | None = None,

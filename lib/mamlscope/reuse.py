@@ -162,25 +162,33 @@ class Freezing:
                 "full": mean_ci95(self.scores[self.full]).values()}
 
 
-def freezing(model, tasks: Task, inner: InnerLoop, params=None) -> Freezing:
-    """[R] Table: adapt only the layers from k on, for every k, at test time (``inner`` otherwise)."""
+def freezing(model, tasks: Task, inner: InnerLoop, params=None, full: torch.Tensor | None = None) -> Freezing:
+    """[R] Table: adapt only the layers from k on, for every k, at test time (``inner`` otherwise).
+
+    ``full``: the per-task scores of adapting every layer with ``inner`` on ``tasks``, when they
+    are already known (:func:`~mamlscope.evaluate.run_task_scores` of the run: the same
+    computation, cached), so that row is not computed again."""
     layers = list(model.layer_names)
     specs = [f"from:{l}" for l in layers[:-1]] + ["head"]
-    scores = {s: per_task_scores(model, tasks, replace(inner, adapt=s), params=params) for s in specs}
+    scores = {s: full.float() if full is not None and i == 0
+              else per_task_scores(model, tasks, replace(inner, adapt=s), params=params)
+              for i, s in enumerate(specs)}
     frozen = {s: "none" if i == 0 else ("–".join([layers[0], layers[i - 1]]) if i > 1 else layers[0])
               for i, s in enumerate(specs)}
     return Freezing(scores, frozen, specs[0])
 
 
 def head_only_step_sizes(model, tasks: Task, inner: InnerLoop, factors: Sequence[float], full: torch.Tensor,
-                         params=None) -> pd.DataFrame:
+                         params=None, head: torch.Tensor | None = None) -> pd.DataFrame:
     """Is a head-only adaptation that fails the features' fault, or the step's? Head-only
     accuracy with the step size ``inner.lr × f`` for each factor f, against adapting every layer
     with ``inner`` (per-task accuracies ``full``, same tasks). A diagnostic beside R3, not part of
-    its rule (which keeps the run's own inner loop)."""
+    its rule (which keeps the run's own inner loop). ``head``: the head-only scores at α itself
+    (R3's row), when known, for the factor 1."""
     rows = {}
     for f in factors:
-        v = per_task_scores(model, tasks, replace(inner, adapt="head", lr=inner.lr * f), params=params)
+        v = head if f == 1 and head is not None else \
+            per_task_scores(model, tasks, replace(inner, adapt="head", lr=inner.lr * f), params=params)
         rows[f"α × {f:g} = {inner.lr * f:g}"] = {"head-only accuracy (%)": str(mean_ci95(v)).rstrip("%"),
                                                  "minus adapting all at α (points, paired)": _pct(paired_difference(v, full))}
     frame = pd.DataFrame(rows).T
@@ -258,21 +266,26 @@ def describe_head_only(d: HeadOnly, name: str) -> str:
 
 
 def head_only_diagnostics(model, tasks: Task, inner: InnerLoop, *, long_steps: int = 100,
-                          params=None) -> HeadOnly:
+                          params=None, head: torch.Tensor | None = None,
+                          full: torch.Tensor | None = None) -> HeadOnly:
     """Evaluation only, on one body: R3's head-only row (the run's step and steps from the
     meta-learned head) against the same from a zero head, ``long_steps`` head steps from
-    either, a logistic regression on the frozen support features, and full adaptation."""
+    either, a logistic regression on the frozen support features, and full adaptation.
+    ``head`` and ``full``: those two rows' per-task scores on ``tasks``, when already known
+    (:class:`Freezing`'s ``"head"`` and first rows), not computed again."""
     theta = detached(params or dict(model.named_parameters()))
     zero = {**theta, "head.weight": torch.zeros_like(theta["head.weight"]),
             "head.bias": torch.zeros_like(theta["head.bias"])}
-    head, many = replace(inner, adapt="head"), replace(inner, adapt="head", steps=long_steps)
+    one, many = replace(inner, adapt="head"), replace(inner, adapt="head", steps=long_steps)
     scores = {
-        "head only (R3's row)": per_task_scores(model, tasks, head, params=theta),
-        "head only from a zero head": per_task_scores(model, tasks, head, params=zero),
+        "head only (R3's row)": head.float() if head is not None
+        else per_task_scores(model, tasks, one, params=theta),
+        "head only from a zero head": per_task_scores(model, tasks, one, params=zero),
         f"head only, {long_steps} steps": per_task_scores(model, tasks, many, params=theta),
         f"zero head, {long_steps} steps": per_task_scores(model, tasks, many, params=zero),
         "logistic regression on frozen features": logistic_head_scores(model, tasks, params=theta),
-        "all layers adapted": per_task_scores(model, tasks, inner, params=theta),
+        "all layers adapted": full.float() if full is not None
+        else per_task_scores(model, tasks, inner, params=theta),
     }
     return HeadOnly(scores)
 
@@ -450,16 +463,19 @@ def nil_over_seeds(bodies: Mapping[str, tuple], heads: Mapping[str, torch.Tensor
 # --------------------------------------------------------------------------------------------
 # Beyond the paper — over meta-training
 # --------------------------------------------------------------------------------------------
-def over_training(run, steps: Sequence[int], tasks: Task, inner: InnerLoop, similarity_tasks: int = 10,
+def over_training(run, steps: Sequence[int], n_tasks: int, inner: InnerLoop, similarity_tasks: int = 10,
                   device="cpu") -> pd.DataFrame:
     """At every checkpoint in ``steps``: accuracy with full and with head-only adaptation on
-    ``tasks``, their paired difference, and the body's mean CKA / SVCCA before vs after full
-    adaptation on the first ``similarity_tasks`` tasks."""
+    the first ``n_tasks`` fixed test tasks, their paired difference, and the body's mean CKA /
+    SVCCA before vs after full adaptation on the first ``similarity_tasks`` tasks. The full
+    adaptation's scores come from the run's score cache (:func:`run_task_scores`): training
+    writes them for its learning curve (``curve_tasks`` tasks, its test-time inner loop)."""
     model = run.config.build_model().to(device)
+    tasks = run.config.test_tasks(n_tasks)
     rows = {}
     for step in steps:
         theta = run.load_model(step, device).state_dict()
-        full = per_task_scores(model, tasks, inner, params=theta)
+        full = run_task_scores(run, n_tasks, step=step, inner=inner, device=device).float()
         head = per_task_scores(model, tasks, replace(inner, adapt="head"), params=theta)
         d = paired_difference(head, full)
         ba = before_after(model, theta, tasks[:similarity_tasks], inner).summary()
