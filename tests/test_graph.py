@@ -56,6 +56,11 @@ def test_predicted_wall_time_is_the_list_schedule(tmp_path):
     # two workers: long ‖ short, then ch2 (after long) ‖ ch1, then the scorecard
     assert graph.predict(nodes, 2) == pytest.approx(100 + 20 + 1)
     assert graph.predict(nodes, 8) == pytest.approx(100 + 20 + 1)
+    # beside another task each takes 1.5× longer; one worker never runs two
+    assert graph.predict(nodes, 2, 1.5) == pytest.approx(1.5 * (100 + 20 + 1))
+    assert graph.predict(nodes, 1, 1.5) == graph.predict(nodes, 1)
+    with pytest.raises(ValueError, match="contention"):
+        graph.predict(nodes, 2, 0.5)
 
 
 def test_a_page_without_a_measurement_uses_its_notebooks_duration(tmp_path):

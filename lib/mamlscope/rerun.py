@@ -268,9 +268,12 @@ def run_graph(job: Job, args, root: Path) -> int:
                  for it in items]
     workers = schedule.default_workers(threads) if args.workers == "auto" else int(args.workers)
     nodes = graph.build(job, items, estimates, SUMMARY_PAGES)
-    predicted = graph.predict(nodes, workers)
+    alone = graph.predict(nodes, workers)
+    predicted = graph.predict(nodes, workers, graph.CONTENTION)
+    beside = (f" ({alone / 60:.1f} if tasks ran beside each other as fast as alone; the 2-core Xeon measured "
+              f"{graph.CONTENTION:g}× slower)") if workers > 1 else ""
     print(f"the book: {len(todo)} runs to train and {len(job.pages)} pages on {workers} worker(s) × {threads} "
-          f"thread(s); predicted {predicted / 60:.1f} min on this machine ({plan.machine()})", flush=True)
+          f"thread(s); predicted {predicted / 60:.1f} min on this machine ({plan.machine()}){beside}", flush=True)
     start = time.perf_counter()
     cluster = schedule.local_cluster(workers, threads)
     try:
