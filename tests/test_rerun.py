@@ -219,6 +219,8 @@ def test_a_chapter_that_succeeds_replaces_its_notebook_and_records(project, caps
     assert injected and "remove-cell" in injected[0]["metadata"]["tags"]
     assert json.loads((project / "book" / "results" / "smoke" / "T1.json").read_text()) == {"new": True}
     assert "91_ok: executed in" in capsys.readouterr().out
+    report = json.loads((project / "book" / "results" / "smoke" / "execution" / "91_ok.json").read_text())
+    assert report["page"] == "91_ok" and report["workers"] == 1 and report["seconds"] > 0
 
 
 def test_a_failing_chapter_leaves_its_notebook_and_records_byte_identical(project, tmp_path, capsys):

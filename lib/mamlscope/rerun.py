@@ -399,10 +399,14 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
             return 1
         return 0
     try:
+        from . import graph, schedule
+
         for name in job.pages:
             start = time.perf_counter()
             out = execute_page(job, name)
-            print(f"{name}: executed in {time.perf_counter() - start:.0f} s → {_shown(out, root)}", flush=True)
+            seconds = time.perf_counter() - start
+            graph.record_execution(job, name, seconds, schedule.BOOK_THREADS, workers=1)  # the report's entry
+            print(f"{name}: executed in {seconds:.0f} s → {_shown(out, root)}", flush=True)
         name = None
         if job.html:
             index = build_html(job)
