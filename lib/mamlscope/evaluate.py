@@ -10,8 +10,8 @@ and every run. Scores of a run are cached in its directory, keyed by everything 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,7 @@ from torch.func import functional_call
 
 from .data import N_TEST_TASKS, Task
 from .inner import InnerLoop, detached, query_loss_func
+from .paths import atomic_write
 from .stats import Score, mean_ci95  # noqa: F401 (evaluate.Score: the accuracy of a run)
 
 
@@ -104,9 +105,8 @@ def store_task_scores(run, step: int, inner: InnerLoop, per_task: torch.Tensor) 
     entry = {"mean": score.mean, "ci95": score.ci95, "n": score.n,
              "values": [float(v) for v in per_task.double().tolist()]}
     cache[score_key(step, len(per_task), inner)] = entry
-    tmp = path.with_name(f"scores.{os.getpid()}.tmp")  # one per process: two writers never share it
-    tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-    tmp.replace(path)
+    text = json.dumps(cache, indent=2, sort_keys=True)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
     return entry
 
 

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from . import data
 from .evaluate import per_task_scores, store_task_scores
-from .stats import mean_ci95
 from .inner import InnerLoop, query_loss
 from .models import VARIANTS, build_model
 from .progress import progress_bar
@@ -421,9 +420,8 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress, on_step) -
 
     def checkpoint(step):
         scores = per_task_scores(model, curve, eval_inner, loss=cfg.loss)
-        store_task_scores(run, step, eval_inner, scores)  # later analyses read them (run_task_scores)
-        s = mean_ci95(scores)
-        run.log({"step": step, "test_score": s.mean, "test_ci95": s.ci95, "test_tasks": s.n})
+        s = store_task_scores(run, step, eval_inner, scores)  # later analyses read them (run_task_scores)
+        run.log({"step": step, "test_score": s["mean"], "test_ci95": s["ci95"], "test_tasks": s["n"]})
         _save(run, step, model, opt)
 
     if start == 0:
