@@ -299,12 +299,16 @@ def train(config, *, device="cpu", backend: str = "func", progress: bool | None 
 
 
 def attempt(config, *, device="cpu", backend: str = "func", progress: bool | None = None, root=None,
-            on_step=None) -> Attempt:
+            on_step=None, until: int | None = None) -> Attempt:
     """:func:`train`, saying what it did. The run's lock is held while training, so a second
     process asking for the same run waits, then finds it finished. ``on_step(done, total)`` is
-    called after every step (progress reports)."""
+    called after every step (progress reports). ``until``: stop at that step, a checkpoint
+    (a chunk of a long run; the run stays unfinished and resumes from there)."""
     if not isinstance(config, (MetaConfig, SupervisedConfig)):
         raise TypeError(f"cannot train a {type(config).__name__}; use MetaConfig or SupervisedConfig.")
+    if until is not None and (not isinstance(config, MetaConfig) or until not in config.checkpoint_steps()):
+        raise ValueError(f"until={until}: a chunk must end at one of the meta-training run's checkpoints "
+                         f"(every {getattr(config, 'checkpoint_every', '?')} steps).")
     run = Run(config, root)
     if run.finished:
         return Attempt(run, config.steps, 0, 0.0)
@@ -312,9 +316,13 @@ def attempt(config, *, device="cpu", backend: str = "func", progress: bool | Non
         if run.finished:  # trained by the process we waited for
             return Attempt(run, config.steps, 0, 0.0)
         t0 = time.perf_counter()
-        loop = _train_meta if isinstance(config, MetaConfig) else _train_supervised
-        start = loop(run, config, torch.device(device), backend, progress, on_step or (lambda done, total: None))
-    return Attempt(run, start, config.steps - start, time.perf_counter() - t0)
+        on_step = on_step or (lambda done, total: None)
+        if isinstance(config, MetaConfig):
+            start = _train_meta(run, config, torch.device(device), backend, progress, on_step, until)
+        else:
+            start = _train_supervised(run, config, torch.device(device), backend, progress, on_step)
+    end = config.steps if until is None else max(until, start)
+    return Attempt(run, start, end - start, time.perf_counter() - t0)
 
 
 def _meta_step(model, opt, tasks, step: int, cfg: MetaConfig, inner, backend, device):
@@ -410,7 +418,7 @@ def _provenance(device) -> dict:
     return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
-def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress, on_step) -> int:
+def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress, on_step, until=None) -> int:
     model = init_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.meta_lr)
     start = _resume(run, model, opt)
@@ -427,8 +435,9 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress, on_step) -
     if start == 0:
         checkpoint(0)
     sums, count, t0 = torch.zeros(2), 0, time.perf_counter()
-    for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
-                             initial=start, total=cfg.steps):
+    end = cfg.steps if until is None else until
+    for step in progress_bar(range(start, end), enable=progress, desc=run.dir.name,
+                             initial=start, total=end):
         losses, scores = _meta_step(model, opt, tasks, step, cfg, inner, backend, device)
         sums += torch.stack([losses.mean(), scores.mean()]).cpu()
         count += 1
@@ -441,6 +450,8 @@ def _train_meta(run: Run, cfg: MetaConfig, device, backend, progress, on_step) -
         if done in ckpts:
             checkpoint(done)
         on_step(done, cfg.steps)
+    if end < cfg.steps:
+        return start
     run.finish({"steps": cfg.steps, "final_curve_score": run.metrics()[-1].get("test_score"),
                 **_provenance(device)})
     return start
@@ -455,8 +466,9 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, backend, progress
     if start == 0:
         _save(run, 0, model, opt)
     count, t0 = 0, time.perf_counter()
-    for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
-                             initial=start, total=cfg.steps):
+    end = cfg.steps if until is None else until
+    for step in progress_bar(range(start, end), enable=progress, desc=run.dir.name,
+                             initial=start, total=end):
         idx, out, loss = _supervised_step(model, opt, x, y, step, cfg, device)
         done, count = step + 1, count + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -467,6 +479,8 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, backend, progress
         if done in ckpts:
             _save(run, done, model, opt)
         on_step(done, cfg.steps)
+    if end < cfg.steps:
+        return start
     run.finish({"steps": cfg.steps, **_provenance(device)})
     return start
 

@@ -1,0 +1,74 @@
+"""The regime trial (mamlscope.regime): chunks of a long run end at checkpoints and give the
+uninterrupted run's weights; shipped checkpoints restore on another machine and are verified by
+their SHA-256; the levelling rule and the choice follow the module's stated rule."""
+import math
+
+import pytest
+import torch
+
+from mamlscope import meta, regime
+from mamlscope.runs import Run
+from conftest import requires_data
+from test_runs import TINY
+
+
+@requires_data
+def test_chunks_give_the_uninterrupted_weights(tmp_path):
+    full = meta.train(TINY, root=tmp_path / "a")
+    first = meta.attempt(TINY, until=3, root=tmp_path / "b")
+    assert (first.start, first.trained) == (0, 3) and not first.run.finished
+    assert first.run.checkpoint_steps() == [0, 3]
+    rest = meta.attempt(TINY, until=6, root=tmp_path / "b")
+    assert (rest.start, rest.trained) == (3, 3) and rest.run.finished
+    for step in (3, 6):
+        a, b = full.load_checkpoint(step)["model"], rest.run.load_checkpoint(step)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [m for m in full.metrics() if "test_score" in m] == [m for m in rest.run.metrics() if "test_score" in m]
+
+
+def test_a_chunk_must_end_at_a_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="checkpoints"):
+        meta.attempt(TINY, until=4, root=tmp_path)
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+@requires_data
+def test_ship_restore_verify(tmp_path, monkeypatch):
+    monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
+    monkeypatch.setattr(regime, "config", lambda shape: TINY)
+    meta.attempt(TINY, until=3, root=tmp_path / "here")
+    shipped = tmp_path / "shipped"
+    (target,) = regime.ship(root=tmp_path / "here", dest=shipped)
+    assert sorted(p.name for p in (target / "ckpt").iterdir()) == ["step_0000003.pt"]
+    assert regime.verify(shipped) == []
+
+    # another machine: an empty cache resumes from the shipped checkpoint to the same weights
+    assert regime.restore(root=tmp_path / "there", src=shipped) == [target.name]
+    assert regime.restore(root=tmp_path / "there", src=shipped) == []  # nothing newer to copy
+    done = meta.attempt(TINY, root=tmp_path / "there")
+    assert done.start == 3 and done.run.finished
+    full = meta.train(TINY, root=tmp_path / "full")
+    a, b = full.load_checkpoint(6)["model"], Run(TINY, tmp_path / "there").load_checkpoint(6)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    (target / "ckpt" / "step_0000003.pt").write_bytes(b"changed")
+    assert any("SHA-256" in p for p in regime.verify(shipped))
+
+
+def test_levelling_rule_on_a_known_curve():
+    f = {"a": 0.9, "b": 0.5, "tau": 2000.0}
+    T = regime.levelled_step(f)
+    rise = lambda t: f["b"] * (math.exp(-0.6 * t / f["tau"]) - math.exp(-t / f["tau"]))  # noqa: E731
+    assert rise(T) <= regime.LEVEL < rise(T - 500)
+    pts = {s: f["a"] - f["b"] * math.exp(-s / f["tau"]) for s in range(0, 8001, 500)}
+    got = regime.fit(pts)
+    assert got["a"] == pytest.approx(0.9, abs=1e-4) and got["tau"] == pytest.approx(2000, rel=1e-3)
+
+
+def test_choice_prefers_the_papers_shape_within_the_cap():
+    rows = {"finn-queries": {"levelled_step": 20_000, "seconds_per_step": 0.7},
+            "cpu": {"levelled_step": 15_000, "seconds_per_step": 0.25}}
+    assert regime.choose(rows, cap_hours=10)["shape"] == "finn-queries"      # 3.9 h
+    assert regime.choose(rows, cap_hours=2)["shape"] == "cpu"                # 1.0 h; 3.9 h is over
+    over = regime.choose(rows, cap_hours=0.5)
+    assert over == {"shape": "cpu", "within_cap": False, "also_book_recipe": True}

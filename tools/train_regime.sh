@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Train a regime-trial shape in chunks (python -m mamlscope.regime), one thread, lowest priority,
+# shipping the newest checkpoint after each chunk so that a stop loses at most one chunk.
+#   tools/train_regime.sh SHAPE LAST [CHUNK]     e.g. tools/train_regime.sh cpu 12000 1000
+set -euo pipefail
+shape=$1 last=$2 chunk=${3:-1000}
+py=${PYTHON:-.venv/bin/python}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+for ((until = chunk; until <= last; until += chunk)); do
+  nice -n 19 "$py" -m mamlscope.regime train "$shape" --until "$until"
+  "$py" -m mamlscope.regime ship "$shape" >/dev/null
+done
