@@ -6,6 +6,7 @@ VENV     ?= .venv
 PROFILE  ?= cpu
 WORKERS  ?= auto
 THREADS  ?= 1
+DASHBOARD ?=
 MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
@@ -17,10 +18,10 @@ BIN := $(VENV)/bin
 # One graph (mamlscope.graph): each chapter executes as soon as its runs are trained, on the same
 # $(WORKERS) workers of $(THREADS) thread(s) that train them; the scorecard last, then the HTML.
 book: setup               ## set up, train what is missing, execute every chapter at $(PROFILE), build the HTML
-	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --html --train --workers $(WORKERS) --threads $(THREADS)
+	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --html --train --workers $(WORKERS) --threads $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
 
 execute: setup            ## train what is missing and execute every chapter at $(PROFILE) (no HTML)
-	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --train --workers $(WORKERS) --threads $(THREADS)
+	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --train --workers $(WORKERS) --threads $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
 
 dry-run:                  ## the paper profile with every count cut: every chapter at the papers' shapes, minutes on a CPU
 	$(MAKE) book PROFILE=paper-dry
@@ -29,7 +30,7 @@ dry-run:                  ## the paper profile with every count cut: every chapt
 # (auto: cores ÷ $(THREADS)) of $(THREADS) torch threads each. Results depend on the thread count,
 # not on the number of workers; the cpu profile's numbers were computed with 1 thread per run.
 train: setup              ## train the runs the chapters need at $(PROFILE) that are not cached yet
-	$(BIN)/python -m mamlscope.runs train --profile $(PROFILE) --workers $(WORKERS) --threads-per-worker $(THREADS)
+	$(BIN)/python -m mamlscope.runs train --profile $(PROFILE) --workers $(WORKERS) --threads-per-worker $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
 
 plan: setup               ## list the runs the chapters need at $(PROFILE), cached or not, with estimated minutes
 	$(BIN)/python -m mamlscope.runs plan --profile $(PROFILE) --estimate

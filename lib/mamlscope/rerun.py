@@ -275,7 +275,9 @@ def run_graph(job: Job, args, root: Path) -> int:
     print(f"the book: {len(todo)} runs to train and {len(job.pages)} pages on {workers} worker(s) × {threads} "
           f"thread(s); predicted {predicted / 60:.1f} min on this machine ({plan.machine()}){beside}", flush=True)
     start = time.perf_counter()
-    cluster = schedule.local_cluster(workers, threads)
+    cluster = schedule.local_cluster(workers, threads, dashboard=args.dashboard)
+    if args.dashboard:
+        print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
     try:
         with Client(cluster) as client:
             report = graph.run(job, client, items, estimates, threads=threads, summary_pages=SUMMARY_PAGES,
@@ -364,6 +366,10 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of every run and kernel (default: mamlscope.schedule.BOOK_THREADS, "
                              "the count the book's numbers were computed with)")
+    parser.add_argument("--dashboard", default=None, metavar="ADDRESS",
+                        help="with --train: serve Dask's dashboard at ADDRESS (127.0.0.1:8787 for this machine; "
+                             "0.0.0.0:8787 opens it to the network). Default: none; the cluster listens on "
+                             "127.0.0.1 only")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         print("error: --threads must be >= 1", file=sys.stderr)

@@ -99,9 +99,16 @@ def worker_environ(threads: int) -> dict:
     return {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
-def local_cluster(workers: int, threads: int = 1):
-    """``workers`` processes on this machine, each running one task at a time with
-    ``threads`` threads."""
+# Everything a local cluster opens listens on the loopback interface only: the scheduler, the
+# workers, their nannies. The dashboard is off unless asked for (``--dashboard ADDRESS``).
+LOOPBACK = "127.0.0.1"
+
+
+def local_cluster(workers: int, threads: int = 1, dashboard: str | None = None):
+    """``workers`` processes on this machine, each running one task at a time with ``threads``
+    threads, reachable from this machine only. ``dashboard``: the address Dask's dashboard
+    listens on (``"127.0.0.1:8787"``; ``"0.0.0.0:8787"`` opens it to the network, to watch a
+    remote build); None: no dashboard."""
     import dask
     from distributed import LocalCluster
 
@@ -109,8 +116,8 @@ def local_cluster(workers: int, threads: int = 1):
     # dashboard; measured here, it is half of an idle worker's own CPU (1.0 → 0.55 s per 30 s).
     with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(threads),
                           "distributed.worker.profile.enabled": False}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            resources={"run": 1}, dashboard_address=":0")
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host=LOOPBACK,
+                            resources={"run": 1}, dashboard_address=dashboard)
 
 
 @dataclass
@@ -127,7 +134,7 @@ class JobSpec:
     env: dict = field(default_factory=dict)         # exported before the worker starts
 
 
-def jobqueue_cluster(spec: JobSpec):
+def jobqueue_cluster(spec: JobSpec, dashboard: str | None = None):
     """A dask-jobqueue cluster whose jobs each run one worker with ``spec.threads`` cores and
     ``spec.gpus`` GPUs. Nothing is submitted until it is scaled; ``.job_script()`` shows the
     script. ``MAML_DATA`` and ``MAMLSCOPE_CACHE`` must name paths on a shared filesystem."""
@@ -145,7 +152,9 @@ def jobqueue_cluster(spec: JobSpec):
                queue=spec.queue, account=spec.account, job_extra_directives=directives,
                job_script_prologue=[f"export {k}={shlex.quote(str(v))}" for k, v in env.items()],
                worker_extra_args=["--resources", "run=1"],
-               scheduler_options={"dashboard_address": ":0"})
+               # the batch jobs' workers connect back to the scheduler, so it listens on the
+               # interface dask-jobqueue picks (reachable from the compute nodes); no dashboard
+               scheduler_options={"dashboard_address": dashboard})
 
 
 def shared_env(root=None) -> dict:

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cluster", default="local", choices=KINDS, help="where the workers run (default local)")
     train.add_argument("--no-estimate", action="store_true",
                        help="skip the timing probes; runs start in plan order instead of longest first")
+    train.add_argument("--dashboard", default=None, metavar="ADDRESS",
+                       help="serve Dask's dashboard at ADDRESS (127.0.0.1:8787 for this machine; 0.0.0.0:8787 "
+                            "opens it to the network). Default: none; a local cluster listens on 127.0.0.1 only")
     g = train.add_argument_group("batch jobs (--cluster slurm|pbs|sge|lsf; one job per worker)")
     g.add_argument("--gpus", type=int, default=1, help="GPUs per job (default 1; 0 for none)")
     g.add_argument("--memory", default="32GB", help="memory per job (default 32GB)")
@@ -122,7 +125,7 @@ def main(argv=None) -> int:
     if remote:
         spec = schedule.JobSpec(args.cluster, threads, args.gpus, args.memory, args.walltime, args.queue,
                                 args.account, args.directive, schedule.shared_env())
-        cluster = schedule.jobqueue_cluster(spec)
+        cluster = schedule.jobqueue_cluster(spec, dashboard=args.dashboard)
         if args.job_script:
             print(cluster.job_script())
             cluster.close()
@@ -149,7 +152,9 @@ def main(argv=None) -> int:
 
     from distributed import Client
 
-    cluster = cluster if remote else schedule.local_cluster(workers, threads)
+    cluster = cluster if remote else schedule.local_cluster(workers, threads, dashboard=args.dashboard)
+    if args.dashboard:
+        print(f"Dask dashboard: {cluster.dashboard_link}", flush=True)
     try:
         if remote:
             cluster.scale(jobs=workers)
