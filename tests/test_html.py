@@ -329,3 +329,62 @@ def test_no_page_names_a_chapter_without_linking_it(rendered):
              for name, p in rendered.items()}
     found = {k: v for k, v in found.items() if v}
     assert not found, f"plain-text chapter references: {found}"
+
+
+# Where a header is drawn: for every table on every page, at a desktop and a phone width, each
+# header row spans as many visible columns as the body, and each header cell's x-range overlaps
+# that of the body cell in its column (a hidden corner cell shifts every header one to the left).
+TABLE_PROBE = """<script>window.addEventListener('load', () => {
+  const visible = c => { const s = getComputedStyle(c), r = c.getBoundingClientRect();
+    return s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0; };
+  const columns = row => { const out = [];
+    for (const c of row.cells) if (visible(c)) for (let k = 0; k < (c.colSpan || 1); k++) out.push(c);
+    return out; };
+  const bad = []; const tables = [...document.querySelectorAll('article table')];
+  tables.forEach((t, i) => {
+    const head = t.tHead ? [...t.tHead.rows] : [], body = t.tBodies.length ? [...t.tBodies[0].rows] : [];
+    if (!head.length || !body.length) return;
+    const b = columns(body[0]);
+    const name = [...head[head.length - 1].cells].map(c => c.textContent.trim()).join(' | ').slice(0, 120);
+    head.forEach((row, r) => {
+      const h = columns(row);
+      if (h.length !== b.length) { bad.push(`table ${i} (${name}): header row ${r} has ${h.length} columns, the body ${b.length}`); return; }
+      h.forEach((cell, j) => { const x = cell.getBoundingClientRect(), y = b[j].getBoundingClientRect();
+        if (!(x.left < y.right - 0.5 && y.left < x.right - 0.5))
+          bad.push(`table ${i} (${name}): header '${cell.textContent.trim()}' is not over column ${j}`); });
+    });
+  });
+  document.body.setAttribute('data-tables', JSON.stringify({n: tables.length, bad}));
+});</script>"""
+
+
+def probe(html: Path, name: str, script: str, width: int, profile: Path, attribute: str) -> dict:
+    """Open page ``name`` of the built book at ``width`` px with ``script`` appended (a copy beside
+    it, so that its CSS and scripts load); the JSON the script left in ``attribute``."""
+    src = html / f"{name}.html"
+    copy = src.with_name(f"{src.stem}-probe.html")
+    copy.write_text(src.read_text().replace("</body>", script + "</body>"))
+    try:
+        proc = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--window-size={width},900",
+             f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", copy.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        copy.unlink()
+    m = re.search(rf'{attribute}="([^"]*)"', proc.stdout)
+    assert m, f"the probe did not run on {name}: {proc.stderr[-1000:]}"
+    from html import unescape
+    return json.loads(unescape(m.group(1)))
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 390])
+def test_every_table_header_is_drawn_over_its_column(html, tmp_path, width):
+    problems, seen = [], 0
+    for name in page_names():
+        got = probe(html, name, TABLE_PROBE, width, tmp_path / "profile", "data-tables")
+        seen += got["n"]
+        problems += [f"{name}: {b}" for b in got["bad"]]
+    assert seen > 50, f"only {seen} tables found: the probe looked in the wrong place"
+    assert not problems, f"{len(problems)} misdrawn at {width} px:\n" + "\n".join(problems[:40])
