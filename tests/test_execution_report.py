@@ -199,3 +199,16 @@ def test_committed_page_shows_the_runs_of_a_complete_cache():
     assert _committed_page() == rendered, (
         "book/execution.md is stale (its runs table differs from the run cache): run "
         ".venv/bin/python -m mamlscope.execution_report --profile cpu --write book/execution.md")
+
+
+def test_write_keeps_the_runs_table_when_the_cache_here_is_incomplete(tmp_path, capsys):
+    from mamlscope import execution_report as E
+
+    page = tmp_path / "execution.md"
+    snapshot = E.RUNS_HEADING + "\n\n| run | … |\n|---|---|\n| maml-omniglot-5w1s-62f1ab2563bb | 10.3 |\n"
+    page.write_text("# old pages section\n\n" + snapshot)
+    (tmp_path / "cache" / "runs").mkdir(parents=True)  # a cache, without the book's runs
+    assert E.main(["--profile", "cpu", "--cache", str(tmp_path / "cache"), "--write", str(page)]) == 0
+    text = page.read_text()
+    assert text.endswith(snapshot) and text.startswith(E.GENERATED_BY.format(profile="cpu"))
+    assert "kept as it was" in capsys.readouterr().out

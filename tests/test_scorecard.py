@@ -121,6 +121,49 @@ def test_rerun_executes_summary_pages_last_with_their_parameters(monkeypatch, tm
     done.clear()
     rerun.main(["scorecard", "02_b", "--output-dir", str(tmp_path)])
     assert [name for name, _ in done] == ["02_b", "scorecard"]
+    done.clear()  # a chapter alone: the summary pages follow it (they show its records)
+    rerun.main(["02_b", "--output-dir", str(tmp_path)])
+    assert [name for name, _ in done] == ["02_b", "scorecard"]
+    done.clear()
+    rerun.main(["scorecard", "--output-dir", str(tmp_path)])
+    assert [name for name, _ in done] == ["scorecard"]
+
+
+def _markdown_outputs(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return ["".join(o["data"]["text/markdown"]) for c in nb["cells"] if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+
+
+def _scorecard_from_records(profile: str = "cpu") -> list[str]:
+    """What the scorecard notebook's cells display, computed from the committed records now."""
+    table = scorecard.scorecard(profile)
+    c = scorecard.counts(table)
+    head = f"{len(table) - c[scorecard.NOT_RUN]} of {len(table)} claims judged at the `{profile}` profile."
+    return [head + "\n\n" + scorecard.front_page(table, book_dir=ROOT / "book"),
+            scorecard.details(table)]
+
+
+def test_the_committed_scorecard_shows_the_committed_records():
+    """A summary page is never older than the records it summarises: the committed scorecard's
+    outputs are what the committed records give today (re-execute it: rerun scorecard)."""
+    committed = _markdown_outputs(ROOT / "book" / "scorecard.ipynb")
+    for expected in _scorecard_from_records():
+        assert expected in committed, ("book/scorecard.ipynb is older than the records it shows: "
+                                       "python -m mamlscope.rerun scorecard")
+
+
+def test_the_staleness_check_sees_a_changed_record(tmp_path, monkeypatch):
+    import shutil
+
+    src = ROOT / "book" / "results" / "cpu"
+    shutil.copytree(src, tmp_path / "cpu")
+    monkeypatch.setenv("MAMLSCOPE_RESULTS", str(tmp_path))
+    record = json.loads((tmp_path / "cpu" / "R2.json").read_text())
+    record["measured"] = "3.59× [3.29, 4.26] (an older execution)"
+    (tmp_path / "cpu" / "R2.json").write_text(json.dumps(record))
+    committed = _markdown_outputs(ROOT / "book" / "scorecard.ipynb")
+    assert any(expected not in committed for expected in _scorecard_from_records())
 
 
 def test_scorecard_notebook_has_a_described_profile_parameter():

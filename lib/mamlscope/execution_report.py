@@ -393,6 +393,11 @@ def main(argv=None) -> int:
         from .paths import atomic_write
 
         path = Path(args.write)
+        if not cache_complete(args.profile, args.cache) and path.is_file() and RUNS_HEADING in path.read_text():
+            # the runs table is a snapshot of a complete cache: an incomplete one here would erase it
+            kept = path.read_text()
+            page = render_pages(args.profile, args.results) + "\n" + kept[kept.index(RUNS_HEADING):]
+            print(f"the run cache here lacks some {args.profile} runs: the runs table of {path} is kept as it was")
         atomic_write(path, lambda tmp: Path(tmp).write_text(page))
         print(f"wrote {path}")
     elif args.check:

@@ -140,7 +140,11 @@ def prepare(args, root: Path) -> Job:
         raise UsageError(f"unknown chapter(s) {', '.join(map(repr, unknown))}: chapters are "
                          f"{', '.join(known + summaries)}")
     named = bool(args.chapters)
-    pages = sorted(args.chapters or known + summaries, key=lambda name: name in summaries)
+    # the summary pages read every chapter's records: they follow any chapter that runs, so that
+    # none is ever older than a record it shows
+    named_chapters = [name for name in args.chapters if name in known]
+    pages = list(dict.fromkeys(args.chapters + (summaries if named_chapters else []))) if named else known + summaries
+    pages = sorted(pages, key=lambda name: name in summaries)
 
     if args.in_place and args.output_dir is not None:
         raise UsageError("--in-place and --output-dir disagree: give one of them")
