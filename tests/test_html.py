@@ -388,3 +388,29 @@ def test_every_table_header_is_drawn_over_its_column(html, tmp_path, width):
         problems += [f"{name}: {b}" for b in got["bad"]]
     assert seen > 50, f"only {seen} tables found: the probe looked in the wrong place"
     assert not problems, f"{len(problems)} misdrawn at {width} px:\n" + "\n".join(problems[:40])
+
+
+
+# Nothing scrolls sideways but a wide table inside its column: no text output, figure or page is
+# wider than the column it sits in.
+WIDTH_PROBE = """<script>window.addEventListener('load', () => {
+  const bad = [];
+  const col = document.querySelector('article') || document.body;
+  const right = col.getBoundingClientRect().right + 1;
+  document.querySelectorAll('article .cell_output pre').forEach((p, i) => {
+    if (p.scrollWidth > p.clientWidth + 1) bad.push(`text output ${i} scrolls: ${p.textContent.trim().slice(0, 80)}`); });
+  document.querySelectorAll('article img').forEach((im, i) => {
+    if (im.getBoundingClientRect().right > right) bad.push(`image ${i} (${im.getAttribute('alt')}) is wider than the column`); });
+  if (document.scrollingElement.scrollWidth > window.innerWidth + 1)
+    bad.push(`the page scrolls sideways (${document.scrollingElement.scrollWidth} px in ${window.innerWidth})`);
+  document.body.setAttribute('data-widths', JSON.stringify({bad}));
+});</script>"""
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 390])
+def test_no_text_output_or_page_scrolls_sideways(html, tmp_path, width):
+    problems = []
+    for name in page_names():
+        problems += [f"{name}: {b}" for b in probe(html, name, WIDTH_PROBE, width, tmp_path / "profile", "data-widths")["bad"]]
+    assert not problems, f"{len(problems)} at {width} px:\n" + "\n".join(problems[:40])
