@@ -135,8 +135,9 @@ def html(tmp_path_factory) -> Path:
 
 
 def page_names() -> list[str]:
+    """Every page of the table of contents, in reading order (the root first)."""
     toc = yaml.safe_load((SOURCE / "_toc.yml").read_text())
-    return [toc["root"]] + [f"book/{name}" for name in SUMMARIES + CHAPTERS]
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
 @pytest.fixture(scope="module")
@@ -414,3 +415,9 @@ def test_no_text_output_or_page_scrolls_sideways(html, tmp_path, width):
     for name in page_names():
         problems += [f"{name}: {b}" for b in probe(html, name, WIDTH_PROBE, width, tmp_path / "profile", "data-widths")["bad"]]
     assert not problems, f"{len(problems)} at {width} px:\n" + "\n".join(problems[:40])
+
+
+def test_prev_next_reads_intro_scorecard_chapters_then_method_and_reports():
+    names = [Path(n).name for n in page_names()]
+    assert names[:2] == ["intro", "scorecard"] and names[2:2 + len(CHAPTERS)] == CHAPTERS
+    assert {"methods", "glossary", "execution", "paper_scale"} <= set(names[2 + len(CHAPTERS):])

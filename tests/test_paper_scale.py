@@ -38,7 +38,8 @@ def test_a_recorded_device_gets_hours_per_chapter_and_an_unrecorded_one_says_so(
     text = paper_scale.page(tmp_path)
     assert "| 1. {doc}`MAML on Omniglot <01_maml_on_omniglot>` | 2 | 40.0 | maml-omniglot-20w1s (30.0) |" in text
     assert "| **all** | 3 | **40.0** | |" in text  # 2,400.5 min
-    assert "30.0 s" not in text and "0.5 min" in text  # chapter 2: minutes, not "0.0" hours
+    assert "30.0 s" not in text and "min" not in text.split("| chapter |")[1].split("**all**")[0]
+    assert "| 0.01 |" in text  # chapter 2: 0.5 min, in hours like every other row, not "0.0"
     gpu = text.split("### On a GPU")[1]
     assert "Not measured yet" in gpu and "No GPU was available" in gpu and "--device cuda" in text
     assert "differed by up to 1.30×" in text

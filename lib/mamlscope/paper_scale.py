@@ -65,7 +65,8 @@ def by_chapter(record: dict) -> dict[str, dict]:
 
 
 def _hours(h: float) -> str:
-    return f"{h:,.1f}" if h >= 0.1 else f"{60 * h:.1f} min"
+    """Hours, in hours whatever their size (a column headed "hours" holds nothing else)."""
+    return f"{h:,.1f}" if h >= 0.1 else f"{h:.2f}" if h >= 0.005 else "< 0.01"
 
 
 def cost_table(record: dict, book_dir=None) -> str:
@@ -84,7 +85,7 @@ def cost_table(record: dict, book_dir=None) -> str:
     lines.append(f"| **all** | {len(record['runs'])} | **{_hours(total)}** | |")
     reusing = sorted({c for r in record["runs"] for c in r["chapters"]} - set(chapters))
     if reusing:
-        names = ", ".join(str(int(c.split("_")[0])) for c in reusing)
+        names = ", ".join(f"{{doc}}`{int(c.split('_')[0])} <{c}>`" for c in reusing)
         many = len(reusing) > 1
         lines.append(f"\nChapter{'s' if many else ''} {names} train{'' if many else 's'} nothing of "
                      f"{'their' if many else 'its'} own: {'they use' if many else 'it uses'} runs counted above.")
