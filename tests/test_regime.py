@@ -72,3 +72,13 @@ def test_choice_prefers_the_papers_shape_within_the_cap():
     assert regime.choose(rows, cap_hours=2)["shape"] == "cpu"                # 1.0 h; 3.9 h is over
     over = regime.choose(rows, cap_hours=0.5)
     assert over == {"shape": "cpu", "within_cap": False, "also_book_recipe": True}
+
+
+@requires_data
+def test_supervised_runs_train_to_their_end(tmp_path):
+    """The chunked meta-training loop leaves supervised training as it was."""
+    cfg = meta.SupervisedConfig(filters=4, batch_size=8, steps=2, checkpoint_every=1, log_every=1)
+    run = meta.train(cfg, root=tmp_path)
+    assert run.finished and run.checkpoint_steps() == [0, 1, 2]
+    with pytest.raises(ValueError, match="checkpoints"):
+        meta.attempt(cfg, until=1, root=tmp_path / "b")

@@ -466,9 +466,8 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, backend, progress
     if start == 0:
         _save(run, 0, model, opt)
     count, t0 = 0, time.perf_counter()
-    end = cfg.steps if until is None else until
-    for step in progress_bar(range(start, end), enable=progress, desc=run.dir.name,
-                             initial=start, total=end):
+    for step in progress_bar(range(start, cfg.steps), enable=progress, desc=run.dir.name,
+                             initial=start, total=cfg.steps):
         idx, out, loss = _supervised_step(model, opt, x, y, step, cfg, device)
         done, count = step + 1, count + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -479,8 +478,6 @@ def _train_supervised(run: Run, cfg: SupervisedConfig, device, backend, progress
         if done in ckpts:
             _save(run, done, model, opt)
         on_step(done, cfg.steps)
-    if end < cfg.steps:
-        return start
     run.finish({"steps": cfg.steps, **_provenance(device)})
     return start
 
