@@ -212,3 +212,37 @@ def test_write_keeps_the_runs_table_when_the_cache_here_is_incomplete(tmp_path, 
     text = page.read_text()
     assert text.endswith(snapshot) and text.startswith(E.GENERATED_BY.format(profile="cpu"))
     assert "kept as it was" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("chapter", rerun.chapters(ROOT))
+def test_each_chapter_opens_with_its_rerun_panel_from_its_execution_record(chapter):
+    """The command, the profile and the measured time of the chapter's last execution, in its source
+    and in its executed notebook (graph.record_execution rewrites both when a chapter executes)."""
+    from mamlscope import execution_report as E
+
+    panel = E.panel(chapter)
+    assert panel in (ROOT / "book" / f"{chapter}.md").read_text()
+    executed = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())
+    assert any(panel in "".join(c["source"]) for c in executed["cells"] if c["cell_type"] == "markdown")
+    record = json.loads((ROOT / "book" / "results" / "cpu" / "execution" / f"{chapter}.json").read_text())
+    assert f"mamlscope.rerun {chapter}`" in panel and E.duration(record["seconds"]) in panel
+
+
+def test_a_new_execution_record_rewrites_the_panel(tmp_path):
+    import shutil
+
+    from mamlscope import execution_report as E
+
+    chapter = "01_maml_on_omniglot"
+    (tmp_path / "book").mkdir()
+    for ext in (".md", ".ipynb"):
+        shutil.copy(ROOT / "book" / f"{chapter}{ext}", tmp_path / "book" / f"{chapter}{ext}")
+    results = tmp_path / "results"
+    (results / "cpu" / "execution").mkdir(parents=True)
+    (results / "cpu" / "execution" / f"{chapter}.json").write_text(json.dumps(
+        {"page": chapter, "profile": "cpu", "seconds": 754.0, "threads": 1, "workers": 1,
+         "machine": "a test machine", "commit": "abc", "date": "2026-12-06T10:00:00+00:00"}))
+    assert E.update_panel(tmp_path, chapter, "cpu", results)
+    for ext in (".md", ".ipynb"):
+        text = (tmp_path / "book" / f"{chapter}{ext}").read_text()
+        assert "12 min 34 s" in text and "a test machine" in text and "8.2 s" not in text

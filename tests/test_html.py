@@ -421,3 +421,18 @@ def test_prev_next_reads_intro_scorecard_chapters_then_method_and_reports():
     names = [Path(n).name for n in page_names()]
     assert names[:2] == ["intro", "scorecard"] and names[2:2 + len(CHAPTERS)] == CHAPTERS
     assert {"methods", "glossary", "execution", "paper_scale"} <= set(names[2 + len(CHAPTERS):])
+
+
+def test_bibliography_labels_read_like_the_in_text_citations(html):
+    """In-text citations are author–year ("Finn et al., 2017"): so are the bibliography's labels."""
+    page = (html / "book" / "intro.html").read_text()
+    labels = re.findall(r'class="label"><span class="fn-bracket">\[</span>([^<]+)<', page)
+    assert len(labels) >= 5, labels
+    assert all(re.fullmatch(r"[^\d\[\]]+, (19|20)\d\d[a-z]?", unescape_html(l)) for l in labels), labels
+    assert "Finn et al., 2017" in labels
+
+
+def unescape_html(text: str) -> str:
+    from html import unescape
+
+    return unescape(text)

@@ -57,3 +57,27 @@ def test_pair_check_catches_an_edit(tmp_path):
              if c["cell_type"] == "code"]
     kept = sum(bool(b) and a == b for a, b in zip(before, after))
     assert kept >= sum(bool(b) for b in before) - 1
+
+
+def test_carry_moves_prose_and_tags_and_keeps_every_output(tmp_path):
+    import shutil
+
+    import nbformat
+
+    from mamlscope import notebooks
+
+    chapter = "01_maml_on_omniglot"
+    (tmp_path / "book").mkdir()
+    for ext in (".md", ".ipynb"):
+        shutil.copy(ROOT / "book" / f"{chapter}{ext}", tmp_path / "book" / f"{chapter}{ext}")
+    md = tmp_path / "book" / f"{chapter}.md"
+    md.write_text(md.read_text().replace("## Verdicts", "(a-new-label)=\n## Verdicts", 1))
+    before = nbformat.read(tmp_path / "book" / f"{chapter}.ipynb", as_version=4)
+    notebooks.carry(tmp_path, chapter)
+    after = nbformat.read(tmp_path / "book" / f"{chapter}.ipynb", as_version=4)
+    assert notebooks.pair_problem(tmp_path, chapter) is None
+    assert [c.get("outputs") for c in after.cells] == [c.get("outputs") for c in before.cells]
+    assert after.metadata == before.metadata and any(notebooks.INJECTED in notebooks._tags(c) for c in after.cells)
+    md.write_text(md.read_text().replace("claims.table(", "claims.table( ", 1))  # a code change
+    with pytest.raises(ValueError, match="re-execute"):
+        notebooks.carry(tmp_path, chapter)

@@ -228,8 +228,10 @@ def test_tallies_per_paper_and_the_front_page():
     assert "partly" not in tal.columns  # a verdict nobody got has no column
     page = scorecard.front_page(t)
     assert page.index("### Finn") < page.index("### Goerttler") < page.index("### Raghu")
-    assert "| G4 | inner† | {bdg-danger}`not reproduced` (recipe-dependent) | [ch. 3]" in page
-    assert "(a precondition fails)" in page and page.count("† Measured on a model") == 1
+    # the id links to the chapter's verdict section (its label claim-g4); a claim not run has no link
+    assert "| {ref}`G4 <claim-g4>` | inner† | {bdg-danger}`not reproduced` (recipe-dependent) | [ch. 3]" in page
+    assert "| R1 | anil |" in page
+    assert "(a precondition fails)" in page and page.count("\n† ") == 1
     d = scorecard.details(t)
     assert d.count(":::{dropdown}") == 3 and "**recipe**: recipe-dependent" in d  # not-run claims skipped
 

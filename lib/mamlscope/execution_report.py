@@ -373,6 +373,63 @@ def render_page(profile: str = "cpu", results=None, cache=None, root=None) -> st
     return render_pages(profile, results, root) + "\n" + render_runs(profile, cache)
 
 
+# -- the "rerun this chapter" panel at the top of each chapter ---------------------------------
+PANEL_START = "% rerun panel: from the chapter's execution record (mamlscope.execution_report.panel)"
+PANEL_END = "% end of rerun panel"
+
+
+def panel(chapter: str, profile: str = "cpu", results=None) -> str:
+    """The MyST panel that opens ``chapter``: the command that reruns it, the profile, and its
+    last measured execution time from its execution record."""
+    rec = load_records(profile, results).get(chapter)
+    took = (f"Its last execution took {duration(rec['seconds'])} ({_date(rec.get('date'))[:10]}, "
+            f"{rec.get('machine', 'unknown machine')}, {rec.get('threads', '?')} torch thread(s)), "
+            "not counting its training runs, which `make book` trains first"
+            if rec else "It has no execution record yet")
+    return "\n".join([
+        PANEL_START,
+        "```{admonition} Rerun this chapter",
+        ":class: note",
+        "",
+        f"`.venv/bin/python -m mamlscope.rerun {chapter}` executes it again at the `{profile}` profile, "
+        f"which computed the numbers shown here. {took} ({{doc}}`execution`). `--profile smoke` checks "
+        "in a minute that every cell runs.",
+        "```",
+        PANEL_END])
+
+
+def _replace_panel(text: str, new: str) -> str | None:
+    """``text`` with its panel replaced by ``new``; None when it has none."""
+    if PANEL_START not in text or PANEL_END not in text:
+        return None
+    a, b = text.index(PANEL_START), text.index(PANEL_END) + len(PANEL_END)
+    return text[:a] + new + text[b:]
+
+
+def update_panel(root, chapter: str, profile: str = "cpu", results=None) -> bool:
+    """Rewrite ``chapter``'s panel, in its source and in its notebook's markdown cell (no
+    re-execution), from its execution record; False when the chapter has no panel."""
+    from .paths import atomic_write
+
+    book = Path(root) / "book"
+    new = panel(chapter, profile, results)
+    md = book / f"{chapter}.md"
+    text = _replace_panel(md.read_text(), new) if md.is_file() else None
+    if text is None:
+        return False
+    atomic_write(md, lambda tmp: Path(tmp).write_text(text))
+    nb_path = book / f"{chapter}.ipynb"
+    if nb_path.is_file():
+        import nbformat
+
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown" and (done := _replace_panel(cell.source, new)) is not None:
+                cell.source = done
+        atomic_write(nb_path, lambda tmp: nbformat.write(nb, str(tmp)))
+    return True
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mamlscope.execution_report",
                                      description="Render the book's execution report (a Markdown page).")

@@ -160,6 +160,10 @@ def record_execution(job, name: str, seconds: float, threads: int, workers: int)
     path = Path(job.results_dir) / job.profile / "execution" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(entry, indent=2, sort_keys=True) + "\n"))
+    if job.in_book:  # the chapter's "rerun this chapter" panel shows the time just measured
+        from .execution_report import update_panel
+
+        update_panel(job.root, name, job.profile, job.results_dir)
     return path
 
 

@@ -99,6 +99,33 @@ def sync(root: Path, chapter: str) -> None:
     jupytext.write(nb, target)
 
 
+def carry(root: Path, chapter: str) -> None:
+    """Carry the ``.md``'s prose and cell tags into the executed ``.ipynb`` in place, cell by
+    cell, keeping every output and the execution's metadata (the injected parameters included):
+    for edits that change no code, which need no re-execution. Refuses, changing nothing, when
+    the cells do not line up or a code cell's source differs (then: sync, and re-execute)."""
+    import nbformat
+
+    source = read_source(root, chapter)
+    path = notebook_path(root, chapter)
+    nb = nbformat.read(path, as_version=4)
+    executed = [c for c in nb.cells if INJECTED not in _tags(c)]
+    if len(executed) != len(source.cells) or any(
+            a.cell_type != b.cell_type or (a.cell_type == "code" and _source(a).rstrip() != _source(b).rstrip())
+            for a, b in zip(executed, source.cells)):
+        raise ValueError(f"book/{chapter}.ipynb and its .md differ in code or in cells: carry moves prose "
+                         "and tags only; run make sync and re-execute the chapter")
+    for old, new in zip(executed, source.cells):
+        if old.cell_type == "code":
+            hidden = [t for t in _tags(old) if t == HIDDEN_IN_HTML and t not in _tags(new)]
+            old.metadata["tags"] = _tags(new) + hidden
+        else:
+            old.source = new.source
+    from .paths import atomic_write
+
+    atomic_write(path, lambda tmp: nbformat.write(nb, str(tmp)))
+
+
 def parameters(root: Path, chapter: str) -> dict:
     """The chapter's parameters as papermill infers them from its source (name → details)."""
     import tempfile
@@ -255,7 +282,7 @@ def _quiet_kernel_warnings():
 
 
 def main(argv=None) -> int:
-    """``python -m mamlscope.notebooks {sync,check} [chapters]`` (``make sync``)."""
+    """``python -m mamlscope.notebooks {sync,carry,check} [chapters]`` (``make sync``)."""
     import argparse
 
     from .paths import project_root
@@ -264,15 +291,18 @@ def main(argv=None) -> int:
     root = project_root() or Path.cwd()
     pages = chapters(root) + summary_pages(root)
     parser = argparse.ArgumentParser(prog="python -m mamlscope.notebooks")
-    parser.add_argument("action", choices=["sync", "check"],
+    parser.add_argument("action", choices=["sync", "carry", "check"],
                         help="sync: copy each .md's cells into its .ipynb (outputs of unchanged code cells kept); "
-                             "check: list the pairs out of sync")
+                             "carry: only prose and tags, in place, keeping every output and the execution's "
+                             "metadata (no code changed, no re-execution needed); check: list the pairs out of sync")
     parser.add_argument("pages", nargs="*", help=f"default: all ({', '.join(pages)})")
     args = parser.parse_args(argv)
     problems = []
     for name in args.pages or pages:
         if args.action == "sync":
             sync(root, name)
+        elif args.action == "carry":
+            carry(root, name)
         problem = pair_problem(root, name)
         if problem:
             problems.append(problem)

@@ -240,6 +240,16 @@ def chapter_summary(chapter: str, profile: str, root=None) -> str:
     return "\n".join(lines) + f"\n\n{len(sub)} claims at profile `{profile}`: {tally}.\n"
 
 
+def claim_anchor(claim_id: str) -> str:
+    """The label of a claim's verdict section in its chapter (``(claim-r1)=`` in the chapter's source)."""
+    return f"claim-{claim_id.lower()}"
+
+
+def claim_link(row) -> str:
+    """A claim's id, linked to its chapter's verdict section when it has been judged."""
+    return f"{{ref}}`{row.id} <{claim_anchor(row.id)}>`" if row.chapter else row.id
+
+
 def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
     """Markdown: the tallies, then one short table per paper (id, claim, verdict, chapter), with
     a † footnote for claims measured on a model that fails its own accuracy claim."""
@@ -261,10 +271,10 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
                 link = f"[{label}]({row.chapter}{link_suffix})"
             else:
                 link = "—"
-            lines.append(f"| {row.id} | {_cell(row.claim)}{mark} | {_short_status(row)} | {link} |")
+            lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_short_status(row)} | {link} |")
         parts.append("\n".join(lines) + "\n")
     for note, mark in notes.items():
-        parts.append(f"{mark} Measured on a model whose accuracy claim is not reproduced: {_cell(note)}.\n")
+        parts.append(f"{mark} {_cell(note[:1].upper() + note[1:])}.\n")
     return "\n".join(parts)
 
 
