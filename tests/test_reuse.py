@@ -46,7 +46,8 @@ def test_freezing_rows_and_full_adaptation():
     v = f.claim_values()
     assert set(v["freeze_diff"]) == {"conv1", "conv1–conv2", "conv1–conv3", "conv1–conv4"}
     assert all(v["freeze_diff_lo"][k] <= v["freeze_diff"][k] <= v["freeze_diff_hi"][k] for k in v["freeze_diff"])
-    assert list(f.table().index) == list(f.scores)
+    assert list(f.table().index) == ["conv1 and the layers above it", "conv2 and the layers above it",
+                                     "conv3 and the layers above it", "conv4 and the layers above it", "head only"]
     known = reuse.freezing(m, tasks, inner, full=per_task_scores(m, tasks, inner).double())
     assert all(torch.equal(known.scores[k], f.scores[k]) for k in f.scores)
 
@@ -379,7 +380,25 @@ def test_head_only_diagnostics_rows_and_the_share_of_the_gap():
 
 
 def test_describe_head_only_reads_the_numbers():
-    fake = reuse.HeadOnly({"head only (R3's row)": torch.tensor([0.2]), "x": torch.tensor([0.5]),
-                           "all layers adapted": torch.tensor([0.8])})
+    fake = reuse.HeadOnly({"head only (R3's row)": torch.tensor([0.2, 0.2]), "x": torch.tensor([0.5, 0.5]),
+                           "all layers adapted": torch.tensor([0.8, 0.8])})
     assert reuse.describe_head_only(fake, "M") == ("M: head only 20.0%, all layers adapted 80.0%; "
                                                    "x 50.0% (0.50 of the gap).")
+
+
+def test_no_share_of_a_gap_inside_the_noise_and_no_nan_in_the_side_by_side_table():
+    noisy = reuse.HeadOnly({"head only (R3's row)": torch.tensor([0.2, 0.6, 0.4]),
+                            "x": torch.tensor([0.5, 0.5, 0.5]), "all layers adapted": torch.tensor([0.6, 0.2, 0.5])})
+    assert not noisy.gap_resolved() and math.isnan(noisy.recovered("x"))
+    assert noisy.table().loc["x", "share of the head-only gap closed"] == "— (gap within noise)"
+    assert "of the gap)" not in reuse.describe_head_only(noisy, "m") and "inside the noise" in reuse.describe_head_only(noisy, "m")
+    other = reuse.HeadOnly({"head only (R3's row)": torch.tensor([0.2, 0.2]), "y": torch.tensor([0.5, 0.5]),
+                            "all layers adapted": torch.tensor([0.8, 0.8])})
+    side = reuse.diagnostics_table({"a": noisy, "b": other})
+    assert "nan" not in side.to_string().lower() and side.loc["y", ("a", "accuracy (%)")] == "—"
+
+
+def test_an_inner_loop_reads_in_words():
+    assert str(InnerLoop(5, 0.1)) == "5 steps of α = 0.1 on the mean support loss, all layers"
+    assert str(InnerLoop(1, 0.4, adapt="head", reduction="sum/k", first_order=True)) == \
+        "1 step of α = 0.4 on the Σℓ/K support loss, the head only, first order"

@@ -58,6 +58,18 @@ class InnerLoop:
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"InnerLoop.reduction={self.reduction!r}; use one of {list(REDUCTIONS)}.")
 
+    def __str__(self) -> str:
+        """In words, for readers: "5 steps of α = 0.1 on the mean support loss, all layers"."""
+        what = {"all": "all layers", "head": "the head only"}.get(self.adapt, adapted_text(self.adapt))
+        loss = "Σℓ/K support loss" if self.reduction == "sum/k" else "mean support loss"
+        order = ", first order" if self.first_order else ""
+        return f"{self.steps} step{'s' if self.steps != 1 else ''} of α = {self.lr:g} on the {loss}, {what}{order}"
+
+
+def adapted_text(adapt: str) -> str:
+    """``"from:conv3"`` → ``"conv3 and the layers above it"``; other values as they are."""
+    return f"{adapt[5:]} and the layers above it" if adapt.startswith("from:") else adapt
+
 
 def cross_entropy_and_accuracy(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return F.cross_entropy(out, y), (out.argmax(-1) == y).float().mean()

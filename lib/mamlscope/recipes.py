@@ -111,7 +111,7 @@ def table(rows: dict) -> pd.DataFrame:
     """Rows (``label → row``) as a table, G4/G5 columns where measured."""
     def fmt(r):
         a = r["accuracy"]
-        out = {"run": r["run"], "inner loss": r["inner loss"], "network": r["network"], "α": r["α"],
+        out = {"inner loss": r["inner loss"], "network": r["network"], "α": r["α"],
                "accuracy (%)": f"{100 * a['mean']:.1f} ± {100 * a['ci95']:.1f} ({a['n_tasks']} tasks)"}
         for layer, (v, lo, hi) in r.get("G4 ratio_1", {}).items():
             out[f"G4 {layer}"] = f"{v:.2f} [{lo:.2f}, {hi:.2f}]"

@@ -16,14 +16,25 @@ SETTING_FIELDS = {
 }
 
 
+def setting_name(setting: str) -> str:
+    """A profile's setting for readers: ``"omniglot_20w1s"`` → ``"Omniglot 20-way 1-shot"``."""
+    import re
+
+    m = re.fullmatch(r"(omniglot|mnist)_(\d+)w(\d+)s", setting)
+    if m:
+        return f"{m.group(1).capitalize().replace('Mnist', 'MNIST')} {m.group(2)}-way {m.group(3)}-shot"
+    return setting.replace("_", " ")
+
+
 def settings_table(profile: Profile, paper: Profile, settings: list[str]) -> pd.DataFrame:
     """One row per hyper-parameter, one column per (setting, profile), differences marked *."""
     columns = {}
     for s in settings:
         mine, theirs = getattr(profile, s), getattr(paper, s)
-        columns[f"{s} — {profile.name}"] = [
+        name = setting_name(s)
+        columns[f"{name}: this book ({profile.name})"] = [
             f"{getattr(mine, f)}{'' if getattr(mine, f) == getattr(theirs, f) else ' *'}" for f in SETTING_FIELDS]
-        columns[f"{s} — paper"] = [str(getattr(theirs, f)) for f in SETTING_FIELDS]
+        columns[f"{name}: paper"] = [str(getattr(theirs, f)) for f in SETTING_FIELDS]
     return pd.DataFrame(columns, index=list(SETTING_FIELDS.values()))
 
 

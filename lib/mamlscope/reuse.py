@@ -23,6 +23,8 @@ networks.
 """
 from __future__ import annotations
 
+import math
+
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -33,7 +35,7 @@ import torch
 
 from .data import Task
 from .evaluate import nil_accuracy, per_task_scores, run_task_scores
-from .inner import InnerLoop, adapt, detached
+from .inner import InnerLoop, adapt, adapted_text, detached
 from .meta import init_model
 from .metrics.cca import pwcca, svcca
 from .metrics.cka import linear_cka
@@ -142,11 +144,14 @@ class Freezing:
 
     def table(self) -> pd.DataFrame:
         diff = self.differences()
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "frozen at test time": self.frozen,
             "accuracy (%)": {k: str(mean_ci95(v)).rstrip("%") for k, v in self.scores.items()},
             "minus adapting all (points)": {k: _pct(diff[k]) if k in diff else "—" for k in self.scores},
         })
+        frame.index = ["head only" if k == "head" else adapted_text(k) for k in frame.index]
+        frame.index.name = "adapted at test time"
+        return frame
 
     def claim_values(self) -> dict:
         """What R3's rule reads: ``head_only_diff_lo`` (decisive: conv1–conv4 frozen,
@@ -236,18 +241,30 @@ class HeadOnly:
     head_only: str = "head only (R3's row)"
     full: str = "all layers adapted"
 
+    def gap_resolved(self) -> bool:
+        """Whether full adaptation beats R3's head-only row beyond the noise: the paired 95%
+        interval over tasks of (full − head only) excludes 0. A share of a gap inside the noise
+        means nothing."""
+        gap = mean_ci95(self.scores[self.full] - self.scores[self.head_only])
+        return abs(gap.mean) > gap.ci95
+
     def recovered(self, row: str) -> float:
         """The fraction of the gap between R3's head-only row and full adaptation that ``row``
-        closes (0: none, 1: all of it; above 1: it beats full adaptation)."""
+        closes (0: none, 1: all of it; above 1: it beats full adaptation); NaN when the gap is
+        inside the noise (:meth:`gap_resolved`)."""
         lo, hi = (float(self.scores[k].mean()) for k in (self.head_only, self.full))
-        return (float(self.scores[row].mean()) - lo) / (hi - lo) if hi != lo else float("nan")
+        return (float(self.scores[row].mean()) - lo) / (hi - lo) if self.gap_resolved() else float("nan")
 
     def table(self) -> pd.DataFrame:
+        def share(k):
+            if k in (self.head_only, self.full):
+                return "—"
+            r = self.recovered(k)
+            return "— (gap within noise)" if math.isnan(r) else f"{r:.2f}"
+
         return pd.DataFrame({
             "accuracy (%)": {k: str(mean_ci95(v)).rstrip("%") for k, v in self.scores.items()},
-            "share of the head-only gap closed": {
-                k: "—" if k in (self.head_only, self.full) else f"{self.recovered(k):.2f}"
-                for k in self.scores}})
+            "share of the head-only gap closed": {k: share(k) for k in self.scores}})
 
     def values(self) -> dict:
         return {"accuracy": {k: float(v.mean()) for k, v in self.scores.items()},
@@ -259,10 +276,17 @@ def describe_head_only(d: HeadOnly, name: str) -> str:
     """One sentence: how much of the gap between R3's head-only row and full adaptation each
     diagnostic closes, from the numbers of ``d``."""
     acc = {k: 100 * float(v.mean()) for k, v in d.scores.items()}
-    parts = ", ".join(f"{k} {acc[k]:.1f}% ({d.recovered(k):.2f} of the gap)"
-                      for k in d.scores if k not in (d.head_only, d.full))
+    of_gap = (lambda k: f" ({d.recovered(k):.2f} of the gap)") if d.gap_resolved() else (lambda k: "")
+    parts = ", ".join(f"{k} {acc[k]:.1f}%{of_gap(k)}" for k in d.scores if k not in (d.head_only, d.full))
+    if not d.gap_resolved():
+        parts += " (the gap is inside the noise: no share of it is given)"
     return (f"{name}: head only {acc[d.head_only]:.1f}%, all layers adapted {acc[d.full]:.1f}%; "
             f"{parts}.")
+
+
+def diagnostics_table(diagnostics: dict[str, HeadOnly]) -> pd.DataFrame:
+    """The models' :meth:`HeadOnly.table` side by side; "—" where a model has no such row."""
+    return pd.concat({name: d.table() for name, d in diagnostics.items()}, axis=1).fillna("—")
 
 
 def head_only_diagnostics(model, tasks: Task, inner: InnerLoop, *, long_steps: int = 100,

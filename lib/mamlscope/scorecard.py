@@ -237,7 +237,7 @@ def chapter_summary(chapter: str, profile: str, root=None) -> str:
         return f"No claim of this chapter is recorded at profile `{profile}` yet."
     lines = [f"- **{row.id}** {_short_status(row)} {_cell(row.claim)}" for row in sub.itertuples(index=False)]
     tally = ", ".join(f"{n} {v}" for v, n in counts(sub).items() if n)
-    return "\n".join(lines) + f"\n\n{len(sub)} claims at profile `{profile}`: {tally}.\n"
+    return "\n".join(lines) + f"\n\n{len(sub)} claim{'s' if len(sub) != 1 else ''} at profile `{profile}`: {tally}.\n"
 
 
 def claim_anchor(claim_id: str) -> str:
