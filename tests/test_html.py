@@ -436,3 +436,13 @@ def unescape_html(text: str) -> str:
     from html import unescape
 
     return unescape(text)
+
+
+def test_every_figure_says_what_it_shows(html):
+    """No image's alt text is its (hashed) file name: figures carry their caption as alt text."""
+    bad = []
+    for name in page_names():
+        for alt in re.findall(r'<img[^>]*\balt="([^"]*)"', (html / f"{name}.html").read_text()):
+            if not alt.strip() or alt.endswith((".png", ".svg", ".jpg")) or "_images/" in alt:
+                bad.append(f"{name}: {alt[:80]!r}")
+    assert not bad, "\n".join(bad)
