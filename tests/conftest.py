@@ -36,3 +36,22 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+class CurveRun:
+    """A stand-in for a trained run: its learning curve (step → accuracy on the fixed test tasks)
+    and its configured steps, all that a claim's regime reads (claims.convergence)."""
+
+    def __init__(self, curve: dict, steps: int | None = None):
+        import types
+
+        self.curve = curve
+        self.config = types.SimpleNamespace(steps=steps or max(curve))
+
+    def metrics(self):
+        return [{"step": s, "test_score": v} for s, v in sorted(self.curve.items())]
+
+
+# a model whose curve has levelled off, and one still rising by 2 points per 1,000 steps
+LEVELLED = CurveRun({s: 0.9 + 0.0005 * ((s // 250) % 2) for s in range(0, 3001, 250)})
+RISING = CurveRun({s: 0.6 + 0.00002 * s + 0.001 * ((s // 250) % 2) for s in range(0, 3001, 250)})

@@ -2,6 +2,8 @@
 and G5 is inconclusive when its precondition fails."""
 import pytest
 
+from conftest import LEVELLED
+
 from mamlscope import claims, results, scorecard
 
 
@@ -74,10 +76,10 @@ def test_g2_needs_the_ordering_beyond_its_control_and_a_real_cka_margin():
 
 
 def test_scorecard_notes_claims_measured_on_a_model_that_fails_its_accuracy(results_dir):
-    claims.record("F2", {"mean": 0.874, "ci95": 0.004, "n_tasks": 600}, "smoke")
-    claims.record("G1", _g1([0.8, 0.9]), "smoke", null_values=_G1_NULL)
+    claims.record("F2", {"mean": 0.874, "ci95": 0.004, "n_tasks": 600}, "smoke", run=LEVELLED)
+    claims.record("G1", _g1([0.8, 0.9]), "smoke", null_values=_G1_NULL, run=LEVELLED)
     table = scorecard.scorecard("smoke").set_index("id")
     assert "F2 is not reproduced" in table.loc["G1", "note"] and table.loc["G2", "note"] == ""
     assert "⚠" in scorecard.markdown_table(scorecard.scorecard("smoke"))
-    claims.record("F2", {"mean": 0.957, "ci95": 0.004, "n_tasks": 600}, "smoke")
+    claims.record("F2", {"mean": 0.957, "ci95": 0.004, "n_tasks": 600}, "smoke", run=LEVELLED)
     assert scorecard.scorecard("smoke").set_index("id").loc["G1", "note"] == ""

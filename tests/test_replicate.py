@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LEVELLED
+
 from mamlscope import claims, notebooks, replicate, results, scorecard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,7 @@ def test_attach_says_whether_the_replica_agrees(results_dir):
 
 def test_a_recorded_claim_carries_the_replica_and_rejudge_covers_the_replica(results_dir):
     _write(replicate.replica_root("cpu", 1), "F2", "reproduced")
-    r = claims.record("F2", {"mean": 0.5, "ci95": 0.01, "n_tasks": 600}, "cpu")
+    r = claims.record("F2", {"mean": 0.5, "ci95": 0.01, "n_tasks": 600}, "cpu", run=LEVELLED)
     assert r.verdict == "not reproduced"  # 50% against Finn et al.'s 95.8%
     assert r.replication["seed 1"]["verdict"] == "reproduced"
     assert r.replication["agrees"] == (r.verdict == "reproduced")

@@ -101,11 +101,13 @@ def measure(run, profile: profiles.Profile, device="cpu", which=CLAIMS) -> dict:
     return plain(out)
 
 
-def judge(claim_id: str, measured: dict, profile: str) -> dict:
+def judge(claim_id: str, measured: dict, profile: str, run=None) -> dict:
     """The registered rule's verdict on one measurement (not written), or *not judged* with the
-    reason when the rule reads values this model cannot give (R5 without an ANIL run)."""
+    reason when the rule reads values this model cannot give (R5 without an ANIL run). ``run``:
+    the model, for the claims whose regime asks whether it converged."""
     try:
-        r = claims.judge(claim_id, measured["values"], profile, null_values=measured["null_values"])
+        r = claims.judge(claim_id, measured["values"], profile, null_values=measured["null_values"],
+                         regime=claims.regime_with_run(claim_id, profile, run) if run is not None else None)
     except KeyError as err:
         return {"verdict": NOT_JUDGED, "measured": "", "null_verdict": "",
                 "reason": f"the rule reads {err}, which this model does not give "
@@ -154,7 +156,7 @@ def write_record(profile: str, labels=tuple(MODELS), device="cpu", root=None) ->
                  "training minutes": round(training_seconds(run) / 60, 1),
                  "claims": {}}
         for claim_id, values in m.items():
-            j = judge(claim_id, values, profile)
+            j = judge(claim_id, values, profile, run)
             if claim_id == "R5":
                 j["measured"] = _measured_r5(values["values"])
             entry["claims"][claim_id] = {**j, **values}

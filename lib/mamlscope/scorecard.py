@@ -22,7 +22,7 @@ from .paths import project_root
 NOT_RUN = "not yet run"
 
 COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note", "control", "null_verdict",
-           "seeds", "precondition", "recipe"]
+           "seeds", "precondition", "recipe", "outcome", "regime", "power"]
 
 
 def _id_key(claim_id: str):
@@ -62,14 +62,51 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
                              chapter="", note="", control="", null_verdict="", seeds="",
-                             precondition="", recipe=""))
+                             precondition="", recipe="", outcome="", regime="", power=""))
         else:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
                              verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
                              control=r.control, null_verdict=r.null_verdict,
                              seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition,
-                             recipe=recipe_text(r.recipe)))
+                             recipe=recipe_text(r.recipe), outcome=outcome(r), regime=regime_text(r.regime),
+                             power=power_text(r.power)))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def outcome(r) -> str:
+    """The kind of outcome in words (CLAIMS.md, vocabulary): what the verdict means."""
+    if r.verdict == "reproduced":
+        return "holds, exceeds the paper" if "exceeds the paper" in r.qualifiers else "holds"
+    if r.verdict == "partly":
+        return "holds in part"
+    if r.verdict == "not reproduced":
+        return "contradicted"
+    if "not converged" in r.precondition:
+        return "not reached at this budget"
+    if "underpowered" in r.precondition:
+        return "underpowered"
+    if "does not reject its control" in r.precondition:
+        return "cannot tell from its control"
+    return "a precondition fails"
+
+
+def regime_text(regime: dict) -> str:
+    """The departures from the paper's setting, and whether the model had converged."""
+    if not regime:
+        return ""
+    parts = list(regime.get("departures", [])) or ["the paper's setting"]
+    conv = regime.get("converged")
+    if conv:
+        parts.append(f"learning curve {'levelled off' if conv['levelled'] else 'still rising'}: "
+                     f"{100 * conv['rise']:+.1f} [{100 * conv['rise_lo']:+.1f}, {100 * conv['rise_hi']:+.1f}] "
+                     f"points over steps {conv['window'][0]:,}–{conv['window'][1]:,}")
+    return "; ".join(parts)
+
+
+def power_text(power: dict) -> str:
+    """Each decisive check's power to see the paper's effect, where it was computed."""
+    return "; ".join(f"{name}: {100 * p['power']:.0f}% ({p['n']:,} {p['unit']}; the effect: {p['effect_text']})"
+                     for name, p in (power or {}).items())
 
 
 def seeds_text(seeds: dict, replication: dict | None = None) -> str:
@@ -217,7 +254,9 @@ def tallies_markdown(table: pd.DataFrame) -> str:
 def _short_status(row) -> str:
     """The verdict badge and, in a few words, what qualifies it."""
     extra = []
-    if row.verdict == "inconclusive" and row.precondition:
+    if row.outcome in ("holds, exceeds the paper", "not reached at this budget", "underpowered"):
+        extra.append(row.outcome.replace("holds, ", ""))
+    elif row.verdict == "inconclusive" and row.precondition:
         extra.append("the rule does not reject its control" if "does not reject" in row.precondition
                      else "a precondition fails")
     if row.recipe:
@@ -290,6 +329,10 @@ def details(table: pd.DataFrame) -> str:
             items.append(("precondition", row.precondition))
         if row.recipe:
             items.append(("recipe", row.recipe))
+        if row.regime:
+            items.append(("regime (this book against the paper)", row.regime))
+        if row.power:
+            items.append(("power", row.power))
         body = "\n".join(f"- **{k}**: {_cell(v)}" for k, v in items)
-        out.append(f":::{{dropdown}} {row.id}: {row.verdict}\n{body}\n:::\n")
+        out.append(f":::{{dropdown}} {row.id}: {row.verdict}{f' ({row.outcome})' if row.outcome else ''}\n{body}\n:::\n")
     return "\n".join(out)

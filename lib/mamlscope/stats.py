@@ -31,6 +31,9 @@ its own.
 ``log_depth_slope(values)``    per row, the least-squares slope of log(value) on layer index
 ``window_rise(curves, steps)``  fitted rise of learning curves over the last 40% of training,
                               with its t interval → :class:`Rise` (has a curve levelled off?)
+``interval_power(θ, t, half)``  the share of measurements of a true effect θ, with this
+                              interval's half-width, whose interval end clears the threshold t;
+                              and the sample that would reach 0.8 → :class:`Power`
 ============================  ==================================================================
 """
 from __future__ import annotations
@@ -401,3 +404,29 @@ def log_depth_slope(values, floor: float = 1e-12) -> np.ndarray:
     depth -= depth.mean()
     logs = np.log(np.maximum(v, floor))
     return (logs - logs.mean(1, keepdims=True)) @ depth / float((depth ** 2).sum())
+
+
+# --------------------------------------------------------------------------------------------
+# Power: would the rule see the paper's effect through this measurement's noise?
+# --------------------------------------------------------------------------------------------
+class Power(NamedTuple):
+    power: float    # the share of measurements of the effect that pass the check
+    needed: float   # the sample (in the measurement's units) that would give ``target``; inf if none
+    n: int          # the sample it was computed for
+
+
+def interval_power(effect: float, threshold: float, half: float, op: str = ">", n: int = 1,
+                   target: float = 0.8, z: float = 1.96) -> Power:
+    """A decisive check of the form "the interval's lower end > ``threshold``" (``op`` ``">"``;
+    ``"<"``: its upper end below it), where the interval is an estimate ± ``half`` (95%, normal:
+    se = half / z). If the truth is ``effect``, the estimate is N(effect, se²) and the check passes
+    with probability ``power``. ``needed``: the sample, in the units ``n`` counts, whose interval
+    (se ∝ 1/√n) would pass with probability ``target``."""
+    if half <= 0 or not math.isfinite(half):
+        raise ValueError(f"half={half}: the interval's half-width must be positive and finite.")
+    se = half / z
+    margin = (effect - threshold) if op in (">", ">=") else (threshold - effect)
+    power = float(_scipy.norm.cdf(margin / se - z))
+    need = z + float(_scipy.norm.ppf(target))
+    needed = math.inf if margin <= 0 else n * (need * se / margin) ** 2
+    return Power(power, needed, n)
