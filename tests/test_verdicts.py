@@ -78,3 +78,17 @@ def test_power_by_formula_matches_simulation_and_a1c_is_underpowered_at_400_imag
     ok = {**big, "diff": 0.0, "diff_lo": -se, "diff_hi": se}
     assert claims.judge("A1c", ok, "cpu", null_values=null,
                         regime=claims.regime_with_run("A1c", "cpu", LEVELLED)).verdict == "reproduced"
+
+
+def test_tracking_power_sees_a_clear_overfit_and_not_one_lost_in_the_noise():
+    from mamlscope import landscape
+
+    steps = list(range(0, 1201, 100))
+    truth = [0.40, 0.55, 0.62, 0.66, 0.68, 0.66, 0.63, 0.60, 0.57, 0.54, 0.51, 0.48, 0.45]
+    loss = [0.6 * 0.8 ** i for i in range(len(steps))]
+    clear = {"step": steps, "score": truth, "score_se": [0.004] * len(steps), "support_loss": loss}
+    assert landscape.tracking_power(clear, 20) >= 0.9
+    drowned = {**clear, "score": [0.60, 0.62, 0.63, 0.635, 0.64, 0.638, 0.636, 0.634, 0.632, 0.63, 0.628, 0.626, 0.624],
+               "score_se": [0.009] * len(steps)}
+    assert landscape.tracking_power(drowned, 20) < 0.8
+    assert landscape.tracking_power(drowned, 20, task_factor=64) > landscape.tracking_power(drowned, 20)

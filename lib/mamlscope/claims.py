@@ -53,6 +53,7 @@ class Claim:
     paper_effect: Mapping[str, float] = dataclasses.field(default_factory=dict)
     effect_text: str = ""
     sample: tuple[str, str] = ("", "")   # (values key of the sample size, its unit)
+    power_fn: Callable[[Mapping], dict] | None = None  # values → {element: (power, sample text)} by simulation
     needs_converged: bool = False        # read off a trained model / states an accuracy: regime precondition
     exceeds: Check | None = None         # the measured interval wholly above the paper's level
 
@@ -92,6 +93,22 @@ def _tracks(what: str, target: str = "accuracy", each: bool = True) -> tuple[Che
                   "vs_step_lo", ">", 0, each=each),
             Check(f"beats the support loss: ρ({what}, {target}) − ρ(−support loss, {target}), 95% CI above 0",
                   "vs_support_lo", ">", 0, each=each))
+
+
+def _tracking_power(v: Mapping) -> dict:
+    """Per run: the share of simulated perfect trackers that pass the "tracks" checks at the
+    recorded noise (:func:`mamlscope.landscape.tracking_power`, 100 draws), and how many times
+    the test tasks per checkpoint would bring it to 80% (50 draws per factor)."""
+    from . import landscape  # the simulation reuses the measurement's own code (and its imports)
+
+    out = {}
+    for run, series in v["series"].items():
+        pw = landscape.tracking_power(series, 100)
+        factor = next((k for k in (2, 4, 8, 16) if landscape.tracking_power(series, 50, task_factor=k) >= 0.8),
+                      None) if pw < 0.8 else 1
+        out[run] = (pw, f"about {factor}× the test tasks per checkpoint" if factor else
+                    "no more than 16× the test tasks per checkpoint")
+    return out
 
 
 def _rise(what: str) -> tuple[Check, ...]:
@@ -402,6 +419,8 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                 "generalisation", paper="correlates with generalisation, more consistently than L2 (Fig 7)",
           source="[L] §5.3", chapter=_L, precondition=_META_OVERFITS,
           rule=Protocol(decisive=_tracks("E[gᵢᵀgⱼ]"), secondary=_rise("E[gᵢᵀgⱼ]"), control=_TRACK_CONTROL),
+          power_fn=_tracking_power,
+          effect_text="a signal that tracks the true accuracy perfectly, through the recorded accuracy noise",
           measured=lambda v: (_track_text(v, "E[gᵢᵀgⱼ]") + _overfit_text(v) + (
               "; for comparison, 5 inner steps: " + ", ".join(
                   f"{k} {v['five_steps']['rho_after'][k]:+.2f} [{v['five_steps']['rho_after_lo'][k]:+.2f}, "
@@ -709,6 +728,12 @@ def power_of(c: Claim, values: Mapping) -> dict:
 
     out = {}
     rule = c.rule
+    if c.power_fn is not None:  # simulated: one share per element (run) of the `each` checks
+        by_element = c.power_fn(values)
+        for check in rule.decisive:
+            for element, (pw, need) in by_element.items():
+                out[f"{check.name} [{element}]"] = {"power": pw, "needed_text": need, "effect_text": c.effect_text}
+        return out
     for check in getattr(rule, "decisive", ()):
         if check.key not in c.paper_effect or check.each:
             continue
@@ -727,6 +752,9 @@ def underpowered(power: Mapping, failed: list[str]) -> str:
     if not weak:
         return ""
     name, p = weak[0]
+    if "needed_text" in p:
+        return (f"underpowered: the check \"{name}\" passes the paper's effect ({p['effect_text']}) only "
+                f"{100 * p['power']:.0f}% of the time at this sample; {p['needed_text']} would reach 80%")
     need = "no sample would" if p["needed"] == float("inf") else f"about {p['needed']:,.0f} {p['unit']} would"
     return (f"underpowered: the check \"{name}\" passes the paper's effect ({p['effect_text']}) only "
             f"{100 * p['power']:.0f}% of the time at this sample ({p['n']:,} {p['unit']}); {need} reach 80%")
@@ -789,7 +817,9 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
                                                f"({c.rule.control}: {extra['null_verdict']})"]))
         verdict = "inconclusive"
     elif verdict == results.VERDICTS[2] and protocol:
-        weak = underpowered(power, [k for k in c.rule.decisive_names if outcomes.get(k) is False])
+        failed = [k for k, ok in outcomes.items() if not ok
+                  and any(k == d or k.startswith(d + " [") for d in c.rule.decisive_names)]
+        weak = underpowered(power, failed)
         if weak:
             precondition = "; ".join(filter(None, [precondition, weak]))
             verdict = "inconclusive"

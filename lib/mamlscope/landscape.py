@@ -366,6 +366,27 @@ def _track(frame, signal: str, key: str = "score") -> dict:
     return out
 
 
+def tracking_power(series: Mapping, n_sims: int = 100, seed: int = 0, task_factor: float = 1.0) -> float:
+    """The positive control of a "signal tracks generalisation" rule (:func:`_track`'s three
+    decisive checks) on one stored run ``series`` (:func:`tracking_values`' ``series[run]``): a
+    signal that tracks the true accuracy *perfectly*, the recorded curve taken as the truth, with
+    the measured accuracy drawn around it with the recorded per-checkpoint standard errors
+    (divided by √``task_factor``: that many times the test tasks). The share of ``n_sims`` draws
+    that pass every decisive check."""
+    import pandas as pd
+
+    truth = np.asarray(series["score"], dtype=float)
+    se = np.asarray(series["score_se"], dtype=float) / math.sqrt(task_factor)
+    base = pd.DataFrame({"score_se": se, "support_loss": series["support_loss"]}, index=series["step"])
+    rng = np.random.default_rng(seed)
+    passed = 0
+    for _ in range(n_sims):
+        f = base.assign(score=truth + rng.normal(0.0, se), tracker=truth)
+        t = _track(f, "tracker")
+        passed += t["rho_after_lo"] > 0 and t["vs_step_lo"] > 0 and t["vs_support_lo"] > 0
+    return passed / n_sims
+
+
 def tracking_values(frames: Mapping, signal: str, key: str = "score") -> dict:
     """``{quantity: {run: value}}`` of :func:`_track` for every run, plus ``series`` (the
     per-checkpoint curves, so that the record can be re-judged) and ``signal``."""
