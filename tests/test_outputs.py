@@ -1,6 +1,8 @@
 """What the chapters print is for readers: no NaN, no internal reprs or keys, and a run's hash only
 in a line that says which runs were used (a provenance line), never as a table's value. Checked on
-the committed notebooks (the book's numbers) and on the goldens (what the code prints today)."""
+the committed notebooks (the book's numbers) and on the goldens (what the code prints today; the
+smoke profile's curves are too short for some intervals, and its numbers are never shown to
+readers, so NaN is checked on the book's notebooks only)."""
 import json
 import re
 from pathlib import Path
@@ -35,7 +37,9 @@ def test_outputs_are_for_readers(path):
     for i, kind, text in outputs(path):
         if kind == "text/plain" and any(k in dict(outputs_kinds(path, i)) for k in ("text/html", "text/markdown")):
             continue  # the HTML or Markdown is what the page shows
-        problems += [f"cell {i} ({kind}): NaN in {text[max(0, m.start() - 40):m.end() + 20]!r}" for m in NAN.finditer(text)]
+        if path.parent.name == "book":
+            problems += [f"cell {i} ({kind}): NaN in {text[max(0, m.start() - 40):m.end() + 20]!r}"
+                         for m in NAN.finditer(text)]
         problems += [f"cell {i} ({kind}): {key!r}" for key in INTERNAL if key in text]
         if kind == "text/html" and RUN.search(text):
             problems.append(f"cell {i}: a run hash as a table value ({RUN.search(text).group(0)})")
