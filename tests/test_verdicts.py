@@ -32,7 +32,7 @@ def test_a_model_still_rising_cannot_judge_what_is_read_off_it():
     r = claims.judge("F2", {"mean": 0.864, "ci95": 0.004, "n_tasks": 600}, "cpu",
                      regime=claims.regime_with_run("F2", "cpu", RISING))
     assert r.verdict == "inconclusive"
-    assert "not converged: 3,000 of the paper's 60,000 steps" in r.precondition and "still rises +2.4" in r.precondition
+    assert "not converged: 3,000 of the paper's 60,000 steps" in r.precondition and "has not levelled off: its fitted rise over steps 1,800–3,000 is +2.4" in r.precondition
     assert any("3,000 of the paper's 60,000 steps" in d for d in r.regime["departures"])
     # at the paper's own budget a rising curve is the paper's regime
     at_budget = CurveRun(RISING.curve, steps=60_000)

@@ -676,9 +676,10 @@ def regime_with_run(claim_id: str, profile: str, run=None) -> dict:
 def regime_reason(conv: Mapping) -> str:
     """Why a model does not count as converged, in words."""
     of = f" of the paper's {conv['paper_steps']:,}" if conv.get("paper_steps") else ""
-    return (f"not converged: {conv['steps']:,}{of} steps, and the learning curve still rises "
-            f"{100 * conv['rise']:+.1f} [{100 * conv['rise_lo']:+.1f}, {100 * conv['rise_hi']:+.1f}] points over "
-            f"steps {conv['window'][0]:,}–{conv['window'][1]:,} (levelled off: upper end ≤ {100 * LEVEL:g})")
+    return (f"not converged: {conv['steps']:,}{of} steps, and the learning curve has not levelled off: its "
+            f"fitted rise over steps {conv['window'][0]:,}–{conv['window'][1]:,} is {100 * conv['rise']:+.1f} "
+            f"[{100 * conv['rise_lo']:+.1f}, {100 * conv['rise_hi']:+.1f}] points (levelled off: upper end "
+            f"≤ {100 * LEVEL:g})")
 
 
 def claim(claim_id: str) -> Claim:
