@@ -92,3 +92,13 @@ def test_tracking_power_sees_a_clear_overfit_and_not_one_lost_in_the_noise():
                "score_se": [0.009] * len(steps)}
     assert landscape.tracking_power(drowned, 20) < 0.8
     assert landscape.tracking_power(drowned, 20, task_factor=64) > landscape.tracking_power(drowned, 20)
+
+
+def test_the_scorecard_shows_power_in_closed_form_and_simulated():
+    from mamlscope import scorecard
+
+    text = scorecard.power_text({
+        "a": {"power": 0.34, "needed": 1318.0, "n": 400, "unit": "images", "effect": 0.0, "effect_text": "equal"},
+        "b [run]": {"power": 0.44, "needed_text": "about 4× the test tasks per checkpoint", "effect_text": "perfect"}})
+    assert text == ("a: 34% (400 images; the effect: equal); b [run]: 44% (about 4× the test tasks per checkpoint "
+                    "would reach 80%; the effect: perfect)")

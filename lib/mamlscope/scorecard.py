@@ -105,8 +105,11 @@ def regime_text(regime: dict) -> str:
 
 def power_text(power: dict) -> str:
     """Each decisive check's power to see the paper's effect, where it was computed."""
-    return "; ".join(f"{name}: {100 * p['power']:.0f}% ({p['n']:,} {p['unit']}; the effect: {p['effect_text']})"
-                     for name, p in (power or {}).items())
+    def one(name, p):
+        sample = p["needed_text"] + " would reach 80%" if "needed_text" in p else f"{p['n']:,} {p['unit']}"
+        return f"{name}: {100 * p['power']:.0f}% ({sample}; the effect: {p['effect_text']})"
+
+    return "; ".join(one(name, p) for name, p in (power or {}).items())
 
 
 def seeds_text(seeds: dict, replication: dict | None = None) -> str:
