@@ -82,3 +82,10 @@ def test_supervised_runs_train_to_their_end(tmp_path):
     assert run.finished and run.checkpoint_steps() == [0, 1, 2]
     with pytest.raises(ValueError, match="checkpoints"):
         meta.attempt(cfg, until=1, root=tmp_path / "b")
+
+
+def test_the_record_waits_for_enough_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
+    monkeypatch.setattr(regime, "config", lambda shape: TINY)
+    rec = regime.measure(root=tmp_path)  # nothing trained: no row, no choice made from nothing
+    assert rec["rows"] == {} and rec["choice"]["shape"] is None and "checkpoints" in rec["choice"]["reason"]

@@ -213,7 +213,10 @@ def measure(root=None) -> dict:
                        "seconds_per_step": sps, "fit": f, "levelled_step": None if T in (None, math.inf) else T,
                        "accuracy_at_levelled": (f["a"] - f["b"] * math.exp(-T / f["tau"]))
                        if f and T not in (None, math.inf) else None}
-    return {"rows": rows, "choice": choose(rows), "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
+    fitted = {k: r for k, r in rows.items() if r["fit"] is not None}
+    choice = choose(fitted) if fitted else {
+        "shape": None, "reason": f"no curve has yet the 4 checkpoints from step {FIT_FROM:,} on that the fit needs"}
+    return {"rows": rows, "choice": choice, "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
             "machine": machine(), "commit": git_commit(), "date": datetime.date.today().isoformat()}
 
 
