@@ -282,8 +282,7 @@ def test_the_scorecards_first_screen_shows_the_tallies_and_a_verdict(html, tmp_p
     claim's verdict badge lie within the first 800 px of the scorecard page."""
     if not SUMMARIES:
         pytest.skip("no scorecard in _toc.yml")
-    src = html / "book" / "scorecard.html"
-    probe = """<script>window.addEventListener('load', () => {
+    script = """<script>window.addEventListener('load', () => {
       const top = el => el ? el.getBoundingClientRect().top + window.scrollY : -1;
       const tables = [...document.querySelectorAll('table')];
       const tally = tables.find(t => /paper/.test(t.textContent) && /claims/.test(t.textContent));
@@ -294,16 +293,7 @@ def test_the_scorecards_first_screen_shows_the_tallies_and_a_verdict(html, tmp_p
         tallyBottom: tally ? top(tally) + tally.getBoundingClientRect().height : -1,
         badge: top(badge), text: badge ? badge.textContent : ''}));
     });</script>"""
-    page = src.with_name("scorecard-probe.html")  # beside it, so its CSS and scripts load
-    page.write_text(src.read_text().replace("</body>", probe + "</body>"))
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,800",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
-         page.as_uri()], capture_output=True, text=True, timeout=120)
-    page.unlink()
-    m = re.search(r'data-probe="([^"]*)"', proc.stdout)
-    assert m, f"the probe did not run: {proc.stderr[-1000:]}"
-    got = json.loads(m.group(1).replace("&quot;", '"'))
+    got = probe(html, "book/scorecard", script, 1400, tmp_path / "profile", "data-probe", height=800)
     assert 0 <= got["tally"] and got["tallyBottom"] <= 800, f"the tallies are not on the first screen: {got}"
     assert 0 <= got["badge"] <= 800 and VERDICT_WORDS.search(got["text"]), f"no verdict on the first screen: {got}"
 
@@ -359,16 +349,18 @@ TABLE_PROBE = """<script>window.addEventListener('load', () => {
 });</script>"""
 
 
-def probe(html: Path, name: str, script: str, width: int, profile: Path, attribute: str) -> dict:
-    """Open page ``name`` of the built book at ``width`` px with ``script`` appended (a copy beside
-    it, so that its CSS and scripts load); the JSON the script left in ``attribute``."""
+def probe(html: Path, name: str, script: str, width: int, profile: Path, attribute: str,
+          height: int = 900) -> dict:
+    """Open page ``name`` of the built book in a ``width`` × ``height`` px window with ``script``
+    appended (a copy beside it, so that its CSS and scripts load); the JSON the script left in
+    ``attribute``."""
     src = html / f"{name}.html"
     copy = src.with_name(f"{src.stem}-probe.html")
     copy.write_text(src.read_text().replace("</body>", script + "</body>"))
     try:
         proc = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--window-size={width},900",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--window-size={width},{height}",
              f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", copy.as_uri()],
             capture_output=True, text=True, timeout=120)
     finally:
