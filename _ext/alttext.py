@@ -1,5 +1,8 @@
 """Alt text that says what a figure shows: an executed figure's image gets its caption's text (or,
-without a caption, the sentence before it) instead of its hashed file name."""
+without a caption, the sentence before it) instead of its hashed file name; so does the image of
+a figure that reflows on a phone (``mamlscope.plots.reflow_html``, an HTML output)."""
+import html
+
 from docutils import nodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
@@ -20,6 +23,15 @@ class FigureAltText(SphinxPostTransform):
             caption = next(iter(figure.findall(nodes.caption)), None) if figure is not None else None
             text = caption.astext() if caption is not None else _previous_paragraph(image)
             image["alt"] = " ".join(text.split())[:300] or "a figure computed by the cell above"
+        for raw in self.document.findall(nodes.raw):
+            source = raw.astext()
+            if raw.get("format") != "html" or '<picture class="reflow"' not in source or 'alt=""' not in source:
+                continue
+            figure = next((a for a in _ancestors(raw) if isinstance(a, nodes.figure)), None)
+            caption = next(iter(figure.findall(nodes.caption)), None) if figure is not None else None
+            text = caption.astext() if caption is not None else _previous_paragraph(raw)
+            alt = html.escape(" ".join(text.split())[:300] or "a figure computed by the cell above")
+            raw.children = [nodes.Text(source.replace('alt=""', f'alt="{alt}"', 1))]
 
 
 def _ancestors(node):

@@ -188,7 +188,7 @@ FIGURES = {
 }
 
 #: Public names of plots that are not figure functions.
-HELPERS = {"style", "page_figure", "readability", "axis_problems"}
+HELPERS = {"style", "page_figure", "readability", "axis_problems", "panels", "one_column", "reflow_html"}
 
 
 def drawing_functions() -> set[str]:
@@ -376,3 +376,35 @@ def test_caption_checker_flags_a_bare_figure_cell():
     assert caption_problems(named) == []
     assert caption_problems(named.replace("See {numref}`fig-x`.", "")) == [
         "cell at line 3 (meta_change): the prose never refers to 'fig-x'"]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_many_panels_reflow_to_one_column_on_a_phone(name, draw):
+    """A figure of more than three panels gets a one-column rendition for a phone's column (its
+    text readable there, every line still named, ticks legible); other figures stay one PNG."""
+    fig = draw(name)
+    markup = plots.reflow_html(fig)
+    if len(plots.panels(fig)) <= plots.REFLOW_PANELS:
+        assert markup is None
+        return
+    assert markup.count("data:image/png;base64,") == 2 and plots.NARROW_MEDIA.replace("(", "") in markup
+    narrow = plots.one_column(fig)
+    try:
+        shown = plots.panels(narrow)
+        assert len(shown) == len(plots.panels(fig))
+        assert len({ax.get_subplotspec().colspan.start for ax in shown}) == 1, "not one column"
+        r = plots.readability(narrow, plots.PHONE_COLUMN_PX)
+        assert r["width_in"] <= plots.PHONE_WIDTH + 0.5, r
+        assert r["min_px"] >= plots.MIN_TEXT_PX, r
+        assert unexplained_lines(narrow) == [] and plots.axis_problems(narrow) == []
+        assert all(ax.get_title() or ax.get_ylabel() for ax in shown if ax.axison), "a panel lost its title"
+    finally:
+        plt.close(narrow)
+
+
+def test_reflow_leaves_the_page_rendition_as_drawn(draw):
+    fig = draw("landscape_curves")
+    before = [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes]
+    plt.close(plots.one_column(fig))
+    assert [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes] == before
+    assert fig.get_figwidth() == plots.PAGE_WIDTH and len(fig.legends) == 1

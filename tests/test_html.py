@@ -409,6 +409,35 @@ def test_no_text_output_or_page_scrolls_sideways(html, tmp_path, width):
     assert not problems, f"{len(problems)} at {width} px:\n" + "\n".join(problems[:40])
 
 
+# A figure of more than three panels reflows on a phone: the browser shows its one-column
+# rendition there, so that no panel is drawn narrower than about 300 px at 390 px.
+PANEL_PROBE = """<script>window.addEventListener('load', () => {
+  const out = [];
+  document.querySelectorAll('article picture.reflow img').forEach(im => {
+    const narrow = im.currentSrc !== im.src, source = im.parentElement.querySelector('source');
+    const columns = Number((narrow ? source : im).getAttribute('data-columns'));
+    out.push({narrow, columns, panel: im.getBoundingClientRect().width / columns, alt: im.getAttribute('alt').slice(0, 60)});
+  });
+  document.body.setAttribute('data-panels', JSON.stringify(out));
+});</script>"""
+MIN_PANEL_PX = 280
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [1400, 390])
+def test_figures_of_many_panels_reflow_on_a_phone(html, tmp_path, width):
+    seen, problems = 0, []
+    for name in page_names():
+        for fig in probe(html, name, PANEL_PROBE, width, tmp_path / "profile", "data-panels"):
+            seen += 1
+            if fig["narrow"] != (width < 720):
+                problems.append(f"{name}: {fig['alt']!r} shows the {'narrow' if fig['narrow'] else 'wide'} rendition")
+            if width < 720 and fig["panel"] < MIN_PANEL_PX:
+                problems.append(f"{name}: {fig['alt']!r} panels {fig['panel']:.0f} px wide")
+    assert seen >= 4, f"only {seen} reflowing figures (chapters 3, 5 and 7 draw four)"
+    assert not problems, "\n".join(problems)
+
+
 def test_prev_next_reads_intro_scorecard_chapters_then_method_and_reports():
     names = [Path(n).name for n in page_names()]
     assert names[:2] == ["intro", "scorecard"] and names[2:2 + len(CHAPTERS)] == CHAPTERS

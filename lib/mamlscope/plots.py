@@ -9,6 +9,9 @@ says how large its smallest text comes out in the book's column (:data:`COLUMN_P
 """
 from __future__ import annotations
 
+import base64
+import copy
+import html
 import math
 import re
 
@@ -18,6 +21,7 @@ import matplotlib.ticker as mticker
 import numpy as np
 import seaborn as sns
 from matplotlib.colors import LinearSegmentedColormap, LogNorm
+from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -32,6 +36,14 @@ PAGE_WIDTH = 8.5
 #: side (896 px), narrower beside the secondary sidebar; a reader measured about 790 px, the
 #: figure's scale used here. Images are shrunk to the column (``max-width: 100%``), never grown.
 COLUMN_PX = 790
+#: The content column at a phone's 390 px viewport (CSS px), and the width a figure's one-column
+#: rendition is drawn at for it (inches).
+PHONE_COLUMN_PX = 350
+PHONE_WIDTH = 4.2
+#: A figure of more panels than this also gets a one-column rendition, shown on narrow screens
+#: (:data:`NARROW_MEDIA`) so that no panel is drawn narrower than about 300 px there.
+REFLOW_PANELS = 3
+NARROW_MEDIA = "(max-width: 720px)"
 #: The smallest text, in CSS px once the figure is shown in the column.
 MIN_TEXT_PX = 9
 #: The smallest font size used (points).
@@ -78,7 +90,91 @@ def page_figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None, p
     subplots_kw.setdefault("squeeze", False)
     fig, axes = plt.subplots(nrows, ncols, figsize=(min(width, PAGE_WIDTH), panel_height * nrows + 0.6),
                              layout="constrained", **subplots_kw)
+    fig.page_grid = (nrows, ncols)
+    _register_reflow()
     return fig, axes
+
+
+# ---- figures that reflow on a phone -----------------------------------------------------------
+
+def panels(fig) -> list:
+    """The visible panels of a :func:`page_figure` grid, in the order its one-column rendition
+    stacks them (row by row, or column by column where the figure sets ``page_order``)."""
+    if not hasattr(fig, "page_grid"):
+        return []
+    grid = [ax for ax in fig.axes if ax.get_subplotspec() is not None and ax.get_visible()]
+    if getattr(fig, "page_order", "rows") == "columns":
+        key = lambda ax: (ax.get_subplotspec().colspan.start, ax.get_subplotspec().rowspan.start)  # noqa: E731
+        grid.sort(key=key)
+    return grid
+
+
+def one_column(fig, width: float = PHONE_WIDTH):
+    """A copy of ``fig`` with its panels stacked in one column, ``width`` inches wide, each with
+    its tick labels, axis labels and title (``ax.narrow_title`` where set), and its legend in
+    one column: the rendition a phone shows."""
+    narrow = copy.deepcopy(fig)
+    order = panels(narrow)
+    labels = {ax: next((o.get_ylabel() for o in ax.get_shared_y_axes().get_siblings(ax) if o.get_ylabel()), "")
+              for ax in order}  # the y label a shared-axis row gave only its first panel
+    for ax in [a for a in narrow.axes if a.get_subplotspec() is not None and a not in order]:
+        narrow.delaxes(ax)
+    nrows, ncols = getattr(fig, "page_grid", (len(order), 1))
+    height = (fig.get_figheight() - 0.6) / nrows
+    gs = narrow.add_gridspec(len(order), 1)
+    for i, ax in enumerate(order):
+        ax.set_subplotspec(gs[i, 0])
+        if ax.axison and (ax.get_xticks().size or ax.get_yticks().size):
+            ax.tick_params(labelleft=bool(ax.get_yticks().size), labelbottom=bool(ax.get_xticks().size))
+        if not ax.get_ylabel() and labels.get(ax):
+            ax.set_ylabel(labels[ax])
+        if getattr(ax, "narrow_title", None):
+            ax.set_title(ax.narrow_title)
+    legend_rows = 0
+    if getattr(narrow, "page_legend", None):
+        handles, kw = narrow.page_legend
+        narrow.legends.clear()  # (a deep copy's legends remove themselves from the original's list)
+        cols = _narrow_ncols(handles)
+        _page_legend(narrow, handles, ncols=cols, **kw)
+        legend_rows = math.ceil(len(handles) / cols)
+    scale = min(1.0, width / fig.get_figwidth() * ncols)
+    narrow.set_size_inches(width, max(1.6, height * scale) * len(order) + 0.6 + 0.2 * legend_rows)
+    return narrow
+
+
+def _png(fig) -> str:
+    from IPython.core.pylabtools import print_figure
+
+    return base64.b64encode(print_figure(fig, "png", bbox_inches="tight")).decode()
+
+
+def reflow_html(fig) -> str | None:
+    """For a figure of more than :data:`REFLOW_PANELS` panels, a ``<picture>`` that shows the
+    figure on wide screens and its :func:`one_column` rendition on narrow ones (the book's HTML
+    prefers it to the PNG; the alt text is the figure's caption, set when the book is built);
+    None for other figures, which are shown as their PNG."""
+    if not isinstance(fig, Figure) or len(panels(fig)) <= REFLOW_PANELS:
+        return None
+    narrow = one_column(fig)
+    try:
+        small = _png(narrow)
+    finally:
+        plt.close(narrow)
+    cols = getattr(fig, "page_grid", (1, 1))[1]
+    return (f'<picture class="reflow"><source media="{html.escape(NARROW_MEDIA)}" '
+            f'srcset="data:image/png;base64,{small}" data-columns="1">'
+            f'<img src="data:image/png;base64,{_png(fig)}" alt="" data-columns="{cols}"></picture>')
+
+
+def _register_reflow() -> None:
+    """Let IPython show figures through :func:`reflow_html` (in a kernel; a no-op elsewhere)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plotting without IPython installed
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(Figure, reflow_html)
 
 
 # ---- reading a figure as the page shows it ----------------------------------------------------
@@ -187,7 +283,14 @@ def _page_legend(fig, handles, ncols: int | None = None, **kw):
     ncols = ncols or min(len(handles), 4)
     rows = math.ceil(len(handles) / ncols)
     order = [handles[r * ncols + c] for c in range(ncols) for r in range(rows) if r * ncols + c < len(handles)]
+    fig.page_legend = (handles, kw)  # what a one-column rendition redraws
     return fig.legend(handles=order, loc="outside lower center", ncols=ncols, **kw)
+
+
+def _narrow_ncols(handles) -> int:
+    """Legend columns that fit a phone's column: five of short labels, two of middling, else one."""
+    longest = max((len(h.get_label()) for h in handles), default=0)
+    return 5 if longest <= 4 else 2 if longest <= 16 else 1
 
 
 def _unused_off(axes, n: int) -> None:
@@ -549,6 +652,7 @@ def embeddings(panels: dict, labels, methods=("tsne", "pca")):
     side = min(2.3, (PAGE_WIDTH - 0.4) / cols)
     fig, axes = page_figure(cols, len(methods), width=cols * side + 0.4, panel_height=side,
                             gridspec_kw={"wspace": 0.02, "hspace": 0.02})
+    fig.page_order = "columns"  # on a phone: each network's embeddings together
     class_style = {k: (CLASS_COLOURS[int(j) % 10], "o^sDv"[int(j) // 10 % 5]) for j, k in enumerate(classes)}
     for c, (name, q) in enumerate(panels.items()):
         for r, m in enumerate(methods):
@@ -560,6 +664,7 @@ def embeddings(panels: dict, labels, methods=("tsne", "pca")):
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(name.replace(" (", "\n("))
+            ax.narrow_title = f"{name}: {names.get(m, m)}"
             if c == 0:
                 ax.set_ylabel(names.get(m, m))
     if len(classes) <= 10:
