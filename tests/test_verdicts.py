@@ -102,3 +102,33 @@ def test_the_scorecard_shows_power_in_closed_form_and_simulated():
         "b [run]": {"power": 0.44, "needed_text": "about 4× the test tasks per checkpoint", "effect_text": "perfect"}})
     assert text == ("a: 34% (400 images; the effect: equal); b [run]: 44% (about 4× the test tasks per checkpoint "
                     "would reach 80%; the effect: perfect)")
+
+
+# ---- setting-dependent verdicts (CLAIMS.md protocol 8) ----------------------------------------
+
+def test_a_rule_judged_per_run_says_which_runs_pass():
+    from mamlscope.claims import element_split
+
+    d = ["follows", "beats"]
+    mixed = {"follows [FOMAML]": True, "follows [MAML]": False, "beats [FOMAML]": True, "beats [MAML]": True}
+    assert element_split(mixed, d) == "setting-dependent: every decisive check passes for FOMAML, not for MAML"
+    assert element_split({"follows [A]": True, "follows [B]": True}, d) == ""
+    assert element_split({"follows [A]": False, "follows [B]": False}, d) == ""
+    # a shared decisive check that fails fails every element
+    assert element_split({"follows [A]": True, "follows [B]": False, "beats": False}, d) == ""
+    # secondary checks split nothing
+    assert element_split({"follows [A]": True, "follows [B]": True, "rises [B]": False}, d) == ""
+
+
+def test_the_recipe_study_disagreeing_makes_the_verdict_setting_dependent():
+    from mamlscope.claims import recipe_split
+
+    def block(**verdicts):
+        return {"models": {k: {"verdict": v} for k, v in verdicts.items()}}
+
+    text = recipe_split(block(**{"5w mean, book": "reproduced", "20w mean, book": "not reproduced",
+                                 "20w Σℓ/K, finn": "not judged"}))
+    assert text.startswith("setting-dependent") and "holds at 5-way, the book's recipe" in text
+    assert "not at 20-way, the book's recipe" in text and "Finn" not in text
+    assert recipe_split(block(**{"5w mean, book": "reproduced", "20w mean, book": "partly"})) == ""
+    assert recipe_split({}) == ""

@@ -56,6 +56,8 @@ class Claim:
     power_fn: Callable[[Mapping], dict] | None = None  # values → {element: (power, sample text)} by simulation
     needs_converged: bool = False        # read off a trained model / states an accuracy: regime precondition
     exceeds: Check | None = None         # the measured interval wholly above the paper's level
+    specific: bool = False               # the statement says the observation is specific to what the
+    #                                      rule's near control removes: its control showing it → not reproduced
 
     def rule_text(self) -> str:
         text = self.rule.text() if self.rule is not None else "—"
@@ -286,13 +288,15 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           source="[G] §4, Fig 1a", chapter=_G1, depends_on="F2", needs_converged=True,
           rule=Protocol(
               decisive=(Check("depth ordering at checkpoint: ρ(depth, d), 95% CI lower bound ≥ 0.7",
-                              "rho_lo", ">=", 0.7, each=True),
-                        Check("ordering beyond the control at checkpoint: log-depth slope of d, "
-                              "inner loop − control, 95% t CI over tasks above 0",
-                              "slope_diff_lo", ">", 0, each=True)),
+                              "rho_lo", ">=", 0.7, each=True),),
               control="θ_c moved at random by the inner loop's own per-tensor change norms on "
                       "each task (controls.matched_perturbation): same layer sizes of change, "
-                      "random direction; null values: a second such draw in the inner loop's place"),
+                      "random direction; null values: a second such draw in the inner loop's place",
+              specific_to="the inner loop's directions (θ moved at random by the same per-layer amounts "
+                          "shows the ordering too)",
+              beyond=(Check("ordering beyond the control at checkpoint: log-depth slope of d, "
+                            "inner loop − control, 95% t CI over tasks above 0",
+                            "slope_diff_lo", ">", 0, each=True),)),
           measured=_g1_measured),
     Claim("G2", "The same depth ordering appears in plain supervised training on MNIST (RSA and CKA), "
                 "so it is not specific to MAML",
@@ -302,15 +306,17 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
               decisive=(Check("RSA grows with depth (ρ's 95% CI lower bound over seeds ≥ 0.7)",
                               "rsa_rho_lo", ">=", 0.7),
                         Check("CKA falls with depth (ρ's 95% CI upper bound over seeds ≤ −0.7)",
-                              "cka_rho_hi", "<=", -0.7),
-                        Check("ordering beyond the control: RSA log-depth slope, trained − control, "
-                              "95% t CI over seeds above 0", "slope_diff_lo", ">", 0)),
-              secondary=(Check("CKA above 1 − RSA d by ≥ 0.01 (conv1–3; 95% t CI lower bound over "
-                               "seeds)", "early_margin_lo", ">=", 0.01, each=True),),
+                              "cka_rho_hi", "<=", -0.7)),
+              secondary=(Check("CKA similarity above RSA's, 1 − d (conv1–3; 95% t CI lower bound of the "
+                               "difference over seeds above 0)", "early_margin_lo", ">", 0, each=True),),
               control="the random init θ_0 moved at random by training's per-tensor distances "
                       "θ_T − θ_0 (controls.matched_perturbation), same MNIST images: a network "
                       "that travelled as far per layer without learning; null values: a second "
-                      "such draw in the trained runs' place"),
+                      "such draw in the trained runs' place",
+              specific_to="training (a network moved at random by the same per-layer distances shows "
+                          "the ordering too)",
+              beyond=(Check("ordering beyond the control: RSA log-depth slope, trained − control, "
+                            "95% t CI over seeds above 0", "slope_diff_lo", ">", 0),)),
           measured=_g2_measured),
     Claim("G3", "The representation change caused by meta-training levels off at a small "
                 "plateau: near zero in the first layers, larger (≈ 0.1) in the last "
@@ -804,16 +810,31 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
         if not conv["holds"]:
             precondition = "; ".join(filter(None, [precondition, regime_reason(conv)]))
             reasons.append("regime")
+    near = protocol and bool(c.rule.specific_to)
+    qualifiers = []
+    if near and c.rule.shown_by_control(null):
+        qualifiers.append(f"not specific to {c.rule.specific_to}")
     if reasons:
         return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, "inconclusive",
-                           c.rule_text(), values, {}, precondition, **extra)
+                           c.rule_text(), values, {}, precondition, qualifiers=qualifiers, **extra)
     verdict, outcomes = c.rule.judge(values)
+    if near:
+        for check in c.rule.beyond:
+            outcomes.update({f"(recorded) {k}": ok for k, ok in check.outcomes(values).items()})
     power = power_of(c, values)
-    qualifiers = []
     if (isinstance(c.rule, MatchesPaper) and c.rule.one_sided and c.rule.exceeds(values)) or \
             (c.exceeds is not None and all(c.exceeds.outcomes(values).values())):
         qualifiers.append("exceeds the paper")
-    if protocol and extra["null_verdict"] != results.VERDICTS[2]:
+    split = element_split(outcomes, c.rule.decisive_names) if protocol else ""
+    if split:
+        qualifiers.append(split)
+    if near and c.specific and qualifiers and verdict != results.VERDICTS[2]:
+        verdict = results.VERDICTS[2]  # the claim is that the control lacks it: in the claim's own direction
+        precondition = "; ".join(filter(None, [precondition, f"the control shows the observation too, and the "
+                                               f"claim is that it is specific to {c.rule.specific_to}"]))
+    elif near:
+        pass  # a near control showing the observation is the qualifier above, not a failure
+    elif protocol and extra["null_verdict"] != results.VERDICTS[2]:
         precondition = "; ".join(filter(None, [precondition, f"the rule does not reject its control "
                                                f"({c.rule.control}: {extra['null_verdict']})"]))
         verdict = "inconclusive"
@@ -828,6 +849,43 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
                        values, outcomes, precondition, power=power, qualifiers=qualifiers, **extra)
 
 
+def element_split(outcomes: Mapping[str, bool], decisive: list[str]) -> str:
+    """"setting-dependent: …" when the decisive checks, judged per element (run, setting), all
+    pass for some elements and not for others (L2: FOMAML passes, MAML fails); "" otherwise."""
+    passed: dict[str, bool] = {}
+    for key, ok in outcomes.items():
+        name, _, element = key.rpartition(" [")
+        if element and name in decisive:
+            element = element[:-1]
+            passed[element] = passed.get(element, True) and ok
+    shared = all(ok for key, ok in outcomes.items() if key in decisive)
+    good = [e for e, ok in passed.items() if ok and shared]
+    bad = [e for e, ok in passed.items() if not (ok and shared)]
+    if not good or not bad:
+        return ""
+    return (f"setting-dependent: every decisive check passes for {', '.join(good)}, "
+            f"not for {', '.join(bad)}")
+
+
+def recipe_split(block: Mapping) -> str:
+    """"recipe-dependent: …" when the recipe study's models (:func:`mamlscope.recipe_claims.block`,
+    judged by the rule alone, without the regime precondition) disagree; "" otherwise."""
+    def name(label):  # "20w Σℓ/K, finn" → "20-way, Finn et al.'s Σℓ/K and network"
+        ways, rest = label.split(" ", 1)
+        return f"{ways[:-1]}-way, " + {"mean, book": "the book's recipe", "Σℓ/K, finn": "Finn et al.'s recipe",
+                                       "mean, finn": "mean loss on Finn's network",
+                                       "Σℓ/K, book": "Σℓ/K on the book's network"}.get(rest, rest)
+
+    judged = {name(label): m["verdict"] for label, m in (block or {}).get("models", {}).items()
+              if m["verdict"] in results.VERDICTS[:3]}
+    holds = [lab for lab, v in judged.items() if v != results.VERDICTS[2]]
+    fails = [lab for lab, v in judged.items() if v == results.VERDICTS[2]]
+    if not holds or not fails:
+        return ""
+    return (f"setting-dependent in the recipe study (the rule alone, models not converged): holds at "
+            f"{'; '.join(holds)}; not at {'; '.join(fails)}")
+
+
 def record(claim_id: str, values: Mapping, profile: str, root=None, null_values: Mapping | None = None,
            seeds: Mapping | None = None, run=None) -> ClaimResult:
     """Judge ``claim_id`` on ``values`` (and its control on ``null_values``) with its registered
@@ -837,17 +895,21 @@ def record(claim_id: str, values: Mapping, profile: str, root=None, null_values:
     from . import recipe_claims, replicate
 
     result = judge(claim_id, values, profile, null_values, seeds, regime_with_run(claim_id, profile, run))
+    recipe = recipe_claims.block(claim_id, profile, root)
+    split = recipe_split(recipe)
     result = dataclasses.replace(result, replication=replicate.attach(claim_id, result.verdict,
                                                                       profile, root),
-                                 recipe=recipe_claims.block(claim_id, profile, root))
+                                 recipe=recipe, qualifiers=[*result.qualifiers, *([split] if split else [])])
     return results.write(result, root)
 
 
 def verdict_table(records: list[ClaimResult]):
-    """The table that ends a chapter: one row per claim (index), measured, paper, verdict."""
+    """The table that ends a chapter: one row per claim (index), measured, paper, verdict (with
+    its qualifiers: not specific, exceeds the paper)."""
     import pandas as pd
 
-    return pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper, "verdict": r.verdict}
+    return pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper,
+                          "verdict": "; ".join([r.verdict, *r.qualifiers])}
                          for r in records]).set_index("claim")
 
 

@@ -141,6 +141,12 @@ class Protocol:
     decisive: tuple[Check, ...]
     control: str
     secondary: tuple[Check, ...] = ()
+    # A *near* control, one that keeps a cause of the observation (CLAIMS.md protocol 4) and removes
+    # what ``specific_to`` names (e.g. "the inner loop's directions"). The control showing the
+    # observation too is then a finding, the qualifier "not specific to <specific_to>", not a
+    # failure; ``beyond`` checks compare the measurement with the control and are recorded only.
+    specific_to: str = ""
+    beyond: tuple[Check, ...] = ()
 
     def __post_init__(self):
         if not self.decisive:
@@ -157,8 +163,20 @@ class Protocol:
         out = "decisive: " + "; ".join(c.text() for c in self.decisive)
         if self.secondary:
             out += " — secondary: " + "; ".join(c.text() for c in self.secondary)
-        return (out + " — a decisive check fails → not reproduced; all pass"
+        out += (" — a decisive check fails → not reproduced; all pass"
                 + (", a secondary fails → partly" if self.secondary else "") + f" — control: {self.control}")
+        if self.specific_to:
+            out += (f" — the control showing the decisive observation too is a finding (\"not specific to "
+                    f"{self.specific_to}\"), not a failure"
+                    + ("; recorded beside it: " + "; ".join(c.text() for c in self.beyond) if self.beyond else ""))
+        return out
+
+    def shown_by_control(self, null_values: Mapping) -> bool:
+        """Whether the control's values pass every decisive check (it shows the observation)."""
+        decisive = {}
+        for c in self.decisive:
+            decisive.update(c.outcomes(null_values))
+        return all(decisive.values())
 
     def judge(self, values: Mapping) -> tuple[str, dict[str, bool]]:
         decisive, secondary = {}, {}

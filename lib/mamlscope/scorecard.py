@@ -75,12 +75,16 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
 
 def outcome(r) -> str:
     """The kind of outcome in words (CLAIMS.md, vocabulary): what the verdict means."""
+    more = [q for q, shown in (("exceeds the paper", "exceeds the paper" in r.qualifiers),
+                               ("not specific", any(q.startswith("not specific") for q in r.qualifiers)),
+                               ("setting-dependent", any(q.startswith("setting-dependent") for q in r.qualifiers)))
+            if shown]
     if r.verdict == "reproduced":
-        return "holds, exceeds the paper" if "exceeds the paper" in r.qualifiers else "holds"
+        return ", ".join(["holds", *more])
     if r.verdict == "partly":
-        return "holds in part"
+        return ", ".join(["holds in part", *more])
     if r.verdict == "not reproduced":
-        return "contradicted"
+        return ", ".join(["contradicted", *more])
     if "not converged" in r.precondition:
         return "not reached at this budget"
     if "underpowered" in r.precondition:
