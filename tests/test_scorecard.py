@@ -229,7 +229,7 @@ def test_tallies_per_paper_and_the_front_page():
     page = scorecard.front_page(t)
     assert page.index("### Finn") < page.index("### Goerttler") < page.index("### Raghu")
     # the id links to the chapter's verdict section (its label claim-g4); a claim not run has no link
-    assert "| {ref}`G4 <claim-g4>` | inner† | {bdg-danger}`not reproduced` (recipe-dependent) | [ch. 3]" in page
+    assert "| {ref}`G4 <claim-g4>` | inner† | — | — | {bdg-danger}`not reproduced` (recipe-dependent) | [ch. 3]" in page
     assert "| R1 | anil |" in page
     assert "(a precondition fails)" in page and page.count("\n† ") == 1
     d = scorecard.details(t)
@@ -254,3 +254,14 @@ def test_every_chapter_opens_with_its_summary_box_and_glues_it(chapter):
     box, first_cell = text.index("{glue:md} chapter_summary"), text.index("```{code-cell}")
     assert box < first_cell  # before the parameters cell: the reader's first screen
     assert f'_scorecard.chapter_summary("{chapter}", P.name)' in text.split("```{code-cell}")[-1]
+
+
+def test_the_first_screen_shows_each_measured_value_beside_the_papers():
+    """CLAIMS.md vocabulary: per claim, the measured value beside the paper's, from the records."""
+    page = scorecard.front_page(scorecard.scorecard("cpu", ROOT / "book" / "results"))
+    assert "| measured | paper |" in page
+    rows = [l for l in page.splitlines() if l.startswith("| {ref}`")]
+    assert len(rows) == len(claims.CLAIMS)
+    missing = [r.split("|")[1] for r in rows if r.split("|")[3].strip() == "—"]
+    assert not missing, f"no headline value for {missing}"
+    assert set(scorecard.HEADLINES) == set(claims.CLAIMS)

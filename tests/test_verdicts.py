@@ -132,3 +132,17 @@ def test_the_recipe_study_disagreeing_makes_the_verdict_setting_dependent():
     assert "not at 20-way, the book's recipe" in text and "Finn" not in text
     assert recipe_split(block(**{"5w mean, book": "reproduced", "20w mean, book": "partly"})) == ""
     assert recipe_split({}) == ""
+
+
+def test_trivial_controls_are_said_to_be_trivial():
+    from types import SimpleNamespace
+
+    from mamlscope import scorecard
+
+    for cid in ("G4", "L1", "R1", "A1a"):
+        rule = claims.claim(cid).rule
+        assert rule.trivial and "a trivial control:" in rule.text()
+        assert "a trivial control" in claims.rule_parts(claims.claim(cid))["control"]
+    assert not claims.claim("R4").rule.trivial  # an unrelated network of the same size: a near control
+    r = SimpleNamespace(verdict="reproduced", qualifiers=[], precondition="", rule=claims.claim("A1a").rule_text())
+    assert scorecard.outcome(r) == "holds, trivial control"

@@ -147,6 +147,9 @@ class Protocol:
     # failure; ``beyond`` checks compare the measurement with the control and are recorded only.
     specific_to: str = ""
     beyond: tuple[Check, ...] = ()
+    # A control the rule rejects by a margin no real alternative would have (protocol 2): why, in
+    # words, so that a reader does not count its rejection as evidence.
+    trivial: str = ""
 
     def __post_init__(self):
         if not self.decisive:
@@ -165,6 +168,8 @@ class Protocol:
             out += " — secondary: " + "; ".join(c.text() for c in self.secondary)
         out += (" — a decisive check fails → not reproduced; all pass"
                 + (", a secondary fails → partly" if self.secondary else "") + f" — control: {self.control}")
+        if self.trivial:
+            out += f" — a trivial control: {self.trivial}"
         if self.specific_to:
             out += (f" — the control showing the decisive observation too is a finding (\"not specific to "
                     f"{self.specific_to}\"), not a failure"

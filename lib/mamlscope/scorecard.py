@@ -22,7 +22,65 @@ from .paths import project_root
 NOT_RUN = "not yet run"
 
 COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note", "control", "null_verdict",
-           "seeds", "precondition", "recipe", "outcome", "regime", "power"]
+           "seeds", "precondition", "recipe", "outcome", "regime", "power", "headline", "paper_short"]
+
+
+def _pc(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pt(x: float) -> str:
+    return f"{100 * x:+.1f} pts".replace("-", "−")
+
+
+def _worst(d: dict, key=min) -> str:
+    k = key(d, key=d.get)
+    return f"{k} {d[k]:.2f}"
+
+
+#: The first screen's "measured" and "paper" columns: per claim, its headline value in a few words
+#: (from the record's values) and the paper's. The full measurement is in the claim's details.
+HEADLINES: dict[str, tuple] = {
+    "F1": (lambda v: _pc(v["mean"]), "98.7%"),
+    "F2": (lambda v: _pc(v["mean"]), "95.8%"),
+    "G1": (lambda v: f"ρ(depth, d) ≥ {min(v['rho']):.2f} at {len(v['rho'])} checkpoints", "rises with depth"),
+    "G2": (lambda v: f"ρ RSA {v['rsa_rho']:+.2f}, CKA {v['cka_rho']:+.2f}", "RSA rises, CKA falls"),
+    "G3": (lambda v: f"plateau conv1 {v['plateau_first']:.3f}, {v['last_layer']} {v['plateau_last']:.2f}",
+           "≈ 0 early, ≈ 0.1 late"),
+    "G4": (lambda v: "inner/meta, lowest: " + _worst(v["ratio_1"]), "> 1 in every layer"),
+    "G5": (lambda v: "steps 2–10 / step 1, highest: " + _worst(v["later_share"], max), "small"),
+    "L1": (lambda v: "curvature peaks at step " + ", ".join(f"{x} ({k})" for k, x in v["curvature_peak_step"].items()),
+           "rises, then falls"),
+    "L2": (lambda v: "ρ after the peak " + ", ".join(f"{k} {x:+.2f}" for k, x in v["rho_after"].items()),
+           "tracks accuracy"),
+    "L3": (lambda v: "ρ after the peak " + ", ".join(f"{x:+.2f}" for x in v["rho_after"].values()),
+           "tracks accuracy"),
+    "L4": (lambda v: "ρ after the peak " + ", ".join(f"{x:+.2f}" for x in v["rho_after"].values()), "tracks −MSE"),
+    "L5": (lambda v: "ρ after the peak " + ", ".join(f"{x:+.2f}" for x in v["rho_after"].values()),
+           "tracks accuracy"),
+    "L6": (lambda v: _pt(v["diff"]), "+1.33 pts"),
+    "R1": (lambda v: "ANIL − MAML " + ", ".join(_pt(x) for x in v["diff"].values()), "+2.5 pts (20w1s)"),
+    "R2": (lambda v: f"{v['train']:.1f}× train, {v['adapt']:.1f}× adapt", "1.7×, 4.1×"),
+    "R3": (lambda v: "head only " + _pt(v["head_only_diff"]), "−0.6 pts"),
+    "R4": (lambda v: "body CKA, lowest: " + _worst(v["body_cka"]), "≈ 1 (CCA > 0.9)"),
+    "R5": (lambda v: "NIL − head " + ", ".join(f"{k} {_pt(x)}" for k, x in v["nil_diff"].items()), "+0.5 pts (ANIL)"),
+    "A1": (lambda v: f"5-NN {_pc(v['sup_knn'])} (raw pixels {_pc(v['raw_knn'])})", "clusters by label"),
+    "A1a": (lambda v: _pc(v["mean"]), "96.71%"),
+    "A1b": (lambda v: "MAML − supervised " + _pt(v["diff"]), "not measured"),
+    "A1c": (lambda v: "MAML − supervised " + _pt(v["diff"]), "not measured"),
+    "A1d": (lambda v: f"Hv error {v['f64_best']:.0e} (float64)", "proposed"),
+}
+
+
+def headline(claim_id: str, values) -> tuple[str, str]:
+    """(measured, paper) in a few words for the first screen; ("—", "—") without a headline."""
+    if claim_id not in HEADLINES:
+        return "—", "—"
+    fn, paper = HEADLINES[claim_id]
+    try:
+        return fn(values), paper
+    except (KeyError, TypeError, ValueError):  # a record of an older shape: its details still say it all
+        return "—", paper
 
 
 def _id_key(claim_id: str):
@@ -62,14 +120,16 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
                              chapter="", note="", control="", null_verdict="", seeds="",
-                             precondition="", recipe="", outcome="", regime="", power=""))
+                             precondition="", recipe="", outcome="", regime="", power="",
+                             headline="—", paper_short=HEADLINES.get(claim_id, (None, "—"))[1]))
         else:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
                              verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
                              control=r.control, null_verdict=r.null_verdict,
                              seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition,
                              recipe=recipe_text(r.recipe), outcome=outcome(r), regime=regime_text(r.regime),
-                             power=power_text(r.power)))
+                             power=power_text(r.power), **dict(zip(("headline", "paper_short"),
+                                                                  headline(claim_id, r.values)))))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -77,7 +137,8 @@ def outcome(r) -> str:
     """The kind of outcome in words (CLAIMS.md, vocabulary): what the verdict means."""
     more = [q for q, shown in (("exceeds the paper", "exceeds the paper" in r.qualifiers),
                                ("not specific", any(q.startswith("not specific") for q in r.qualifiers)),
-                               ("setting-dependent", any(q.startswith("setting-dependent") for q in r.qualifiers)))
+                               ("setting-dependent", any(q.startswith("setting-dependent") for q in r.qualifiers)),
+                               ("trivial control", "a trivial control:" in (r.rule or "")))
             if shown]
     if r.verdict == "reproduced":
         return ", ".join(["holds", *more])
@@ -261,12 +322,16 @@ def tallies_markdown(table: pd.DataFrame) -> str:
 def _short_status(row) -> str:
     """The verdict badge and, in a few words, what qualifies it."""
     extra = []
-    if row.outcome in ("holds, exceeds the paper", "not reached at this budget", "underpowered"):
-        extra.append(row.outcome.replace("holds, ", ""))
+    base = ("holds", "holds in part", "contradicted")
+    outcome_ = row.outcome if isinstance(row.outcome, str) else ""
+    if row.verdict in ("reproduced", "partly", "not reproduced"):
+        extra += [t for t in outcome_.split(", ") if t and t not in base]
+    elif outcome_ in ("not reached at this budget", "underpowered"):
+        extra.append(outcome_)
     elif row.verdict == "inconclusive" and row.precondition:
         extra.append("the rule does not reject its control" if "does not reject" in row.precondition
                      else "a precondition fails")
-    if row.recipe:
+    if row.recipe and "setting-dependent" not in extra:
         extra.append("recipe-dependent")
     if "a different verdict" in (row.seeds or ""):
         extra.append("another seed disagrees")
@@ -306,7 +371,7 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
         if not len(sub):
             continue
         parts.append(f"### {name} {{cite:p}}`{cite}`\n")
-        lines = ["| id | claim | verdict | chapter |", "|---|---|---|---|"]
+        lines = ["| id | claim | measured | paper | verdict | chapter |", "|---|---|---|---|---|---|"]
         for row in sub.itertuples(index=False):
             mark = ""
             if row.note:
@@ -317,7 +382,9 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
                 link = f"[{label}]({row.chapter}{link_suffix})"
             else:
                 link = "—"
-            lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_short_status(row)} | {link} |")
+            shown = [v if isinstance(v, str) and v else "—" for v in (row.headline, row.paper_short)]
+            lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_cell(shown[0])} | {_cell(shown[1])} "
+                         f"| {_short_status(row)} | {link} |")
         parts.append("\n".join(lines) + "\n")
     for note, mark in notes.items():
         parts.append(f"{mark} {_cell(note[:1].upper() + note[1:])}.\n")
