@@ -1,4 +1,4 @@
-"""Meta-gradients: the torch.func and higher backends agree, and the second-order meta-gradient
+"""Meta-gradients: the torch.func, loop and higher backends agree, and the second-order meta-gradient
 matches central finite differences of the meta-loss (float64)."""
 import pytest
 import torch
@@ -40,8 +40,22 @@ def test_backends_agree(float64, adapt_spec, first_order, reduction):
     inner = InnerLoop(steps=3, lr=0.3, adapt=adapt_spec, first_order=first_order, reduction=reduction)
     g_func = meta_gradient(model, tasks, inner, "func")
     g_higher = meta_gradient(model, tasks, inner, "higher")
+    g_loop = meta_gradient(model, tasks, inner, "loop")
     assert g_func.abs().max() > 1e-3  # not trivially zero
     torch.testing.assert_close(g_func, g_higher, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(g_loop, g_higher, rtol=1e-6, atol=1e-9)
+
+
+def test_loop_backend_adapts_without_autograd_enabled(float64):
+    """Evaluation calls the inner loop under no_grad: the loop backend still adapts."""
+    torch.manual_seed(0)
+    model = Conv4(n_way=3, filters=6, image_size=12).double()
+    tasks, inner = toy_tasks(), InnerLoop(steps=2, lr=0.3)
+    with torch.no_grad():
+        a = query_loss(model, tasks, inner, backend="loop")
+        b = query_loss(model, tasks, inner, backend="func")
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert not a[0].requires_grad
 
 
 def _meta_loss(model, params, tasks, inner):

@@ -1,7 +1,9 @@
 """The regime trial (mamlscope.regime): chunks of a long run end at checkpoints and give the
 uninterrupted run's weights; shipped checkpoints restore on another machine and are verified by
 their SHA-256; the levelling rule and the choice follow the module's stated rule."""
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,3 +91,16 @@ def test_the_record_waits_for_enough_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(regime, "config", lambda shape: TINY)
     rec = regime.measure(root=tmp_path)  # nothing trained: no row, no choice made from nothing
     assert rec["rows"] == {} and rec["choice"]["shape"] is None and "checkpoints" in rec["choice"]["reason"]
+
+
+def test_the_shipped_checkpoints_match_their_manifests():
+    """CI checks the committed long-run files by their SHA-256 (retraining a chunk to compare the
+    weights is a command: python -m mamlscope.regime verify, then train from the previous one)."""
+    shipped = Path(__file__).resolve().parents[1] / regime.SHIPPED
+    manifests = sorted(shipped.glob("*/manifest.json"))
+    assert manifests, f"no shipped run under {shipped}"
+    assert regime.verify(shipped) == []
+    for mf in manifests:
+        m = json.loads(mf.read_text())
+        assert m["run"].endswith(m["hash"][:12]) and m["threads"] == 1 and m["files"]
+        assert any(name.startswith("ckpt/step_") for name in m["files"])

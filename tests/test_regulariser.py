@@ -93,12 +93,13 @@ def test_backends_give_the_same_regularised_meta_gradient(float64, adapt_spec):
     tasks = toy_tasks(n_tasks=4)
     inner = InnerLoop(steps=3, lr=0.3, adapt=adapt_spec)
     grads = {}
-    for backend in ("func", "higher"):
+    for backend in ("func", "loop", "higher"):
         model.zero_grad()
         losses, _ = query_loss(model, tasks, inner, backend=backend, coherence_gamma=0.5)
         losses.mean().backward()
         grads[backend] = torch.cat([p.grad.flatten() for p in model.parameters()])
     torch.testing.assert_close(grads["func"], grads["higher"], rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(grads["loop"], grads["higher"], rtol=1e-6, atol=1e-9)
 
 
 def test_gamma_zero_is_plain_maml_bit_for_bit():

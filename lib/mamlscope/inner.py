@@ -18,6 +18,8 @@ Two backends compute the same thing:
 
 * ``"func"``   — ``torch.func``: ``functional_call`` + ``grad``, ``vmap``-ed over the tasks of a
   meta-batch (the fast one; after PyTorch's ``torch.func`` MAML example);
+* ``"loop"``   — ``functional_call`` and ``torch.autograd.grad`` (``create_graph`` for second
+  order), one task at a time: no ``vmap``, no monkey-patching (the fastest at one thread);
 * ``"higher"`` — Grefenstette et al.'s ``higher``: a monkey-patched module and a differentiable
   SGD optimiser, one task at a time (the reference).
 """
@@ -34,7 +36,7 @@ from .data import Task
 from .models import adapted_parameter_names, layer_of
 
 Params = dict[str, torch.Tensor]
-BACKENDS = ("func", "higher")
+BACKENDS = ("func", "loop", "higher")
 
 
 REDUCTIONS = ("mean", "sum/k")
@@ -213,6 +215,44 @@ def query_loss_func(model, params: Mapping[str, torch.Tensor], tasks: Task, inne
 
 
 # --------------------------------------------------------------------------------------------
+# loop backend: torch.autograd.grad per task
+# --------------------------------------------------------------------------------------------
+def adapt_autograd(model, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                   inner: InnerLoop, *, loss: str = "cross_entropy") -> Params:
+    """:func:`adapt` for one task with ``torch.autograd.grad`` instead of ``torch.func.grad``:
+    the same steps, differentiable w.r.t. ``params`` (second order: ``create_graph=True``)."""
+    names = adapted_parameter_names(model, inner.adapt)
+    fast = {n: params[n] if params[n].requires_grad else params[n].detach().requires_grad_() for n in names}
+    frozen = {n: p for n, p in params.items() if n not in fast}
+    loss_fn = support_loss_fn(loss, inner.reduction)
+    x, start = frozen_prefix(model, params, x, names)
+    for _ in range(inner.steps):
+        out = functional_call(model, (fast, frozen), (x,), {"start": start})
+        g = torch.autograd.grad(loss_fn(out, y), [fast[n] for n in names], create_graph=not inner.first_order)
+        fast = {n: fast[n] - inner.lr * gn for n, gn in zip(names, g)}
+        if inner.first_order:  # the next step's gradient needs a leaf again
+            fast = {n: f.detach().requires_grad_() if not f.requires_grad else f for n, f in fast.items()}
+    return {**frozen, **fast}
+
+
+def query_loss_loop(model, params: Mapping[str, torch.Tensor], tasks: Task, inner: InnerLoop,
+                    *, loss: str = "cross_entropy", coherence_gamma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same as :func:`query_loss_func`, one task at a time with :func:`adapt_autograd`."""
+    loss_fn = _loss_fn(loss)
+    with torch.enable_grad():  # the inner loop differentiates even when the caller does not
+        fast = [adapt_autograd(model, params, tasks.x_support[i], tasks.y_support[i], inner, loss=loss)
+                for i in range(len(tasks))]
+    names = adapted_parameter_names(model, inner.adapt)
+    if coherence_gamma:
+        stacked = coherence_correction({n: torch.stack([f[n] for f in fast]) for n in names}, params,
+                                       coherence_gamma)
+        fast = [{**f, **{n: stacked[n][i] for n in names}} for i, f in enumerate(fast)]
+    out = [loss_fn(functional_call(model, f, (tasks.x_query[i],)), tasks.y_query[i]) for i, f in enumerate(fast)]
+    losses, accs = zip(*out)
+    return torch.stack(losses), torch.stack(accs)
+
+
+# --------------------------------------------------------------------------------------------
 # higher backend (reference)
 # --------------------------------------------------------------------------------------------
 def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy",
@@ -260,6 +300,8 @@ def query_loss(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entro
     by :func:`coherence_correction` when ``coherence_gamma`` > 0)."""
     if backend == "func":
         return query_loss_func(model, model_params(model), tasks, inner, loss=loss, coherence_gamma=coherence_gamma)
+    if backend == "loop":
+        return query_loss_loop(model, model_params(model), tasks, inner, loss=loss, coherence_gamma=coherence_gamma)
     if backend == "higher":
         return query_loss_higher(model, tasks, inner, loss=loss, coherence_gamma=coherence_gamma)
     raise ValueError(f"unknown inner-loop backend {backend!r}; use one of {list(BACKENDS)}.")

@@ -124,8 +124,9 @@ def one_column(fig, width: float = PHONE_WIDTH):
     gs = narrow.add_gridspec(len(order), 1)
     for i, ax in enumerate(order):
         ax.set_subplotspec(gs[i, 0])
-        if ax.axison and (ax.get_xticks().size or ax.get_yticks().size):
-            ax.tick_params(labelleft=bool(ax.get_yticks().size), labelbottom=bool(ax.get_xticks().size))
+        xt, yt = len(ax.get_xticks()), len(ax.get_yticks())
+        if ax.axison and (xt or yt):
+            ax.tick_params(labelleft=bool(yt), labelbottom=bool(xt))
         if not ax.get_ylabel() and labels.get(ax):
             ax.set_ylabel(labels[ax])
         if getattr(ax, "narrow_title", None):

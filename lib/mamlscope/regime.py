@@ -53,6 +53,9 @@ SHAPES = {
 }
 SHIPPED = Path("book/results/long/runs")
 RECORD = Path("book/results/long/studies/regime.json")
+#: Seconds per step measured alone at one thread (``regime time``): what the cost rule uses. The
+#: training logs' own timings are not, since the trial's shapes train side by side.
+TIMING = Path("book/results/long/studies/regime-timing.json")
 
 
 def config(shape: str) -> meta.MetaConfig:
@@ -197,6 +200,25 @@ def choose(rows: dict[str, dict], cap_hours: float = CAP_HOURS) -> dict:
     return {"shape": cheapest, "within_cap": False, "also_book_recipe": True}
 
 
+def time_shapes(shapes=None, steps: int = 8, backend: str = BACKEND) -> dict:
+    """Seconds per training step of each shape at one thread, timed by :func:`meta.estimate` (its
+    median of ``steps`` steps after a warm-up), with the machine and the load it ran under."""
+    import os
+
+    torch.set_num_threads(1)
+    out = {"machine": machine(), "threads": 1, "backend": backend, "load_before": os.getloadavg()[0],
+           "date": datetime.date.today().isoformat(), "seconds_per_step": {}}
+    for shape in shapes or SHAPES:
+        est = meta.estimate(config(shape), backend=backend, steps=steps)
+        out["seconds_per_step"][shape] = float(np.median(est.step_seconds))
+    return out
+
+
+def _timed(root=None) -> dict:
+    path = _root() / TIMING if root is None else Path(root) / TIMING
+    return json.loads(path.read_text())["seconds_per_step"] if path.is_file() else {}
+
+
 def measure(root=None) -> dict:
     """Each trained shape's curve, fit, predicted levelling step and its cost, and the choice."""
     rows = {}
@@ -206,7 +228,8 @@ def measure(root=None) -> dict:
         if len(pts) < 2:
             continue
         logged = [m for m in run.metrics() if "seconds_per_step" in m]
-        sps = float(np.median([m["seconds_per_step"] for m in logged])) if logged else math.nan
+        sps = _timed(root).get(shape) or (float(np.median([m["seconds_per_step"] for m in logged]))
+                                          if logged else math.nan)
         f = fit(pts)
         T = levelled_step(f) if f else None
         rows[shape] = {"run": run.dir.name, **SHAPES[shape], "trained_steps": max(pts), "curve": pts,
@@ -231,6 +254,8 @@ def main(argv=None) -> int:
     sub.add_parser("restore", help="copy shipped checkpoints into the cache where it has none as new")
     sub.add_parser("verify", help="check the shipped files' SHA-256 against their manifests")
     sub.add_parser("record", help="fit the curves, apply the rule, write " + str(RECORD))
+    tm = sub.add_parser("time", help="time each shape's step at one thread (alone), write " + str(TIMING))
+    tm.add_argument("--steps", type=int, default=8)
     args = parser.parse_args(argv)
     if args.command == "train":
         a = train(args.shape, args.until)
@@ -243,6 +268,12 @@ def main(argv=None) -> int:
         problems = verify()
         print("\n".join(problems) or "every shipped file matches its manifest")
         return 1 if problems else 0
+    elif args.command == "time":
+        rec = time_shapes(steps=args.steps)
+        path = _root() / TIMING
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1) + "\n"))
+        print(json.dumps(rec["seconds_per_step"]), "→", path)
     elif args.command == "record":
         rec = measure()
         path = _root() / RECORD
