@@ -11,7 +11,7 @@ MAML_DATA ?= $(CURDIR)/data
 export MAML_DATA
 BIN := $(VENV)/bin
 
-.PHONY: book html test goldens execute train plan sync setup lock clean-html dry-run
+.PHONY: book html test test-quick goldens execute train plan sync setup lock clean-html dry-run
 
 # Only the cpu profile (the book's numbers) writes into book/; another profile writes its
 # notebooks, records and HTML under _build/$(PROFILE)/ (python -m mamlscope.rerun --help).
@@ -38,8 +38,11 @@ plan: setup               ## list the runs the chapters need at $(PROFILE), cach
 html: setup               ## render the committed notebooks only (no execution)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: setup               ## run the test suite
+test: setup               ## run the test suite (everything: CI and the README's command)
 	$(BIN)/python -m pytest
+
+test-quick: setup         ## every test but those that execute chapters or build the HTML (marker "book")
+	$(BIN)/python -m pytest -m "not book"
 
 sync: setup               ## after editing book/<chapter>.md: copy its cells into the paired .ipynb (outputs of unchanged cells kept)
 	$(BIN)/python -m mamlscope.notebooks sync $(CHAPTERS)

@@ -30,6 +30,9 @@ import yaml
 from mamlscope import claims, scorecard
 from mamlscope.rerun import chapters, summary_pages
 
+
+pytestmark = pytest.mark.book  # executes chapters or builds the HTML: `make test-quick` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = Path(os.environ.get("MAMLSCOPE_HTML_SOURCE", ROOT))
 CHAPTERS = chapters(SOURCE)

@@ -26,6 +26,9 @@ from mamlscope.rerun import chapters
 from mamlscope.runs import run_dir
 from conftest import requires_data
 
+
+pytestmark = pytest.mark.book  # executes chapters or builds the HTML: `make test-quick` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import make_goldens  # noqa: E402

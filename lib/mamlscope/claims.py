@@ -118,12 +118,6 @@ def _rise(what: str) -> tuple[Check, ...]:
                   "rho_up", ">=", 0.5, each=True),)
 
 
-def _rhos(v: Mapping, name: str, label: str) -> str:
-    """``label`` per run: ρ [lo, hi]."""
-    return f"{label}: " + ", ".join(f"{k} {v[name][k]:+.2f} [{v[name + '_lo'][k]:+.2f}, {v[name + '_hi'][k]:+.2f}]"
-                                    for k in v[name])
-
-
 def _track_text(v: Mapping, label: str) -> str:
     """Per run: ρ up to / from the peak, and the margins over the two controls."""
     return "; ".join(

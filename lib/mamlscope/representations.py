@@ -56,11 +56,6 @@ def activations(model, params: Params, x: torch.Tensor) -> "OrderedDict[str, tor
     return OrderedDict((k, v.detach()) for k, v in acts.items())
 
 
-def layer_rdms(model, params: Params, x: torch.Tensor, metric: str = "correlation") -> dict[str, torch.Tensor]:
-    """``{layer: RDM (n, n)}`` of θ on inputs ``x``."""
-    return {k: rdm(v, metric, CONSTANT) for k, v in activations(model, params, x).items()}
-
-
 def _dissimilarities(acts_a, acts_b, metrics: Sequence[str]) -> dict[str, list[float]]:
     """``{metric: [d_ℓ for each layer]}`` from two sets of activations of the same inputs."""
     return {m: [compare_rdms(rdm(acts_a[k], m, CONSTANT), rdm(acts_b[k], m, CONSTANT)) for k in acts_a] for m in metrics}
@@ -679,21 +674,6 @@ class InnerVsMeta:
             row["d(0→1)/d(0→10)"] = row["inner_1"] / row[f"inner_{max(steps)}"]
             rows[l] = row
         return pd.DataFrame(rows).T
-
-    def claim_values(self, metric: str = METRICS[0], early: int = 3) -> dict:
-        t = self.change(metric)
-        values = {"metric": metric, "ratio_1": t["ratio_1"].to_dict(), "ratio_1_lo": t["ratio_1 lo"].to_dict(),
-                  "ratio_1_hi": t["ratio_1 hi"].to_dict(),
-                  "early_ratio_1_lo": t["ratio_1 lo"][: early].to_dict(),
-                  "meta": t["meta"].to_dict(), "inner_1": t["inner_1"].to_dict(),
-                  "first_step_share": t["d(0→1)/d(0→10)"].to_dict(), "checkpoints": self.checkpoints,
-                  "n_tasks": self.n_tasks}
-        for other in self.rdm2:
-            if other != metric:
-                o = self.change(other)
-                values[f"ratio_1_{other}"] = o["ratio_1"].to_dict()
-                values[f"first_step_share_{other}"] = o["d(0→1)/d(0→10)"].to_dict()
-        return values
 
 
 def inner_vs_meta(run, checkpoints: Sequence[int], tasks: Task, eval_x: torch.Tensor, inner: InnerLoop,
