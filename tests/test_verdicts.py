@@ -146,3 +146,27 @@ def test_trivial_controls_are_said_to_be_trivial():
     assert not claims.claim("R4").rule.trivial  # an unrelated network of the same size: a near control
     r = SimpleNamespace(verdict="reproduced", qualifiers=[], precondition="", rule=claims.claim("A1a").rule_text())
     assert scorecard.outcome(r) == "holds, trivial control"
+
+
+def test_claims_about_the_inner_loop_need_the_papers_inner_loop():
+    """CLAIMS.md protocol 5: G4, G5, R3, R4 are inconclusive under another inner step, with why."""
+    about = {c.id for c in claims.CLAIMS.values() if c.about_inner_loop}
+    assert about == {"G4", "G5", "R3", "R4"}
+    paper = {"inner loss": "sum/k", "inner step size α": 0.1, "inner steps (training)": 5,
+             "inner steps (testing)": 5, "ways": 20}
+    assert claims.inner_loop_reason({"here": dict(paper), "paper": paper}) == ""
+    why = claims.inner_loop_reason({"here": {**paper, "inner loss": "mean"}, "paper": paper})
+    assert why.startswith("the inner loop is not the paper's") and "a step 20× this one" in why
+    # judged on values that pass the rule, with a converged model: the inner loop alone decides
+    v = {"ratio_1": {"conv1": 2.0}, "ratio_1_lo": {"conv1": 1.5}, "ratio_1_hi": {"conv1": 2.5},
+         "early_ratio_1_lo": {"conv1": 1.5, "conv2": 1.5, "conv3": 1.5},
+         "late_ratio_1_lo": {"conv4": 1.5, "head": 1.5}, "metric": "correlation", "n_tasks": 20}
+    null = {**v, "early_ratio_1_lo": dict.fromkeys(("conv1", "conv2", "conv3"), 0.01),
+            "late_ratio_1_lo": {"conv4": 0.01, "head": 0.01}}
+    converged = {"holds": True, "levelled": True}
+    same = claims.judge("G4", v, "cpu", null_values=null,
+                        regime={"here": paper, "paper": paper, "converged": converged})
+    other = claims.judge("G4", v, "cpu", null_values=null,
+                         regime={"here": {**paper, "inner loss": "mean"}, "paper": paper, "converged": converged})
+    assert same.verdict == "reproduced"
+    assert other.verdict == "inconclusive" and "the inner loop is not the paper's" in other.precondition

@@ -55,6 +55,7 @@ class Claim:
     sample: tuple[str, str] = ("", "")   # (values key of the sample size, its unit)
     power_fn: Callable[[Mapping], dict] | None = None  # values → {element: (power, sample text)} by simulation
     needs_converged: bool = False        # read off a trained model / states an accuracy: regime precondition
+    about_inner_loop: bool = False       # about what the inner loop does: precondition "the inner loop is the paper's"
     exceeds: Check | None = None         # the measured interval wholly above the paper's level
     specific: bool = False               # the statement says the observation is specific to what the
     #                                      rule's near control removes: its control showing it → not reproduced
@@ -344,7 +345,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                 "meta-training does between checkpoints, in every layer, the early ones "
                 "included",
           paper="inner-loop change larger in every layer, especially the early ones (Fig 3)",
-          source="[G] §4, Fig 3", chapter=_G3, depends_on="F2", needs_converged=True,
+          source="[G] §4, Fig 3", chapter=_G3, depends_on="F2", needs_converged=True, about_inner_loop=True,
           rule=Protocol(
               decisive=(Check("inner(1 step) / meta in conv1–3: 95% CI above 1",
                               "early_ratio_1_lo", ">", 1, each=True),),
@@ -363,7 +364,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("G5", "Most of the inner loop's change happens in its first step; further steps "
                 "add little",
           paper="the first inner step does most of the change; 5 or 10 add little (Fig 3)",
-          source="[G] §4, Fig 3", chapter=_G3, depends_on="F2", needs_converged=True,
+          source="[G] §4, Fig 3", chapter=_G3, depends_on="F2", needs_converged=True, about_inner_loop=True,
           precondition=(Check("trained with ≥ 5 inner steps", "train_inner_steps", ">=", 5),
                         Check("support loss after step 1 not saturated (≥ 5% of its "
                               "value before)", "support_loss_ratio_1", ">=", 0.05)),
@@ -494,7 +495,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("R3", "Adapting only the top layers at test time barely changes a MAML-trained network's "
                 "accuracy (feature reuse)",
           paper="MiniImageNet 5w1s: 46.9 (none frozen) → 46.3 (conv1–4 frozen); 5w5s: 63.1 → 61.0",
-          source="[R] §3, Table 1", chapter=_R, depends_on="F2", needs_converged=True,
+          source="[R] §3, Table 1", chapter=_R, depends_on="F2", needs_converged=True, about_inner_loop=True,
           rule=Protocol(
               decisive=(Check("head only (conv1–conv4 frozen, [R] Table 1) costs < 2 points: 95% CI of "
                               "(head only − all adapted) above −2 points", "head_only_diff_lo", ">", -0.02),),
@@ -508,7 +509,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("R4", "The inner loop leaves the body's representations almost unchanged (CCA, CKA ≈ 1); "
                 "only the head changes",
           paper="conv layers: CCA > 0.9, CKA ≈ 1; head: CCA < 0.5 (Fig 2)", source="[R] §3.2, Fig 2",
-          chapter=_R, depends_on="F2", needs_converged=True,
+          chapter=_R, depends_on="F2", needs_converged=True, about_inner_loop=True,
           rule=Protocol(
               decisive=(Check("body CKA ≥ 0.9, conv2 on (95% CI lower bound)", "body_cka_lo", ">=", 0.9,
                               each=True),
@@ -690,6 +691,27 @@ def regime_reason(conv: Mapping) -> str:
             f"≤ {100 * LEVEL:g})")
 
 
+_INNER = ("inner loss", "inner step size α", "inner steps (training)", "inner steps (testing)")
+
+
+def inner_loop_reason(regime: Mapping) -> str:
+    """"" when the regime's inner loop is the paper's (loss, step size, steps), else why not in words."""
+    here, paper = regime.get("here", {}), regime.get("paper", {})
+    differs = [k for k in _INNER if k in here and here[k] != paper.get(k)]
+    if not differs:
+        return ""
+    names = {"mean": "the mean loss", "sum/k": "Σℓ/K"}
+    parts = [_departure(k, here[k], paper[k]) for k in differs if k not in ("inner loss", "inner step size α")]
+    if "inner loss" in differs or "inner step size α" in differs:
+        def step(row):  # the inner step on the mean loss: Σℓ/K = N × mean
+            return row["inner step size α"] * (row.get("ways", 1) if row["inner loss"] == "sum/k" else 1)
+        ratio = step({**paper, "ways": here.get("ways", 1)}) / step(here)
+        parts.insert(0, f"{names.get(here['inner loss'], here['inner loss'])} at α = {here['inner step size α']:g} "
+                        f"(the paper's: {names.get(paper['inner loss'], paper['inner loss'])} at α = "
+                        f"{paper['inner step size α']:g}, a step {ratio:g}× this one)")
+    return "the inner loop is not the paper's: " + "; ".join(parts)
+
+
 def claim(claim_id: str) -> Claim:
     if claim_id not in CLAIMS:
         raise KeyError(f"unknown claim {claim_id!r}; registered claims: {', '.join(CLAIMS)}.")
@@ -812,6 +834,9 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
         if not conv["holds"]:
             precondition = "; ".join(filter(None, [precondition, regime_reason(conv)]))
             reasons.append("regime")
+    if check_regime and c.about_inner_loop and inner_loop_reason(regime):
+        precondition = "; ".join(filter(None, [precondition, inner_loop_reason(regime)]))
+        reasons.append("regime")
     near = protocol and bool(c.rule.specific_to)
     qualifiers = []
     if near and c.rule.shown_by_control(null):
