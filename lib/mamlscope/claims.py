@@ -54,6 +54,7 @@ class Claim:
     effect_text: str = ""
     sample: tuple[str, str] = ("", "")   # (values key of the sample size, its unit)
     power_fn: Callable[[Mapping], dict] | None = None  # values → {element: (power, sample text)} by simulation
+    power_keys: tuple[str, ...] = ()     # the decisive checks (by key) power_fn speaks for (() = all)
     needs_converged: bool = False        # read off a trained model / states an accuracy: regime precondition
     about_inner_loop: bool = False       # about what the inner loop does: precondition "the inner loop is the paper's"
     exceeds: Check | None = None         # the measured interval wholly above the paper's level
@@ -96,6 +97,9 @@ def _tracks(what: str, target: str = "accuracy", each: bool = True) -> tuple[Che
                   "vs_step_lo", ">", 0, each=each),
             Check(f"beats the support loss: ρ({what}, {target}) − ρ(−support loss, {target}), 95% CI above 0",
                   "vs_support_lo", ">", 0, each=each))
+
+
+_TRACK_KEYS = ("rho_after_lo", "vs_step_lo", "vs_support_lo")  # the keys of _tracks' checks
 
 
 def _tracking_power(v: Mapping) -> dict:
@@ -415,6 +419,8 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                   Check("fine-tune less coherent than the meta-learner: mean cosine (meta-learner − fine-tune) "
                         "over trained checkpoints, 95% CI above 0", "meta_minus_finetune_lo", ">", 0, each=True),),
               secondary=_rise("E[θ⃗ᵢᵀθ⃗ⱼ]"), control=_TRACK_CONTROL),
+          power_fn=_tracking_power, power_keys=_TRACK_KEYS,
+          effect_text="a signal that tracks the true accuracy perfectly, through the recorded accuracy noise",
           measured=lambda v: (_track_text(v, "E[θ⃗ᵢᵀθ⃗ⱼ]") + "; mean cosine: fine-tune "
                               f"{v['finetune_traj']:.3f}, " + ", ".join(
                                   f"{k} {v['meta_traj'][k]:.3f} (− fine-tune {v['meta_minus_finetune'][k]:+.3f} "
@@ -446,6 +452,8 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                 "meta-overfitting included", paper="tracks generalisation, through meta-overfitting (Figs 9–10)",
           source="[L] §6", chapter=_L, precondition=_META_OVERFITS,
           rule=Protocol(decisive=_tracks("E[hᵢᵀhⱼ]"), secondary=_rise("E[hᵢᵀhⱼ]"), control=_TRACK_CONTROL),
+          power_fn=_tracking_power, power_keys=_TRACK_KEYS,
+          effect_text="a signal that tracks the true accuracy perfectly, through the recorded accuracy noise",
           measured=lambda v: _track_text(v, "E[hᵢᵀhⱼ]") + _overfit_text(v)),
     Claim("L6", "Penalising the angle between each task's update and the mean update raises Omniglot "
                 "20-way 1-shot accuracy", paper="94.05% → 95.38% (+1.33 points, 23% fewer errors; 5 runs, 600 tasks each)",
@@ -762,6 +770,8 @@ def power_of(c: Claim, values: Mapping) -> dict:
     if c.power_fn is not None:  # simulated: one share per element (run) of the `each` checks
         by_element = c.power_fn(values)
         for check in rule.decisive:
+            if c.power_keys and check.key not in c.power_keys:
+                continue
             for element, (pw, need) in by_element.items():
                 out[f"{check.name} [{element}]"] = {"power": pw, "needed_text": need, "effect_text": c.effect_text}
         return out
