@@ -88,7 +88,13 @@ def _violating(op: str, right: float) -> float:
     return right + 1.0 + abs(right)
 
 
-def _fail(values: dict, check: Check) -> dict:
+def _satisfying(op: str, right: float) -> float:
+    """A value that passes ``value <op> right`` by a small margin (a paper-sized effect, just over)."""
+    step = 0.01 * max(1.0, abs(right))
+    return right + step if op in (">", ">=") else right - step
+
+
+def _fail(values: dict, check: Check, make=None) -> dict:
     """``values`` with ``check`` made to fail in every element (and in each, for ``each``)."""
     values = copy.deepcopy(values)
     parts = check.key.split(".")
@@ -98,14 +104,15 @@ def _fail(values: dict, check: Check) -> dict:
     left = node[parts[-1]]
     right = lookup(values, check.threshold) if isinstance(check.threshold, str) else check.threshold
 
+    make = make or _violating
     if isinstance(left, dict):
-        node[parts[-1]] = {k: _violating(check.op, float(right[k] if isinstance(right, dict) else right))
+        node[parts[-1]] = {k: make(check.op, float(right[k] if isinstance(right, dict) else right))
                            for k in left}
     elif isinstance(left, list):
-        node[parts[-1]] = [_violating(check.op, float(right[i] if isinstance(right, list) else right))
+        node[parts[-1]] = [make(check.op, float(right[i] if isinstance(right, list) else right))
                            for i in range(len(left))]
     else:
-        node[parts[-1]] = _violating(check.op, float(right))
+        node[parts[-1]] = make(check.op, float(right))
     return values
 
 
@@ -160,3 +167,19 @@ def test_a_rule_that_does_not_reject_its_control_leaves_its_claim_inconclusive(c
     record = _records()[claim_id]
     assert record["null_verdict"] in ("reproduced", "partly") and record["verdict"] == "inconclusive"
     assert "does not reject its control" in record["precondition"] or "FAILS" in record["precondition"]
+
+
+@pytest.mark.parametrize("claim_id", JUDGED_BY_CHECKS)
+def test_the_rule_can_pass_an_effect_just_over_its_thresholds(claim_id):
+    """The positive side of the rule: on the book's own record, with every decisive and secondary
+    check's value moved just past its threshold, the rule says *reproduced* (its checks can all
+    hold at once, and nothing else in the record decides it)."""
+    rule = claims.CLAIMS[claim_id].rule
+    record = _records().get(claim_id)
+    if record is None:
+        pytest.skip(f"{claim_id} has no cpu record")
+    values = record["values"]
+    for check in (*rule.decisive, *rule.secondary):
+        values = _fail(values, check, make=_satisfying)
+    verdict, outcomes = rule.judge(values)
+    assert verdict == "reproduced", [k for k, ok in outcomes.items() if not ok]
