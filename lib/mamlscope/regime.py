@@ -237,8 +237,10 @@ def measure(root=None) -> dict:
                        "accuracy_at_levelled": (f["a"] - f["b"] * math.exp(-T / f["tau"]))
                        if f and T not in (None, math.inf) else None}
     fitted = {k: r for k, r in rows.items() if r["fit"] is not None}
-    choice = choose(fitted) if fitted else {
-        "shape": None, "reason": f"no curve has yet the 4 checkpoints from step {FIT_FROM:,} on that the fit needs"}
+    waiting = [k for k in SHAPES if k not in fitted]
+    choice = choose(fitted) if not waiting else {
+        "shape": None, "reason": f"{', '.join(waiting)}: not yet the 4 checkpoints from step {FIT_FROM:,} on that "
+                                 "the fit needs (the rule compares every shape)"}
     return {"rows": rows, "choice": choice, "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
             "machine": machine(), "commit": git_commit(), "date": datetime.date.today().isoformat()}
 
