@@ -11,6 +11,7 @@ displays it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _worst(d: dict, key=min) -> str:
 HEADLINES: dict[str, tuple] = {
     "F1": (lambda v: _pc(v["mean"]), "98.7%"),
     "F2": (lambda v: _pc(v["mean"]), "95.8%"),
-    "G1": (lambda v: f"ρ(depth, d) ≥ {min(v['rho']):.2f} at {len(v['rho'])} checkpoints", "rises with depth"),
+    "G1": (lambda v: f"ρ(depth, d) ≥ {math.floor(100 * min(v['rho'])) / 100:.2f} at {len(v['rho'])} checkpoints",
+           "rises with depth"),
     "G2": (lambda v: f"ρ RSA {v['rsa_rho']:+.2f}, CKA {v['cka_rho']:+.2f}", "RSA rises, CKA falls"),
     "G3": (lambda v: f"plateau conv1 {v['plateau_first']:.3f}, {v['last_layer']} {v['plateau_last']:.2f}",
            "≈ 0 early, ≈ 0.1 late"),
@@ -78,7 +80,7 @@ def headline(claim_id: str, values) -> tuple[str, str]:
         return "—", "—"
     fn, paper = HEADLINES[claim_id]
     try:
-        return fn(values), paper
+        return re.sub(r"(?<![\w.])-(?=\d)", "−", fn(values)), paper
     except (KeyError, TypeError, ValueError):  # a record of an older shape: its details still say it all
         return "—", paper
 
