@@ -187,6 +187,14 @@ def test_chapter_page_shows_figures_and_verdicts(rendered, name):
 
     for src in page.imgs:
         assert src, f"{name}: an <img> without src"
+        if src.startswith("data:image/png;base64,"):  # a figure that reflows: its PNG is inline
+            import base64
+            import io
+
+            with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as img:
+                assert min(img.size) > 0, f"{name}: an empty inline figure"
+                img.verify()
+            continue
         target = local_target(page.path, src)
         if target is None:
             continue
@@ -198,7 +206,7 @@ def test_chapter_page_shows_figures_and_verdicts(rendered, name):
             with Image.open(file) as img:  # a real picture, not an empty or broken file
                 assert min(img.size) > 0, f"{name}: {src} is empty"
                 img.verify()
-    figures = [s for s in page.imgs if "_images/" in s]
+    figures = [s for s in page.imgs if "_images/" in s or s.startswith("data:image/")]
     expected = sum(1 for c in notebook(name)["cells"] for o in c.get("outputs", [])
                    if any(k.startswith("image/") for k in o.get("data", {})))
     assert len(figures) >= expected, f"{name}: {expected} figures in the notebook, {len(figures)} on the page"
@@ -352,26 +360,53 @@ TABLE_PROBE = """<script>window.addEventListener('load', () => {
 });</script>"""
 
 
+#: Headless Chromium will not open a window narrower than this (a 390 px window is laid out at
+#: 500 px): narrower widths are probed in an iframe of that width, whose media queries and layout
+#: see the iframe's width, as a phone's would.
+MIN_WINDOW = 500
+
+
 def probe(html: Path, name: str, script: str, width: int, profile: Path, attribute: str,
           height: int = 900) -> dict:
-    """Open page ``name`` of the built book in a ``width`` × ``height`` px window with ``script``
+    """Open page ``name`` of the built book in a ``width`` × ``height`` px viewport with ``script``
     appended (a copy beside it, so that its CSS and scripts load); the JSON the script left in
-    ``attribute``."""
+    ``attribute``. Below :data:`MIN_WINDOW` the page is shown in an iframe ``width`` px wide."""
     src = html / f"{name}.html"
     copy = src.with_name(f"{src.stem}-probe.html")
+    frame = src.with_name(f"{src.stem}-frame.html")
+    target = copy
+    if width < MIN_WINDOW:  # the page tells its parent what the probe found (file:// frames are cross-origin)
+        script += ("<script>window.addEventListener('load', () => setTimeout(() => parent.postMessage("
+                   f"document.body.getAttribute('{attribute}'), '*'), 0));</script>")
+        frame.write_text(
+            f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{copy.name}" '
+            f'style="width:{width}px;height:{height}px;border:0"></iframe><script>'
+            f"window.addEventListener('message', e => document.body.setAttribute('{attribute}', e.data));"
+            "</script></body></html>")
+        target = frame
     copy.write_text(src.read_text().replace("</body>", script + "</body>"))
     try:
         proc = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--window-size={width},{height}",
-             f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", copy.as_uri()],
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--allow-file-access-from-files",
+             f"--window-size={max(width, MIN_WINDOW)},{height}", f"--user-data-dir={profile}",
+             "--virtual-time-budget=3000", "--dump-dom", target.as_uri()],
             capture_output=True, text=True, timeout=120)
     finally:
         copy.unlink()
+        frame.unlink(missing_ok=True)
     m = re.search(rf'{attribute}="([^"]*)"', proc.stdout)
     assert m, f"the probe did not run on {name}: {proc.stderr[-1000:]}"
     from html import unescape
     return json.loads(unescape(m.group(1)))
+
+
+def test_the_probe_sees_a_phones_width(html, tmp_path):
+    """The narrow probes are laid out at the width asked for, not at Chromium's minimum window."""
+    script = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-w', "
+              "JSON.stringify({inner: window.innerWidth})));</script>")
+    assert probe(html, "book/intro", script, 390, tmp_path / "profile", "data-w") == {"inner": 390}
+    assert probe(html, "book/intro", script, 1400, tmp_path / "profile", "data-w") == {"inner": 1400}
 
 
 @needs_chromium
