@@ -104,3 +104,15 @@ def test_the_shipped_checkpoints_match_their_manifests():
         m = json.loads(mf.read_text())
         assert m["run"].endswith(m["hash"][:12]) and m["threads"] == 1 and m["files"]
         assert any(name.startswith("ckpt/step_") for name in m["files"])
+
+
+def test_an_accelerating_curve_has_no_level_to_predict():
+    """The sigmoid's early part (rising faster and faster) drives the saturating fit to a = 100%:
+    at its bound, the fit predicts nothing and the rule waits."""
+    steps = range(1000, 6001, 500)
+    early = {s: 0.25 + 0.7 / (1 + math.exp(-(s - 7000) / 1200)) for s in steps}
+    f = regime.fit(early)
+    assert f is not None and f["at_bound"]
+    late = {s: 0.25 + 0.7 / (1 + math.exp(-(s - 2000) / 600)) for s in range(1000, 12001, 500)}
+    g = regime.fit(late)
+    assert g is not None and not g["at_bound"] and regime.levelled_step(g) < 12_000

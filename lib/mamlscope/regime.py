@@ -12,7 +12,10 @@ whose configuration says 60,000 steps (the paper's), trained in chunks that end 
    last 40% of training, [0.6 T, T] — the window the protocol's L6 precondition uses.
 2. Each shape's curve (checkpoints from step :data:`FIT_FROM` on) is fitted with a saturating
    exponential, acc(t) = a − b·exp(−t/τ); T* is the first step at which the fit has levelled
-   off, with its accuracy there; its cost is T* × the shape's measured seconds per step.
+   off, with its accuracy there; its cost is T* × the shape's measured seconds per step (alone,
+   one thread: ``regime time``). Added 2026-12-07, before any choice was made: a fit at a bound
+   of its parameters (a = 100%, or τ at its limit) predicts nothing, since the curve is still
+   accelerating; the rule waits for it, as it waits for a shape without enough checkpoints.
 3. Choose the shape closest to the paper's (more queries/meta-batch like Finn's before fewer)
    whose T* costs at most :data:`CAP_HOURS` at one thread. If none fits the cap, choose the
    cheapest-to-level shape and also train the book's recipe long, saying which claims then
@@ -176,8 +179,9 @@ def fit(points: dict[int, float]) -> dict | None:
                                    bounds=([0, 0, 100], [1, 10, 1e6]), maxfev=20_000)
     except RuntimeError:
         return None
+    at_bound = a >= 1 - 1e-6 or tau >= 1e6 - 1
     return {"a": float(a), "b": float(b), "tau": float(tau), "n": int(len(t)),
-            "rmse": float(np.sqrt(np.mean((f(t, a, b, tau) - y) ** 2)))}
+            "rmse": float(np.sqrt(np.mean((f(t, a, b, tau) - y) ** 2))), "at_bound": bool(at_bound)}
 
 
 def levelled_step(f: dict, level: float = LEVEL) -> int:
@@ -231,16 +235,17 @@ def measure(root=None) -> dict:
         sps = _timed(root).get(shape) or (float(np.median([m["seconds_per_step"] for m in logged]))
                                           if logged else math.nan)
         f = fit(pts)
-        T = levelled_step(f) if f else None
+        T = levelled_step(f) if f and not f["at_bound"] else None
         rows[shape] = {"run": run.dir.name, **SHAPES[shape], "trained_steps": max(pts), "curve": pts,
                        "seconds_per_step": sps, "fit": f, "levelled_step": None if T in (None, math.inf) else T,
                        "accuracy_at_levelled": (f["a"] - f["b"] * math.exp(-T / f["tau"]))
                        if f and T not in (None, math.inf) else None}
-    fitted = {k: r for k, r in rows.items() if r["fit"] is not None}
+    fitted = {k: r for k, r in rows.items() if r["fit"] is not None and not r["fit"]["at_bound"]}
     waiting = [k for k in SHAPES if k not in fitted]
+    why = {k: "not yet the 4 checkpoints from step " f"{FIT_FROM:,} on that the fit needs" if not (rows.get(k) or {}).get("fit")
+           else "its fit sits at a bound (the curve is still accelerating: no level to predict yet)" for k in waiting}
     choice = choose(fitted) if not waiting else {
-        "shape": None, "reason": f"{', '.join(waiting)}: not yet the 4 checkpoints from step {FIT_FROM:,} on that "
-                                 "the fit needs (the rule compares every shape)"}
+        "shape": None, "reason": "; ".join(f"{k}: {w}" for k, w in why.items()) + " (the rule compares every shape)"}
     return {"rows": rows, "choice": choice, "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
             "machine": machine(), "commit": git_commit(), "date": datetime.date.today().isoformat()}
 
