@@ -19,7 +19,8 @@ Two backends compute the same thing:
 * ``"func"``   — ``torch.func``: ``functional_call`` + ``grad``, ``vmap``-ed over the tasks of a
   meta-batch (the fast one; after PyTorch's ``torch.func`` MAML example);
 * ``"loop"``   — ``functional_call`` and ``torch.autograd.grad`` (``create_graph`` for second
-  order), one task at a time: no ``vmap``, no monkey-patching (the fastest at one thread);
+  order), one task at a time: no ``vmap``, no monkey-patching (its speed against the others:
+  ``benchmarks/bench_meta_step.py``);
 * ``"higher"`` — Grefenstette et al.'s ``higher``: a monkey-patched module and a differentiable
   SGD optimiser, one task at a time (the reference).
 """
@@ -229,9 +230,7 @@ def adapt_autograd(model, params: Mapping[str, torch.Tensor], x: torch.Tensor, y
     for _ in range(inner.steps):
         out = functional_call(model, (fast, frozen), (x,), {"start": start})
         g = torch.autograd.grad(loss_fn(out, y), [fast[n] for n in names], create_graph=not inner.first_order)
-        fast = {n: fast[n] - inner.lr * gn for n, gn in zip(names, g)}
-        if inner.first_order:  # the next step's gradient needs a leaf again
-            fast = {n: f.detach().requires_grad_() if not f.requires_grad else f for n, f in fast.items()}
+        fast = {n: fast[n] - inner.lr * gn for n, gn in zip(names, g)}  # first order: gn is a constant
     return {**frozen, **fast}
 
 

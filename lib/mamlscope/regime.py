@@ -206,11 +206,9 @@ def choose(rows: dict[str, dict], cap_hours: float = CAP_HOURS) -> dict:
 
 def time_shapes(shapes=None, steps: int = 8, backend: str = BACKEND) -> dict:
     """Seconds per training step of each shape at one thread, timed by :func:`meta.estimate` (its
-    median of ``steps`` steps after a warm-up), with the machine and the load it ran under."""
-    import os
-
+    median of ``steps`` steps after a warm-up), with the machine. Run it with nothing else running."""
     torch.set_num_threads(1)
-    out = {"machine": machine(), "threads": 1, "backend": backend, "load_before": os.getloadavg()[0],
+    out = {"machine": machine(), "threads": 1, "backend": backend,
            "date": datetime.date.today().isoformat(), "seconds_per_step": {}}
     for shape in shapes or SHAPES:
         est = meta.estimate(config(shape), backend=backend, steps=steps)
@@ -218,8 +216,8 @@ def time_shapes(shapes=None, steps: int = 8, backend: str = BACKEND) -> dict:
     return out
 
 
-def _timed(root=None) -> dict:
-    path = _root() / TIMING if root is None else Path(root) / TIMING
+def _timed() -> dict:
+    path = _root() / TIMING
     return json.loads(path.read_text())["seconds_per_step"] if path.is_file() else {}
 
 
@@ -232,7 +230,7 @@ def measure(root=None) -> dict:
         if len(pts) < 2:
             continue
         logged = [m for m in run.metrics() if "seconds_per_step" in m]
-        sps = _timed(root).get(shape) or (float(np.median([m["seconds_per_step"] for m in logged]))
+        sps = _timed().get(shape) or (float(np.median([m["seconds_per_step"] for m in logged]))
                                           if logged else math.nan)
         f = fit(pts)
         T = levelled_step(f) if f and not f["at_bound"] else None
