@@ -907,7 +907,7 @@ def element_split(outcomes: Mapping[str, bool], decisive: list[str]) -> str:
 def recipe_split(block: Mapping) -> str:
     """"recipe-dependent: …" when the recipe study's models (:func:`mamlscope.recipe_claims.block`,
     judged by the rule alone, without the regime precondition) disagree; "" otherwise."""
-    def name(label):  # "20w Σℓ/K, finn" → "20-way, Finn et al.'s Σℓ/K and network"
+    def name(label):  # "20w Σℓ/K, finn" → "20-way, Finn et al.'s recipe"
         ways, rest = label.split(" ", 1)
         return f"{ways[:-1]}-way, " + {"mean, book": "the book's recipe", "Σℓ/K, finn": "Finn et al.'s recipe",
                                        "mean, finn": "mean loss on Finn's network",
