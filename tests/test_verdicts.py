@@ -1,13 +1,17 @@
 """What a verdict says (CLAIMS.md, verdict protocol 3, 5 and 7): one-sided where the paper states
 a level reached, inconclusive when the model had not converged, and inconclusive (underpowered)
 when a failing check could not have seen the paper's effect at this sample."""
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mamlscope import claims, stats
+from mamlscope import claims, scorecard, stats
 from conftest import LEVELLED, RISING, CurveRun
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_exceeding_the_paper_is_no_failure():
@@ -170,3 +174,32 @@ def test_claims_about_the_inner_loop_need_the_papers_inner_loop():
                          regime={"here": {**paper, "inner loss": "mean"}, "paper": paper, "converged": converged})
     assert same.verdict == "reproduced"
     assert other.verdict == "inconclusive" and "the inner loop is not the paper's" in other.precondition
+
+
+def test_claims_that_depend_on_the_papers_setting_are_inconclusive_outside_it():
+    """CLAIMS.md protocol 5: [L]'s tracking claims are about the meta-overfitting of long training on
+    the full set, L6 about 20-way accuracy. Outside that setting the verdict is inconclusive, and the
+    rule's verdict in the book's setting is kept as a qualifier and in the scorecard's outcome."""
+    assert {c.id for c in claims.CLAIMS.values() if c.setting} == {"L1", "L2", "L3", "L5", "L6"}
+    paper = {"training characters": 0, "ways": 5, "steps": 50_000}
+    here = {**paper, "training characters": 10, "steps": 1_200}
+    assert claims.setting_reason(claims.claim("L5"), {"here": dict(paper, steps=1), "paper": paper}) == ""
+    why = claims.setting_reason(claims.claim("L5"), {"here": here, "paper": paper})
+    assert why.startswith("not the paper's setting: meta-trained on 10 characters (paper: all 1,200)")
+    # records written before the label was renamed still say which setting they were measured in
+    old = {"training characters (0: all 1,200)": 10}
+    assert claims.setting_reason(claims.claim("L5"), {"here": old, "paper": {"training characters": 0}})
+    # the recorded values of chapter 5 (any verdict of the rule but inconclusive will do)
+    stored = json.loads((ROOT / "book/results/cpu/L5.json").read_text())
+    v, null = stored["values"], stored["null_values"]
+    rule_alone = claims.judge("L5", v, "cpu", null_values=null, regime={"here": paper, "paper": paper},
+                              in_setting=False)
+    outside = claims.judge("L5", v, "cpu", null_values=null, regime={"here": here, "paper": paper})
+    inside = claims.judge("L5", v, "cpu", null_values=null, regime={"here": dict(paper), "paper": paper})
+    assert inside.verdict == rule_alone.verdict != "inconclusive"
+    assert outside.verdict == "inconclusive" and "not the paper's setting" in outside.precondition
+    assert f"in the book's setting the rule gives: {inside.verdict}" in outside.qualifiers
+    assert outside.checks == inside.checks  # what the rule saw is still recorded
+    tag = scorecard.outcome(outside)
+    assert tag.startswith("outside the paper's setting (in the book's: ") and tag != scorecard.outcome(inside)
+    assert "the paper's training characters" in claims.claim("L5").rule_text()

@@ -60,12 +60,19 @@ class Claim:
     exceeds: Check | None = None         # the measured interval wholly above the paper's level
     specific: bool = False               # the statement says the observation is specific to what the
     #                                      rule's near control removes: its control showing it → not reproduced
+    setting: tuple[str, ...] = ()        # regime labels whose paper value the statement depends on:
+    setting_why: str = ""                # precondition "the paper's setting", and why it matters
 
     def rule_text(self) -> str:
         text = self.rule.text() if self.rule is not None else "—"
-        if self.precondition:
-            text = "precondition " + "; ".join(c.text() for c in self.precondition) + " (else inconclusive); " + text
+        pre = [c.text() for c in self.precondition] + ([self.setting_text()] if self.setting else [])
+        if pre:
+            text = "precondition " + "; ".join(pre) + " (else inconclusive); " + text
         return text
+
+    def setting_text(self) -> str:
+        """The precondition "the paper's setting" in words ("" when the claim has none)."""
+        return f"the paper's {' and '.join(self.setting)}" if self.setting else ""
 
 
 _G1 = "02_early_layers_change_little"
@@ -83,6 +90,11 @@ _META_OVERFITS = (Check("meta-overfitting: accuracy falls ≥ 1 point after its 
                         "overfit_drop", ">=", 0.01),
                   Check("… beyond a flat curve's drop (its 95% quantile)", "overfit_excess", ">", 0),
                   Check("≥ 5 uniform checkpoints from the peak on", "after_checkpoints", ">=", 5))
+# [L]'s tracking claims are about the meta-overfitting its learners reached by long training on the
+# full training set; the book induces it with a small one (CLAIMS.md, protocol 5: the paper's setting)
+_L_SETTING = dict(setting=("training characters",),
+                  setting_why="[L]'s meta-overfitting came after 50,000 steps on every training character; here "
+                              "a 10-character training set induces it within 1,200 steps, another route to it")
 _TRACK_CONTROL = ("the step counter and −support loss in place of the signal (same code, same checkpoints); "
                   "null_values: per key the more favourable of the two, so rejecting it rejects each")
 
@@ -388,7 +400,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                 "meta-overfitting: flatness does not track generalisation",
           paper="E‖H‖σ rises then falls; keeps falling after the accuracy peak; follows the support loss "
                 "for fine-tuning (Figs 2–4)", source="[L] §5.1", chapter=_L,
-          precondition=_META_OVERFITS,
+          precondition=_META_OVERFITS, **_L_SETTING,
           rule=Protocol(
               decisive=(Check("flatness moves against accuracy after its peak: ρ(E‖H‖σ, accuracy) from the "
                               "peak on, 95% CI above 0 (flatter while accuracy falls)", "rho_after_lo", ">", 0,
@@ -413,7 +425,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("L2", "The mean cosine between meta-test adaptation directions tracks target accuracy; for a "
                 "fine-tuned baseline the directions are near-orthogonal",
           paper="correlates with target accuracy; ≈ 0 for fine-tuning (Figs 5–6)", source="[L] §5.2", chapter=_L,
-          precondition=_META_OVERFITS,
+          precondition=_META_OVERFITS, **_L_SETTING,
           rule=Protocol(
               decisive=_tracks("E[θ⃗ᵢᵀθ⃗ⱼ]") + (
                   Check("fine-tune less coherent than the meta-learner: mean cosine (meta-learner − fine-tune) "
@@ -428,7 +440,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                                   for k in v["meta_traj"]) + _overfit_text(v))),
     Claim("L3", "With one inner step, the mean inner product of meta-test gradients at θ tracks "
                 "generalisation", paper="correlates with generalisation, more consistently than L2 (Fig 7)",
-          source="[L] §5.3", chapter=_L, precondition=_META_OVERFITS,
+          source="[L] §5.3", chapter=_L, precondition=_META_OVERFITS, **_L_SETTING,
           rule=Protocol(decisive=_tracks("E[gᵢᵀgⱼ]"), secondary=_rise("E[gᵢᵀgⱼ]"), control=_TRACK_CONTROL),
           power_fn=_tracking_power,
           effect_text="a signal that tracks the true accuracy perfectly, through the recorded accuracy noise",
@@ -450,14 +462,15 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                               f"predicting 0: {v['mse_zero']:.2f}")),
     Claim("L5", "The mean inner product of penultimate features on meta-test data tracks generalisation, "
                 "meta-overfitting included", paper="tracks generalisation, through meta-overfitting (Figs 9–10)",
-          source="[L] §6", chapter=_L, precondition=_META_OVERFITS,
+          source="[L] §6", chapter=_L, precondition=_META_OVERFITS, **_L_SETTING,
           rule=Protocol(decisive=_tracks("E[hᵢᵀhⱼ]"), secondary=_rise("E[hᵢᵀhⱼ]"), control=_TRACK_CONTROL),
           power_fn=_tracking_power, power_keys=_TRACK_KEYS,
           effect_text="a signal that tracks the true accuracy perfectly, through the recorded accuracy noise",
           measured=lambda v: _track_text(v, "E[hᵢᵀhⱼ]") + _overfit_text(v)),
     Claim("L6", "Penalising the angle between each task's update and the mean update raises Omniglot "
                 "20-way 1-shot accuracy", paper="94.05% → 95.38% (+1.33 points, 23% fewer errors; 5 runs, 600 tasks each)",
-          source="[L] §7, Alg 1, Fig 11", chapter=_L6,
+          source="[L] §7, Alg 1, Fig 11", chapter=_L6, setting=("ways",),
+          setting_why="the claim is about 20-way 1-shot accuracy",
           precondition=(Check("≥ 3 seeds per arm", "seeds", ">=", 3),
                         Check("arm has levelled off: fitted rise of its held-out accuracy over the last 40% of "
                               "training, 95% upper bound ≤ [L]'s gain (1.33 points)", "rise_hi", "<=", 0.0133,
@@ -625,7 +638,7 @@ SETTINGS = {"F1": "omniglot_5w1s", **{c: "omniglot_20w1s" for c in
             **{c: "features_supervised" for c in ("A1", "A1a", "A1b")}, "A1d": "features_maml"}
 _REGIME_FIELDS = {  # config field → how a reader reads it
     "dataset": "data", "n_way": "ways", "k_shot": "shots", "q_query": "queries per class",
-    "train_characters": "training characters (0: all 1,200)", "filters": "filters",
+    "train_characters": "training characters", "filters": "filters",
     "meta_batch": "meta-batch", "batch_size": "batch", "steps": "steps", "inner_steps": "inner steps (training)",
     "eval_inner_steps": "inner steps (testing)", "inner_lr": "inner step size α",
     "inner_reduction": "inner loss", "network": "network", "arch": "architecture"}
@@ -638,6 +651,10 @@ def _setting_row(cfg) -> dict:
 def _departure(label: str, here, paper) -> str:
     if label == "steps":
         return f"{here:,} of the paper's {paper:,} steps"
+    if label == "training characters":
+        def chars(n):
+            return f"{n:,}" if n else "all 1,200"
+        return f"meta-trained on {chars(here)} characters (paper: {chars(paper)})"
     if label == "inner loss":
         return f"inner loss {here} (paper {paper}: " + ("the same α takes N× larger steps)" if paper == "sum/k" else ")")
     return f"{label} {here} (paper {paper})"
@@ -720,6 +737,24 @@ def inner_loop_reason(regime: Mapping) -> str:
     return "the inner loop is not the paper's: " + "; ".join(parts)
 
 
+def _regime_value(row: Mapping, label: str):
+    """``row[label]``, also under the label records written before 2026-12-07 carry."""
+    old = {"training characters": "training characters (0: all 1,200)"}
+    return row.get(label, row.get(old.get(label, label)))
+
+
+def setting_reason(c: Claim, regime: Mapping) -> str:
+    """"" when ``regime`` is the paper's in every setting label ``c``'s statement depends on
+    (``c.setting``), else the precondition "the paper's setting" failing, in words."""
+    here, paper = regime.get("here", {}), regime.get("paper", {})
+    differs = [(k, _regime_value(here, k), _regime_value(paper, k)) for k in c.setting]
+    differs = [(k, h, p) for k, h, p in differs if h is not None and p is not None and h != p]
+    if not differs:
+        return ""
+    return ("not the paper's setting: " + "; ".join(_departure(*d) for d in differs)
+            + (f" ({c.setting_why})" if c.setting_why else ""))
+
+
 def claim(claim_id: str) -> Claim:
     if claim_id not in CLAIMS:
         raise KeyError(f"unknown claim {claim_id!r}; registered claims: {', '.join(CLAIMS)}.")
@@ -746,7 +781,8 @@ def rule_parts(c: Claim) -> dict[str, str]:
         parts = {"decisive checks": r.text(), "secondary checks": "—", "control": "—"}
     else:
         parts = {"decisive checks": "—", "secondary checks": "—", "control": "—"}
-    parts["preconditions (else inconclusive)"] = _names(c.precondition)
+    parts["preconditions (else inconclusive)"] = "; ".join(
+        [c.name for c in c.precondition] + ([c.setting_text()] if c.setting else [])) or "—"
     return parts
 
 
@@ -802,7 +838,7 @@ def underpowered(power: Mapping, failed: list[str]) -> str:
 
 
 def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | None = None,
-          seeds: Mapping | None = None, regime: Mapping | None = None) -> ClaimResult:
+          seeds: Mapping | None = None, regime: Mapping | None = None, *, in_setting: bool = True) -> ClaimResult:
     """Apply the registered rule of ``claim_id`` to the measured ``values`` (not written).
 
     A :class:`~mamlscope.results.Protocol` rule is also applied to ``null_values``, its negative
@@ -810,8 +846,17 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
     reject its control, the claim is *inconclusive*: the rule could not tell it from the null.
     ``regime`` (:func:`regime_with_run`): a claim that needs a converged model is *inconclusive*
     when its model had not levelled off (``regime=None`` judges the rule alone, for its tests). A failing decisive check whose power to see the paper's
-    effect is below 0.8 gives *inconclusive (underpowered)*. ``seeds`` is recorded."""
+    effect is below 0.8 gives *inconclusive (underpowered)*. A claim whose statement depends on
+    the paper's setting (``Claim.setting``) measured outside it is *inconclusive*, with what the
+    rule gives in the book's setting as a qualifier. ``seeds`` is recorded."""
     c = claim(claim_id)
+    outside = setting_reason(c, regime) if regime is not None and in_setting else ""
+    if outside:
+        inside = judge(claim_id, values, profile, null_values, seeds, regime, in_setting=False)
+        said = [] if inside.verdict == "inconclusive" else [f"in the book's setting the rule gives: {inside.verdict}"]
+        return dataclasses.replace(inside, verdict="inconclusive",
+                                   precondition="; ".join(filter(None, [inside.precondition, outside])),
+                                   qualifiers=[*inside.qualifiers, *said])
     if c.rule is None:
         raise ValueError(f"claim {claim_id} has no registered rule yet; add one in mamlscope.claims.")
     values = results.plain(dict(values))

@@ -10,6 +10,8 @@ displays it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import re
@@ -150,6 +152,12 @@ def outcome(r) -> str:
         return ", ".join(["contradicted", *more])
     if "not converged" in r.precondition:
         return "not reached at this budget"
+    if "not the paper's setting" in r.precondition:  # what the rule gives in the book's setting
+        said = [q.rsplit(": ", 1)[1] for q in r.qualifiers if q.startswith("in the book's setting the rule gives")]
+        inside = dataclasses.replace(r, verdict=(said or ["inconclusive"])[0],
+                                     precondition=r.precondition.split("not the paper's setting")[0],
+                                     qualifiers=[q for q in r.qualifiers if not q.startswith("in the book's setting")])
+        return f"outside the paper's setting (in the book's: {outcome(inside)})"
     if "underpowered" in r.precondition:
         return "underpowered"
     if "does not reject its control" in r.precondition:
