@@ -336,7 +336,7 @@ def _short_status(row) -> str:
     outcome_ = row.outcome if isinstance(row.outcome, str) else ""
     if row.verdict in ("reproduced", "partly", "not reproduced"):
         extra += [t for t in outcome_.split(", ") if t and t not in base]
-    elif outcome_ in ("not reached at this budget", "underpowered"):
+    elif outcome_ in ("not reached at this budget", "underpowered") or outcome_.startswith("outside the paper's"):
         extra.append(outcome_)
     elif row.verdict == "inconclusive" and row.precondition:
         extra.append("the rule does not reject its control" if "does not reject" in row.precondition
