@@ -14,14 +14,14 @@ BIN := $(VENV)/bin
 .PHONY: book html test test-quick goldens execute train plan sync setup lock clean-html dry-run
 
 # Only the cpu profile (the book's numbers) writes into book/; another profile writes its
-# notebooks, records and HTML under _build/$(PROFILE)/ (python -m mamlscope.rerun --help).
-# One graph (mamlscope.graph): each chapter executes as soon as its runs are trained, on the same
+# notebooks, records and HTML under _build/$(PROFILE)/ (python -m mamlscope rerun --help).
+# One graph (mamlscope.publish.graph): each chapter executes as soon as its runs are trained, on the same
 # $(WORKERS) workers of $(THREADS) thread(s) that train them; the scorecard last, then the HTML.
 book: setup               ## set up, train what is missing, execute every chapter at $(PROFILE), build the HTML
-	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --html --train --workers $(WORKERS) --threads $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
+	$(BIN)/python -m mamlscope rerun --profile $(PROFILE) --html --train --workers $(WORKERS) --threads $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
 
 execute: setup            ## train what is missing and execute every chapter at $(PROFILE) (no HTML)
-	$(BIN)/python -m mamlscope.rerun --profile $(PROFILE) --train --workers $(WORKERS) --threads $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
+	$(BIN)/python -m mamlscope rerun --profile $(PROFILE) --train --workers $(WORKERS) --threads $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
 
 dry-run:                  ## the paper profile with every count cut: every chapter at the papers' shapes, minutes on a CPU
 	$(MAKE) book PROFILE=paper-dry
@@ -30,10 +30,10 @@ dry-run:                  ## the paper profile with every count cut: every chapt
 # (auto: cores ÷ $(THREADS)) of $(THREADS) torch threads each. Results depend on the thread count,
 # not on the number of workers; the cpu profile's numbers were computed with 1 thread per run.
 train: setup              ## train the runs the chapters need at $(PROFILE) that are not cached yet
-	$(BIN)/python -m mamlscope.runs train --profile $(PROFILE) --workers $(WORKERS) --threads-per-worker $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
+	$(BIN)/python -m mamlscope runs train --profile $(PROFILE) --workers $(WORKERS) --threads-per-worker $(THREADS) $(if $(DASHBOARD),--dashboard $(DASHBOARD))
 
 plan: setup               ## list the runs the chapters need at $(PROFILE), cached or not, with estimated minutes
-	$(BIN)/python -m mamlscope.runs plan --profile $(PROFILE) --estimate
+	$(BIN)/python -m mamlscope runs plan --profile $(PROFILE) --estimate
 
 html: setup               ## render the committed notebooks only (no execution)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
@@ -45,7 +45,7 @@ test-quick: setup         ## every test but those that execute chapters or build
 	$(BIN)/python -m pytest -m "not book"
 
 sync: setup               ## after editing book/<chapter>.md: copy its cells into the paired .ipynb (outputs of unchanged cells kept)
-	$(BIN)/python -m mamlscope.notebooks sync $(CHAPTERS)
+	$(BIN)/python -m mamlscope notebooks sync $(CHAPTERS)
 
 goldens: setup            ## re-execute the chapters at the smoke profile into tests/goldens/ (nbval's expected outputs)
 	$(BIN)/python tools/make_goldens.py $(CHAPTERS)

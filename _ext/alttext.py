@@ -1,6 +1,6 @@
 """Alt text that says what a figure shows: an executed figure's image gets its caption's text (or,
 without a caption, the sentence before it) instead of its hashed file name; so does the image of
-a figure that reflows on a phone (``mamlscope.plots.reflow_html``, an HTML output)."""
+a figure that reflows on a phone (``mamlscope.publish.plots.reflow_html``, an HTML output)."""
 import html
 
 from docutils import nodes

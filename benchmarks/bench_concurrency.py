@@ -24,8 +24,8 @@ def _time_steps(name: str, profile: str, steps: int) -> float:
     """Seconds per training step of the plan's run ``name`` (after 2 warm-up steps)."""
     from dataclasses import replace
 
-    from mamlscope import plan, profiles
-    from mamlscope.meta import estimate_seconds
+    from mamlscope.core.meta import estimate_seconds
+    from mamlscope.training import plan, profiles
 
     item = next(it for it in plan.planned(profiles.load(profile)) if it.dir.name == name)
     cfg = replace(item.config, steps=steps, curve_tasks=0) if hasattr(item.config, "curve_tasks") \
@@ -62,8 +62,8 @@ def main() -> int:
 
     import torch
 
-    from mamlscope import plan, profiles
-    from mamlscope.meta import estimate_seconds
+    from mamlscope.core.meta import estimate_seconds
+    from mamlscope.training import plan, profiles
 
     torch.set_num_threads(args.threads)
     items = plan.planned(profiles.load(args.profile))

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from mamlscope import profiles
-from mamlscope.inner import query_loss
+from mamlscope.core.inner import query_loss
+from mamlscope.training import profiles
 
 
 def time_meta_steps(cfg, backend: str, batches, steps: int) -> float:

@@ -30,8 +30,8 @@ import time
 
 import torch
 
-from mamlscope import profiles
-from mamlscope.inner import query_loss
+from mamlscope.core.inner import query_loss
+from mamlscope.training import profiles
 
 
 @contextlib.contextmanager

@@ -20,8 +20,9 @@ import time
 
 import torch
 
-from mamlscope import meta, profiles
-from mamlscope.inner import BACKENDS, adapted_parameter_names, query_loss, support_loss_fn
+from mamlscope.core import meta
+from mamlscope.core.inner import BACKENDS, adapted_parameter_names, query_loss, support_loss_fn
+from mamlscope.training import profiles
 
 
 def torchopt_loss(model, tasks, inner, loss_fn):

@@ -177,9 +177,9 @@ class LocalConv4(nn.Module):
 
 def conv4(device):
     try:  # the project's model, if present with the expected signature
-        from mamlscope.models import Conv4
+        from mamlscope.core.models import Conv4
 
-        model, source = Conv4(n_way=5, filters=32, in_channels=1, image_size=28, pooling="stride"), "mamlscope.models.Conv4"
+        model, source = Conv4(n_way=5, filters=32, in_channels=1, image_size=28, pooling="stride"), "mamlscope.core.models.Conv4"
     except (ImportError, TypeError):
         model, source = LocalConv4(), "LocalConv4 (defined in this script)"
     return model.to(device), source

@@ -17,8 +17,9 @@ import time
 
 import torch
 
-from mamlscope import meta, profiles
-from mamlscope.inner import query_loss
+from mamlscope.core import meta
+from mamlscope.core.inner import query_loss
+from mamlscope.training import profiles
 
 
 def main():

@@ -1,12 +1,12 @@
-"""The [G] rules registered in mamlscope.claims can fail: a random or weak effect does not pass,
+"""The [G] rules registered in mamlscope.verdict.claims can fail: a random or weak effect does not pass,
 and G5 is inconclusive when its precondition fails."""
 import dataclasses
 
 import pytest
-
 from conftest import LEVELLED
 
-from mamlscope import claims, results, scorecard
+from mamlscope.publish import scorecard
+from mamlscope.verdict import claims, results
 
 
 def _g1(rho_lo, slope_diff_lo=None):

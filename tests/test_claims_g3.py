@@ -8,10 +8,11 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from mamlscope import claims, representations as R
-from mamlscope.data import Task
-from mamlscope.inner import InnerLoop
-from mamlscope.models import Conv4
+from mamlscope.core.data import Task
+from mamlscope.core.inner import InnerLoop
+from mamlscope.core.models import Conv4
+from mamlscope.measure import representations as R
+from mamlscope.verdict import claims
 
 LAYERS = ["conv1", "conv2", "conv3", "conv4", "head"]
 
@@ -89,7 +90,7 @@ def test_inner_change_measures_the_inner_loop_and_its_controls_with_the_same_cod
     inner = InnerLoop(lr=0.5, steps=3)
     ic = R.inner_change(run, [10, 20], tasks, x, inner, steps=3)
     assert ic.n_tasks == 2 and ic.meta["correlation"].shape == (1, 5)
-    from mamlscope.inner import adapt, detached
+    from mamlscope.core.inner import adapt, detached
     path = adapt(model, t0, tasks[1].x_support, tasks[1].y_support,
                  InnerLoop(lr=0.5, steps=3, first_order=True), trajectory=True)
     one, last = detached(path[1]), detached(path[3])

@@ -1,11 +1,11 @@
-"""mamlscope.controls: the matched random perturbation keeps each tensor's change norm,
+"""mamlscope.measure.controls: the matched random perturbation keeps each tensor's change norm,
 is seeded, and points elsewhere."""
 from collections import OrderedDict
 
 import pytest
 import torch
 
-from mamlscope.controls import matched_perturbation
+from mamlscope.measure.controls import matched_perturbation
 
 
 def _pair(seed=0):

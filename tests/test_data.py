@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
-
-from mamlscope import data
 from conftest import requires_data
+
+from mamlscope.core import data
 
 
 @requires_data

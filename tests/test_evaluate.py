@@ -2,12 +2,12 @@ import math
 
 import numpy as np
 import torch
-
-from mamlscope import data, evaluate
-from mamlscope.data import Task
-from mamlscope.inner import InnerLoop
-from mamlscope.models import Conv4
 from conftest import requires_data
+
+from mamlscope.core import data, evaluate
+from mamlscope.core.data import Task
+from mamlscope.core.inner import InnerLoop
+from mamlscope.core.models import Conv4
 
 
 def test_mean_ci95_formula():
@@ -76,7 +76,7 @@ def test_run_task_scores_are_cached_with_their_mean(tmp_path, monkeypatch):
     import dataclasses
     import json
 
-    from mamlscope import evaluate, meta
+    from mamlscope.core import evaluate, meta
 
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
     cfg = meta.MetaConfig(n_way=3, filters=4, meta_batch=2, q_query=1, steps=2, checkpoint_every=2,
@@ -104,7 +104,7 @@ def test_training_stores_its_learning_curves_per_task_scores(tmp_path, monkeypat
     the saved checkpoint (bit for bit), so analyses over checkpoints read them instead."""
     import json
 
-    from mamlscope import evaluate, meta
+    from mamlscope.core import evaluate, meta
 
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
     cfg = meta.MetaConfig(n_way=3, filters=4, meta_batch=2, q_query=1, steps=4, checkpoint_every=2,

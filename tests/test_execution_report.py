@@ -1,4 +1,4 @@
-"""The execution report (mamlscope.execution_report, book/execution.md): tables from the pages'
+"""The execution report (mamlscope.publish.execution_report, book/execution.md): tables from the pages'
 execution records and the run cache, missing values as "—", the page a plain Markdown page (no
 kernel), and the committed page what the CLI renders from the committed records."""
 from __future__ import annotations
@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mamlscope import execution_report as er
-from mamlscope import rerun
+from mamlscope.publish import execution_report as er, notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "execution.md"
@@ -94,8 +93,8 @@ def test_totals_span_only_for_one_execution(results_dir):
 
 
 def test_runs_table_from_a_fake_cache(tmp_path, monkeypatch):
-    from mamlscope.plan import planned
-    from mamlscope.profiles import load
+    from mamlscope.training.plan import planned
+    from mamlscope.training.profiles import load
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(cache))
@@ -151,7 +150,7 @@ def test_page_without_a_run_cache_is_plain_markdown(results_dir, tmp_path, monke
     assert "nan" not in page.lower()
     out = tmp_path / "execution.md"
     assert er.main(["--profile", "cpu", "--write", str(out)]) == 0
-    assert not rerun._is_notebook(out)
+    assert not notebooks._is_notebook(out)
 
 
 def test_cli_check_says_when_the_page_is_stale(results_dir, tmp_path, monkeypatch, capsys):
@@ -166,14 +165,14 @@ def test_cli_check_says_when_the_page_is_stale(results_dir, tmp_path, monkeypatc
 
 
 def test_committed_page_is_not_a_notebook_and_is_in_the_toc_after_methods():
-    assert PAGE.is_file(), "book/execution.md is missing: python -m mamlscope.execution_report --write book/execution.md"
-    assert not rerun._is_notebook(PAGE)
+    assert PAGE.is_file(), "book/execution.md is missing: python -m mamlscope execution_report --write book/execution.md"
+    assert not notebooks._is_notebook(PAGE)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
     assert files[files.index("book/methods") + 1] == "book/execution"
     numbered = [part for part in toc["parts"] if part.get("numbered")]
-    assert [c["file"] for c in numbered[0]["chapters"]] == [f"book/{c}" for c in rerun.chapters(ROOT)]
-    assert "execution" not in rerun.chapters(ROOT) + rerun.summary_pages(ROOT)
+    assert [c["file"] for c in numbered[0]["chapters"]] == [f"book/{c}" for c in notebooks.chapters(ROOT)]
+    assert "execution" not in notebooks.chapters(ROOT) + notebooks.summary_pages(ROOT)
 
 
 def _committed_page() -> str:
@@ -186,7 +185,7 @@ def test_committed_page_shows_the_committed_execution_records():
     committed = _committed_page().split("\n" + er.RUNS_HEADING, 1)[0]
     assert committed == rendered, (
         "book/execution.md is stale (its pages table differs from book/results/cpu/execution/): run "
-        ".venv/bin/python -m mamlscope.execution_report --profile cpu --write book/execution.md")
+        ".venv/bin/python -m mamlscope execution_report --profile cpu --write book/execution.md")
 
 
 def test_committed_page_shows_the_runs_of_a_complete_cache():
@@ -198,11 +197,11 @@ def test_committed_page_shows_the_runs_of_a_complete_cache():
     rendered = er.render_page("cpu", results=ROOT / "book" / "results", root=ROOT)
     assert _committed_page() == rendered, (
         "book/execution.md is stale (its runs table differs from the run cache): run "
-        ".venv/bin/python -m mamlscope.execution_report --profile cpu --write book/execution.md")
+        ".venv/bin/python -m mamlscope execution_report --profile cpu --write book/execution.md")
 
 
 def test_write_keeps_the_runs_table_when_the_cache_here_is_incomplete(tmp_path, capsys):
-    from mamlscope import execution_report as E
+    from mamlscope.publish import execution_report as E
 
     page = tmp_path / "execution.md"
     snapshot = E.RUNS_HEADING + "\n\n| run | … |\n|---|---|\n| maml-omniglot-5w1s-62f1ab2563bb | 10.3 |\n"
@@ -214,24 +213,24 @@ def test_write_keeps_the_runs_table_when_the_cache_here_is_incomplete(tmp_path, 
     assert "kept as it was" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("chapter", rerun.chapters(ROOT))
+@pytest.mark.parametrize("chapter", notebooks.chapters(ROOT))
 def test_each_chapter_opens_with_its_rerun_panel_from_its_execution_record(chapter):
     """The command, the profile and the measured time of the chapter's last execution, in its source
     and in its executed notebook (graph.record_execution rewrites both when a chapter executes)."""
-    from mamlscope import execution_report as E
+    from mamlscope.publish import execution_report as E
 
     panel = E.panel(chapter)
     assert panel in (ROOT / "book" / f"{chapter}.md").read_text()
     executed = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())
     assert any(panel in "".join(c["source"]) for c in executed["cells"] if c["cell_type"] == "markdown")
     record = json.loads((ROOT / "book" / "results" / "cpu" / "execution" / f"{chapter}.json").read_text())
-    assert f"mamlscope.rerun {chapter}`" in panel and E.duration(record["seconds"]) in panel
+    assert f"mamlscope.publish.rerun {chapter}`" in panel and E.duration(record["seconds"]) in panel
 
 
 def test_a_new_execution_record_rewrites_the_panel(tmp_path):
     import shutil
 
-    from mamlscope import execution_report as E
+    from mamlscope.publish import execution_report as E
 
     chapter = "01_maml_on_omniglot"
     (tmp_path / "book").mkdir()

@@ -4,12 +4,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from mamlscope import claims, features
-from mamlscope.models import FCNet, adapted_parameter_names
-
 from conftest import requires_data
 from test_inner import toy_tasks
+
+from mamlscope.core.models import FCNet, adapted_parameter_names
+from mamlscope.measure import features
+from mamlscope.verdict import claims
 
 
 def test_fcnet_is_agarwals_layout_with_batchnorm_and_named_activations():
@@ -126,7 +126,7 @@ def test_a1_values_are_gains_over_the_controls_and_the_rule_rejects_a_null():
     null_v = features.supervised_values(null, raw, ref, by_seed={"0": null["knn"], "1": null["knn"]})
     r = claims.judge("A1", v, "t", null_values=null_v)
     assert (r.verdict, r.null_verdict) == ("reproduced", "not reproduced")
-    assert features.seeds_record("A1", v, "seed_gain_raw")["passing"] == 2
+    assert claims.seeds_record("A1", v, "seed_gain_raw")["passing"] == 2
     raw_as_layer = features.supervised_values(raw, raw, ref)    # raw pixels in the layer's place
     assert raw_as_layer["gain_raw"] == 0 and claims.claim("A1").rule.judge(
         {**raw_as_layer, "seed_gain_raw_lo": {"0": 0.0}})[0] == "not reproduced"
@@ -146,7 +146,7 @@ def test_a1b_a1c_need_non_inferiority_and_gains_over_both_controls():
     assert claims.claim("A1b").rule.judge(null)[0] == "not reproduced"
     r = claims.judge("A1b", v, "t", null_values=null)
     assert r.verdict == "partly" and r.null_verdict == "not reproduced"   # not non-inferior to seed 1
-    assert features.seeds_record("A1b", v, "seed_diff")["passing"] == 1
+    assert claims.seeds_record("A1b", v, "seed_diff")["passing"] == 1
     c = features.pair_values(maml, sup, raw, rnd)
     assert claims.judge("A1c", c, "t", null_values=features.pair_values(raw, sup, raw, rnd)).verdict == "reproduced"
     # non-inferior, but the supervised network is no better than pixels: the gains are decisive
@@ -215,16 +215,17 @@ def test_every_decisive_check_failing_gives_not_reproduced(claim_id):
 def test_control_table_shows_the_rules_verdict_on_each_row():
     good = {"gain_raw_lo": 0.1, "gain_random_lo": 0.1, "gain_raw_tsne_lo": 0.1, "seed_gain_raw_lo": {"0": 0.1}}
     null = dict(good, gain_raw_lo=-0.3)
-    t = features.control_table("A1", {"trained": good, "control": null}, {"gain_raw_lo": "low end"})
+    t = claims.control_table("A1", {"trained": good, "control": null}, {"gain_raw_lo": "low end"})
     assert list(t["the rule's verdict"]) == ["reproduced", "not reproduced"]
     assert list(t["low end"]) == ["+10.0", "-30.0"]
     v = {**good, "gain_raw": 0.2, "gain_raw_hi": 0.3}
-    assert features.control_table("A1", {"x": v}, {"gain_raw": "g"})["g"].iloc[0] == "+20.0 [+10.0, +30.0]"
+    assert claims.control_table("A1", {"x": v}, {"gain_raw": "g"})["g"].iloc[0] == "+20.0 [+10.0, +30.0]"
 
 
 @requires_data
 def test_supervised_epochs_visit_every_image_once_per_epoch_and_mnist_tasks(tmp_path):
-    from mamlscope import data, meta, profiles
+    from mamlscope.core import data, meta
+    from mamlscope.training import profiles
 
     cfg = profiles.load("cpu").features_supervised
     seen = torch.cat([cfg.batch_indices(s, 60_000) for s in range(235)])

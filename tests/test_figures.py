@@ -1,8 +1,8 @@
 """Figures drawn for the page (issue 24).
 
-Every figure function of :mod:`mamlscope.plots` is drawn from small synthetic inputs (stand-ins
+Every figure function of :mod:`mamlscope.publish.plots` is drawn from small synthetic inputs (stand-ins
 for what the chapters pass) and must fit the book's column: at most 9 in wide, 150 dpi or more,
-its smallest text at least 9 px tall once shown in the column (:func:`mamlscope.plots.readability`),
+its smallest text at least 9 px tall once shown in the column (:func:`mamlscope.publish.plots.readability`),
 one legend at most (exactly one where there are lines to name), every line's colour and style
 named by it, and tick labels that neither overlap nor leave an axis with fewer than three.
 
@@ -30,9 +30,9 @@ from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from mamlscope import plots  # noqa: E402
-from mamlscope.representations import FinetuneChange, InnerVsMeta, MetaChange, SupervisedChange  # noqa: E402
-from mamlscope.reuse import BeforeAfter  # noqa: E402
+from mamlscope.measure.representations import FinetuneChange, InnerVsMeta, MetaChange, SupervisedChange  # noqa: E402
+from mamlscope.measure.reuse import BeforeAfter  # noqa: E402
+from mamlscope.publish import plots  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -46,7 +46,7 @@ MAX_LEGEND_ENTRIES = 12
 # ---- synthetic inputs: the attributes each figure function reads ---------------------------
 
 class FakeRun:
-    """What :func:`plots.learning_curves` reads of a :class:`mamlscope.runs.Run`: ``metrics()``."""
+    """What :func:`plots.learning_curves` reads of a :class:`mamlscope.core.runs.Run`: ``metrics()``."""
 
     def __init__(self, seed: int):
         rng = np.random.default_rng(seed)
@@ -312,7 +312,7 @@ REFERENCE = r"\{numref\}`(?:[^`<]*<)?%s>?`|\{ref\}`(?:[^`<]*<)?%s>?`|\]\(#%s\)"
 
 
 def figure_cells(text: str) -> list[dict]:
-    """The code cells of a MyST notebook that call a figure function of :mod:`mamlscope.plots`,
+    """The code cells of a MyST notebook that call a figure function of :mod:`mamlscope.publish.plots`,
     each with the figure options of its ``mystnb`` metadata."""
     calls = re.compile(r"\bplots\.(%s)\(" % "|".join(sorted(drawing_functions())))
     out = []

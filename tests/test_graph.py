@@ -1,11 +1,11 @@
-"""The book as one graph (mamlscope.graph): ranks, the predicted wall time, and the dependencies of
+"""The book as one graph (mamlscope.publish.graph): ranks, the predicted wall time, and the dependencies of
 pages on runs and of summary pages on chapters."""
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from mamlscope import graph
+from mamlscope.publish import graph
 
 
 @dataclass

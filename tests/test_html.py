@@ -27,9 +27,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from mamlscope import claims, scorecard
-from mamlscope.rerun import chapters, summary_pages
-
+from mamlscope.publish import scorecard
+from mamlscope.publish.notebooks import chapters, summary_pages
+from mamlscope.verdict import claims
 
 pytestmark = pytest.mark.book  # executes chapters or builds the HTML: `make test-quick` skips it
 
@@ -174,7 +174,7 @@ def test_notebook_carries_its_outputs(name):
     """The book shows committed outputs: every code cell ran, none raised."""
     cells = [c for c in notebook(name)["cells"] if c["cell_type"] == "code"]
     unrun = [i for i, c in enumerate(cells) if c.get("execution_count") is None]
-    assert not unrun, f"book/{name}.ipynb: code cells {unrun} were not executed: run make book (or python -m mamlscope.rerun {name})"
+    assert not unrun, f"book/{name}.ipynb: code cells {unrun} were not executed: run make book (or python -m mamlscope rerun {name})"
     errors = [o.get("ename") for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"book/{name}.ipynb carries errors {errors}"
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from mamlscope.data import Task
-from mamlscope.inner import InnerLoop, adapt, query_loss
-from mamlscope.models import MLP, Conv4
+from mamlscope.core.data import Task
+from mamlscope.core.inner import InnerLoop, adapt, query_loss
+from mamlscope.core.models import MLP, Conv4
 
 
 def toy_tasks(n_tasks=3, n_way=3, shots=2, queries=2, size=12, seed=0):
@@ -70,7 +70,7 @@ def _meta_loss(model, params, tasks, inner):
 @pytest.mark.parametrize("adapt_spec", ["all", "head"])
 def test_second_order_meta_gradient_matches_finite_differences(float64, adapt_spec):
     # softplus, not ReLU: with ReLU the inner-loop gradient jumps at kinks, so the meta-loss is
-    # discontinuous and finite differences are meaningless (see mamlscope.models.Conv4)
+    # discontinuous and finite differences are meaningless (see mamlscope.core.models.Conv4)
     torch.manual_seed(1)
     model = Conv4(n_way=3, filters=3, image_size=12, activation="softplus").double()
     tasks = toy_tasks(n_tasks=2, seed=1)

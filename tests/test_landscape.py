@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
-
-from mamlscope import landscape, stats
-from mamlscope.evaluate import per_task_scores
-from mamlscope.inner import InnerLoop, adapt, model_params
-from mamlscope.models import Conv4
-
 from conftest import requires_data
 from test_inner import toy_tasks
+from torch.func import functional_call
+
+from mamlscope import stats
+from mamlscope.core.evaluate import per_task_scores
+from mamlscope.core.inner import InnerLoop, adapt, model_params
+from mamlscope.core.models import Conv4
+from mamlscope.measure import landscape
 
 
 def _setup():
@@ -73,7 +73,7 @@ def test_representation_coherence_uses_each_tasks_batch(float64):
 def test_finetune_start_keeps_the_body_and_draws_a_new_head(tmp_path):
     import dataclasses
 
-    from mamlscope import meta
+    from mamlscope.core import meta
 
     cfg = meta.SupervisedConfig(dataset="mnist", filters=4, batch_size=8, steps=2, checkpoint_every=2,
                                 log_checkpoints=False, log_every=1)
@@ -94,8 +94,8 @@ def test_finetune_start_keeps_the_body_and_draws_a_new_head(tmp_path):
 
 def test_signals_for_regression_use_the_mse_and_report_minus_mse(float64):
     """Sinusoid runs ([L] §5.3.1): the support loss is the MSE, the score −MSE on the queries."""
-    from mamlscope.data import SinusoidTasks
-    from mamlscope.models import MLP
+    from mamlscope.core.data import SinusoidTasks
+    from mamlscope.core.models import MLP
 
     torch.manual_seed(0)
     m = MLP(hidden=(5, 5), activation="softplus").double()
@@ -245,7 +245,7 @@ def test_uniform_steps_drop_the_log_spaced_checkpoints():
 
 
 def _judge(claim_id, fn, *args):
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     controls = ("error_rate",) if claim_id == "L1" else tuple(landscape.CONTROLS)
     v, nulls = landscape.with_nulls(fn, *args, controls=controls)
@@ -253,7 +253,7 @@ def _judge(claim_id, fn, *args):
 
 
 def _tasks_zero_mse(mse_zero):
-    from mamlscope.data import Task
+    from mamlscope.core.data import Task
 
     y = torch.full((1, 4, 1), math.sqrt(mse_zero))
     return Task(torch.zeros(1, 4, 1), y, torch.zeros(1, 4, 1), y)
@@ -296,7 +296,7 @@ def test_every_rule_is_not_reproduced_when_every_decisive_check_fails():
     sin = _overfitting_run([-(1 - a) for a in ACC], score=[-(1 - a) for a in ACC])
     sin["gradient_coherence"] = [(1 - a) for a in ACC]
     cases["L4"] = (landscape.sinusoid_values, (sin, _tasks_zero_mse(10.0)))
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     for claim_id, (fn, args) in cases.items():
         r = _judge(claim_id, fn, *args)
@@ -318,7 +318,7 @@ def test_preconditions_make_the_rules_inconclusive():
 
 
 def test_null_envelope_takes_each_checks_most_favourable_control():
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     v = {"rho_after_lo": {"a": 0.5}, "vs_step_lo": {"a": 0.2}, "vs_support_lo": {"a": 0.1}, "rho_up": {"a": 1.0},
          "series": {}, "controls": {}}
@@ -354,7 +354,8 @@ def test_representation_coherence_jackknife_leaves_out_whole_tasks():
 
 @requires_data
 def test_run_signals_caches_each_checkpoint_and_measures_the_finetune_baseline(tmp_path, monkeypatch):
-    from mamlscope import meta, profiles
+    from mamlscope.core import meta
+    from mamlscope.training import profiles
 
     P = profiles.load("smoke")
     run = meta.train(P.landscape_5w1s, root=tmp_path)
@@ -376,7 +377,7 @@ def test_run_signals_caches_each_checkpoint_and_measures_the_finetune_baseline(t
 
 
 def test_landscape_profiles_keep_the_papers_inner_loop_and_disjoint_sinusoid_ranges():
-    from mamlscope import profiles
+    from mamlscope.training import profiles
 
     for name in profiles.PROFILES:
         P = profiles.load(name)

@@ -7,7 +7,7 @@ import psutil
 import pytest
 from jupyter_client.manager import KernelManager
 
-from mamlscope import schedule
+from mamlscope.training import schedule
 
 
 def listeners(pid: int) -> set[tuple[str, int]]:

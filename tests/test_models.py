@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from mamlscope.models import MLP, Conv4, adapted_parameter_names, build_model
+from mamlscope.core.models import MLP, Conv4, adapted_parameter_names, build_model
 
 
 def test_conv4_activations_by_name():

@@ -21,11 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from mamlscope.rerun import chapters
-from mamlscope.runs import run_dir
 from conftest import requires_data
 
+from mamlscope.core.runs import run_dir
+from mamlscope.publish.notebooks import chapters
 
 pytestmark = pytest.mark.book  # executes chapters or builds the HTML: `make test-quick` skips it
 
@@ -72,7 +71,7 @@ def test_golden_is_clean(chapter):
 
 
 def test_source_hash_covers_code_cells_only(tmp_path, monkeypatch):
-    from mamlscope import notebooks
+    from mamlscope.publish import notebooks
 
     nb = {"metadata": {}, "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "# Title"},
@@ -160,14 +159,14 @@ def test_chapter_reproduces_its_golden(chapter, environment, tmp_path):
         f"{chapter} at the smoke profile ({environment} environment {ENVIRONMENTS[environment]}) no "
         f"longer prints what tests/goldens/{chapter}.ipynb recorded (if the change is intended: make "
         f"goldens):\n{proc.stdout[-12000:]}\n{proc.stderr[-3000:]}")
-    # the runs it trained are the ones mamlscope.plan declares for it
-    from mamlscope import plan, profiles
+    # the runs it trained are the ones mamlscope.training.plan declares for it
+    from mamlscope.training import plan, profiles
 
     trained = {p.name for p in (tmp_path / "mamlscope-cache" / "runs").iterdir()}
     declared = {run_dir(cfg).name for cfg in plan.chapter_runs(profiles.load("smoke"), chapter)}
-    assert trained == declared, (f"{chapter} trained {sorted(trained - declared)} not declared in mamlscope.plan, "
+    assert trained == declared, (f"{chapter} trained {sorted(trained - declared)} not declared in mamlscope.training.plan, "
                                  f"and did not train {sorted(declared - trained)} that it declares")
-    # every chapter ends with verdicts recorded through mamlscope.results
+    # every chapter ends with verdicts recorded through mamlscope.verdict.results
     recorded = list((tmp_path / "mamlscope-results" / "smoke").glob("*.json"))
     assert recorded, f"{chapter} recorded no verdict"
     for path in recorded:

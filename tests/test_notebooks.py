@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mamlscope import notebooks
-from mamlscope.rerun import chapters, summary_pages
+from mamlscope.publish import notebooks
+from mamlscope.publish.notebooks import chapters, summary_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = chapters(ROOT) + summary_pages(ROOT)
@@ -64,7 +64,7 @@ def test_carry_moves_prose_and_tags_and_keeps_every_output(tmp_path):
 
     import nbformat
 
-    from mamlscope import notebooks
+    from mamlscope.publish import notebooks
 
     chapter = "01_maml_on_omniglot"
     (tmp_path / "book").mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mamlscope.rerun import chapters, summary_pages
+from mamlscope.publish.notebooks import chapters, summary_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ([ROOT / "book" / f"{c}.ipynb" for c in chapters(ROOT) + summary_pages(ROOT)]

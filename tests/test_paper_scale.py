@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mamlscope import paper_scale
-from mamlscope.runs.__main__ import main as runs_main
+from mamlscope.publish import paper_scale
+from mamlscope.training import plan
+from mamlscope.training.cli import main as runs_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def test_the_committed_page_is_what_the_records_give():
 
 def test_a_recorded_device_gets_hours_per_chapter_and_an_unrecorded_one_says_so(tmp_path):
     shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("results"))
-    path = paper_scale.write_cost(paper_scale.cost_path("cpu", tmp_path), _frame(), "paper", "cpu", 2)
+    path = plan.write_cost(paper_scale.cost_path("cpu", tmp_path), _frame(), "paper", "cpu", 2)
     record = json.loads(path.read_text())
     assert record["threads"] == 2 and record["runs"][0]["chapters"][1] == "04_rapid_learning_or_feature_reuse"
     chapters = paper_scale.by_chapter(record)

@@ -1,9 +1,9 @@
 """Every parameter a notebook's `parameters` cell assigns is one papermill sees, with its default
 and a description: `papermill --help-notebook book/<name>.ipynb` lists it, and
-`python -m mamlscope.rerun <name> -p <parameter>=...` accepts it.
+`python -m mamlscope rerun <name> -p <parameter>=...` accepts it.
 
 papermill reads annotations with a regular expression that knows no `|`: a parameter annotated
-`int | None` is silently dropped (and then refused by mamlscope.rerun as unknown). Annotate it
+`int | None` is silently dropped (and then refused by mamlscope.publish.rerun as unknown). Annotate it
 `Optional[int]`, with `from typing import Optional` at the top of the cell.
 """
 import ast
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mamlscope.rerun import chapters, summary_pages
+from mamlscope.publish.notebooks import chapters, summary_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,11 @@
-"""mamlscope.plan: the runs each chapter declares (checked against what the chapters train in
+"""mamlscope.training.plan: the runs each chapter declares (checked against what the chapters train in
 tests/test_nbval.py), listed without executing a notebook."""
 import pytest
-
-from mamlscope import plan, profiles
-from mamlscope.rerun import chapters
-from mamlscope.runs import run_dir
-
 from test_nbval import ROOT
+
+from mamlscope.core.runs import run_dir
+from mamlscope.publish.notebooks import chapters
+from mamlscope.training import plan, profiles
 
 
 def test_every_chapter_declares_its_runs():
@@ -39,7 +38,7 @@ def test_swapped_sinusoid_exchanges_the_ranges():
 
 
 def test_cli_prints_the_plan(capsys, tmp_path, monkeypatch):
-    from mamlscope.runs.__main__ import main
+    from mamlscope.training.cli import main
 
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
     assert main(["plan", "--profile", "smoke", "01_maml_on_omniglot", "--estimate"]) == 0
@@ -63,7 +62,7 @@ def test_settings_and_status(tmp_path):
 
 
 def test_estimates_time_each_step_and_total_by_chapter(tmp_path):
-    from mamlscope import meta
+    from mamlscope.core import meta
 
     cfg = profiles.load("smoke").omniglot_5w1s
     est = meta.estimate(cfg, steps=3)
@@ -80,7 +79,7 @@ def test_estimates_time_each_step_and_total_by_chapter(tmp_path):
 def test_plan_refuses_a_missing_gpu_before_timing(capsys):
     import torch
 
-    from mamlscope.runs.__main__ import main
+    from mamlscope.training.cli import main
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here")

@@ -2,12 +2,12 @@ import dataclasses
 import json
 
 import pytest
-
-from conftest import LEVELLED
 import torch
+from conftest import LEVELLED
 
-from mamlscope import claims, profiles, results
-from mamlscope.results import AllChecks, Check, MatchesPaper
+from mamlscope.training import profiles
+from mamlscope.verdict import claims, results
+from mamlscope.verdict.results import AllChecks, Check, MatchesPaper
 
 
 def test_unknown_profile_lists_valid_ones():
@@ -153,7 +153,7 @@ def test_alternative_recipe_swaps_loss_and_network_only():
 
 
 def test_knee_step():
-    from mamlscope import report
+    from mamlscope.publish import report
 
     class FakeRun:
         def metrics(self):

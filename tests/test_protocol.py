@@ -1,9 +1,9 @@
-"""The verdict protocol (mamlscope.results.Protocol, mamlscope.claims.judge): decisive checks,
+"""The verdict protocol (mamlscope.verdict.results.Protocol, mamlscope.verdict.claims.judge): decisive checks,
 secondary checks, and a negative control the rule must reject."""
 import pytest
 
-from mamlscope import claims, results
-from mamlscope.results import Check, Protocol
+from mamlscope.verdict import claims, results
+from mamlscope.verdict.results import Check, Protocol
 
 RULE = Protocol(decisive=(Check("gain over raw pixels: CI lower bound > 0", "gain_lo", ">", 0.0),),
                 secondary=(Check("also in the 2-D plane", "plane_gain_lo", ">", 0.0),),
@@ -65,7 +65,7 @@ import copy  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from mamlscope.results import lookup  # noqa: E402
+from mamlscope.verdict.results import lookup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book" / "results" / "cpu"

@@ -2,10 +2,11 @@
 import json
 
 import pytest
-
-from mamlscope import profiles, recipes, runs
-
 from conftest import ROOT
+
+from mamlscope.core import runs
+from mamlscope.studies import recipes
+from mamlscope.training import profiles
 
 
 def _row(acc, run="r"):
@@ -38,7 +39,7 @@ def test_record_merges_and_reads_back(results_dir, tmp_path, monkeypatch):
     assert set(rec["rows"]) == {"20w-mean", "20w-finn", "5w-mean", "5w-finn"}
     assert rec["choice"] == {"5w": "finn", "20w": "mean"}
     assert recipes.load_record("cpu") == rec
-    assert "python -m mamlscope.recipes --profile cpu" in recipes.provenance(rec)
+    assert "python -m mamlscope recipes --profile cpu" in recipes.provenance(rec)
     assert recipes.load_record("smoke") is None
     t = recipes.show_record("cpu", settings=("20w",))
     assert list(t.index) == ["20w-mean", "20w-finn"] and t.loc["20w-finn", "accuracy (%)"] == "51.0 ± 0.4 (600 tasks)"
@@ -79,7 +80,7 @@ def _acc(mean, ci=0.004):
 
 
 def test_error_rate_band_is_relative_to_the_papers_error():
-    from mamlscope.results import MatchesPaper
+    from mamlscope.verdict.results import MatchesPaper
 
     rule = MatchesPaper(0.987, 0.004, partly_error_ratio=1.5)  # paper error 1.3% → partly down to 98.05%
     assert rule.judge(_acc(0.984))[0] == "reproduced"            # CIs overlap
@@ -94,7 +95,7 @@ def test_error_rate_band_is_relative_to_the_papers_error():
 
 @pytest.mark.parametrize("claim_id, paper", [("F1", 0.987), ("F2", 0.958)])
 def test_f1_f2_bands_and_not_reproduced_when_every_check_fails(claim_id, paper):
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     err = 1 - paper
     judge = lambda m, ci=0.002: claims.judge(claim_id, _acc(m, ci), "t")  # noqa: E731

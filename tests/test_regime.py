@@ -1,4 +1,4 @@
-"""The regime trial (mamlscope.regime): chunks of a long run end at checkpoints and give the
+"""The regime trial (mamlscope.studies.regime): chunks of a long run end at checkpoints and give the
 uninterrupted run's weights; shipped checkpoints restore on another machine and are verified by
 their SHA-256; the levelling rule and the choice follow the module's stated rule."""
 import json
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from mamlscope import meta, regime
-from mamlscope.runs import Run
 from conftest import requires_data
 from test_runs import TINY
+
+from mamlscope.core import meta
+from mamlscope.core.runs import Run
+from mamlscope.studies import regime
 
 
 @requires_data
@@ -95,7 +96,7 @@ def test_the_record_waits_for_enough_checkpoints(tmp_path, monkeypatch):
 
 def test_the_shipped_checkpoints_match_their_manifests():
     """CI checks the committed long-run files by their SHA-256 (retraining a chunk to compare the
-    weights is a command: python -m mamlscope.regime verify, then train from the previous one)."""
+    weights is a command: python -m mamlscope regime verify, then train from the previous one)."""
     shipped = Path(__file__).resolve().parents[1] / regime.SHIPPED
     manifests = sorted(shipped.glob("*/manifest.json"))
     assert manifests, f"no shipped run under {shipped}"

@@ -4,14 +4,13 @@ import dataclasses
 
 import pytest
 import torch
-from torch.func import functional_call
-
-from mamlscope import meta
-from mamlscope.inner import InnerLoop, adapt, coherence_correction, query_loss, query_loss_func
-from mamlscope.models import Conv4
-
 from conftest import requires_data
 from test_inner import toy_tasks
+from torch.func import functional_call
+
+from mamlscope.core import meta
+from mamlscope.core.inner import InnerLoop, adapt, coherence_correction, query_loss, query_loss_func
+from mamlscope.core.models import Conv4
 
 
 def _batch(b=4, shapes=((3, 2), (5,)), seed=0):
@@ -138,7 +137,7 @@ def test_a_regularised_run_trains_and_differs_from_plain(tmp_path):
 def test_seed_interval_is_a_t_interval():
     from scipy import stats
 
-    from mamlscope.regulariser import seed_interval
+    from mamlscope.measure.regulariser import seed_interval
 
     m, lo, hi = seed_interval([0.01, 0.02, 0.03])
     half = stats.t.ppf(0.975, 2) * 0.01 / 3 ** 0.5
@@ -148,7 +147,7 @@ def test_seed_interval_is_a_t_interval():
 
 def _comparison(plain_acc, reg_acc, n=60, seed=0):
     """Per-task accuracies with the given means per seed (tasks of equal difficulty spread)."""
-    from mamlscope.regulariser import Comparison
+    from mamlscope.measure.regulariser import Comparison
 
     g = torch.Generator().manual_seed(seed)
     noise = {s: 0.05 * torch.randn(n, generator=g, dtype=torch.float64) for s in range(len(plain_acc))}
@@ -159,7 +158,7 @@ def _comparison(plain_acc, reg_acc, n=60, seed=0):
 def _curves(final, rise, seeds=3, steps=500, noise=0.0, seed=0):
     """Held-out learning curves on the cpu profile's checkpoint grid, rising linearly by ``rise``
     over the last 40% of training up to ``final`` (plus Gaussian ``noise``)."""
-    from mamlscope.meta import checkpoint_steps
+    from mamlscope.core.meta import checkpoint_steps
 
     g = torch.Generator().manual_seed(seed)
     out = {}
@@ -181,7 +180,7 @@ def _values(comp, plain_rise=0.0, reg_rise=0.0, noise=0.002):
 
 
 def _judge(comp, **kw):
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     return claims.judge("L6", _values(comp, **kw), "t", null_values=comp.shuffled().claim_values("toy", 0.5),
                         seeds=comp.seed_record())
@@ -209,7 +208,7 @@ def test_levelled_off_precondition_on_rising_and_flat_curves():
 
 
 def test_l6_rule_on_consistent_small_and_absent_improvements():
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     good = _comparison([0.90, 0.91, 0.89], [0.92, 0.93, 0.915])
     v = good.claim_values("toy", 0.5)
@@ -245,7 +244,7 @@ def test_l6_not_reproduced_when_its_decisive_check_fails_and_error_text_says_inc
 def test_l6_control_shuffles_arms_per_task_and_the_rule_rejects_it():
     """The control keeps every task's pair of scores (only which arm holds which is random) and
     is judged by the same rule; a strong, consistent improvement is rejected once shuffled."""
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     good = _comparison([0.90, 0.91, 0.89], [0.95, 0.96, 0.94], n=200)
     null = good.shuffled(seed=0)
@@ -267,7 +266,7 @@ def test_l6_control_shuffles_arms_per_task_and_the_rule_rejects_it():
 
 
 def test_tables_show_the_precondition_and_the_control_beside_the_measurement():
-    from mamlscope import regulariser
+    from mamlscope.measure import regulariser
 
     good = _comparison([0.90, 0.91, 0.89], [0.92, 0.93, 0.915])
     t = regulariser.rise_table(_values(good, plain_rise=0.06))
@@ -278,7 +277,7 @@ def test_tables_show_the_precondition_and_the_control_beside_the_measurement():
 
 
 def test_compare_and_sweep_refuse_mismatched_inputs():
-    from mamlscope import regulariser
+    from mamlscope.measure import regulariser
 
     with pytest.raises(ValueError, match="same seeds"):
         regulariser.compare({0: None, 1: None}, {0: None}, 10)
@@ -289,10 +288,11 @@ def test_compare_and_sweep_refuse_mismatched_inputs():
 def test_nudge_ratio_by_hand_and_its_scale_with_the_inner_step():
     from dataclasses import replace as _replace
 
-    from mamlscope import regulariser as reg
-    from mamlscope.inner import InnerLoop, adapt
-    from mamlscope.models import Conv4
     from test_inner import toy_tasks
+
+    from mamlscope.core.inner import InnerLoop, adapt
+    from mamlscope.core.models import Conv4
+    from mamlscope.measure import regulariser as reg
 
     torch.manual_seed(0)
     model = Conv4(n_way=3, filters=4, image_size=12)
@@ -317,7 +317,8 @@ def test_nudge_ratio_by_hand_and_its_scale_with_the_inner_step():
 
 @requires_data
 def test_nudge_table_on_a_float64_smoke_run(tmp_path, monkeypatch):
-    from mamlscope import profiles, regulariser as reg
+    from mamlscope.measure import regulariser as reg
+    from mamlscope.training import profiles
 
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path / "cache"))
     P = profiles.load("smoke")

@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import LEVELLED
 
-from mamlscope import claims, notebooks, replicate, results, scorecard
+from mamlscope.publish import notebooks, scorecard
+from mamlscope.studies import replicate
+from mamlscope.verdict import attached, claims, results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,7 @@ def _write(folder: Path, claim_id: str, verdict: str, measured: str = "m") -> No
 
 
 def test_every_replicated_claim_is_measured_on_the_20_way_run_and_its_chapter_takes_the_seed():
-    for c in replicate.CLAIMS:
+    for c in attached.REPLICATED:
         assert c == "F2" or claims.CLAIMS[c].depends_on == "F2" or c == "A1c", c
     for page in replicate.chapters():
         params = notebooks.parameters(ROOT, page)
@@ -29,18 +30,18 @@ def test_every_replicated_claim_is_measured_on_the_20_way_run_and_its_chapter_ta
 
 
 def test_attach_says_whether_the_replica_agrees(results_dir):
-    assert replicate.attach("G4", "not reproduced", "cpu") == {}  # nothing recorded
-    _write(replicate.replica_root("cpu", 1), "G4", "reproduced", "ratio 1.2")
-    got = replicate.attach("G4", "not reproduced", "cpu")
+    assert attached.replication("G4", "not reproduced", "cpu") == {}  # nothing recorded
+    _write(attached.replica_root("cpu", 1), "G4", "reproduced", "ratio 1.2")
+    got = attached.replication("G4", "not reproduced", "cpu")
     assert got == {"seed 1": {"verdict": "reproduced", "measured": "ratio 1.2"}, "agrees": False}
-    assert replicate.attach("G4", "reproduced", "cpu")["agrees"] is True
-    assert replicate.attach("L6", "reproduced", "cpu") == {}  # not measured on the 20-way run
+    assert attached.replication("G4", "reproduced", "cpu")["agrees"] is True
+    assert attached.replication("L6", "reproduced", "cpu") == {}  # not measured on the 20-way run
     text = scorecard.seeds_text({"n": 1}, got)
     assert "seed 1: reproduced" in text and "one-seed verdict" in text
 
 
 def test_a_recorded_claim_carries_the_replica_and_rejudge_covers_the_replica(results_dir):
-    _write(replicate.replica_root("cpu", 1), "F2", "reproduced")
+    _write(attached.replica_root("cpu", 1), "F2", "reproduced")
     r = claims.record("F2", {"mean": 0.5, "ci95": 0.01, "n_tasks": 600}, "cpu", run=LEVELLED)
     assert r.verdict == "not reproduced"  # 50% against Finn et al.'s 95.8%
     assert r.replication["seed 1"]["verdict"] == "reproduced"

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from mamlscope import representations as R
-from mamlscope.data import Task
-from mamlscope.inner import InnerLoop
+from mamlscope import stats
+from mamlscope.core.data import Task
+from mamlscope.core.inner import InnerLoop
+from mamlscope.core.models import Conv4
+from mamlscope.measure import representations as R
 from mamlscope.metrics import compare_rdms, rdm
-from mamlscope.models import Conv4
 
 
 def _toy(n_tasks=3, seed=0):
@@ -82,13 +83,13 @@ def test_inner_vs_meta(model):
 def test_ratio_interval_resamples_checkpoints_and_tasks():
     meta = np.array([0.1, 0.1, 0.1])
     inner = np.full((4, 5), 0.3)
-    assert R.ratio_interval(meta, inner) == pytest.approx((3.0, 3.0, 3.0))   # no spread: no width
+    assert stats.bootstrap_ratio(meta, inner) == pytest.approx((3.0, 3.0, 3.0))   # no spread: no width
     rng = np.random.default_rng(1)
     noisy_meta, noisy_inner = 0.1 + 0.05 * rng.random(4), 0.1 + 0.1 * rng.random((5, 4))
-    est, lo, hi = R.ratio_interval(noisy_meta, noisy_inner)
-    assert lo < est < hi and (est, lo, hi) == R.ratio_interval(noisy_meta, noisy_inner)  # seeded
+    est, lo, hi = stats.bootstrap_ratio(noisy_meta, noisy_inner)
+    assert lo < est < hi and (est, lo, hi) == stats.bootstrap_ratio(noisy_meta, noisy_inner)  # seeded
     # a weak effect: inner ≈ meta, the interval includes 1 (so G4's rule fails)
-    _, lo, hi = R.ratio_interval(noisy_meta, noisy_meta.mean() + 0.05 * rng.standard_normal((5, 4)))
+    _, lo, hi = stats.bootstrap_ratio(noisy_meta, noisy_meta.mean() + 0.05 * rng.standard_normal((5, 4)))
     assert lo < 1 < hi
 
 

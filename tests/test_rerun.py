@@ -1,4 +1,4 @@
-"""Reruns that cannot damage the book (``python -m mamlscope.rerun``).
+"""Reruns that cannot damage the book (``python -m mamlscope rerun``).
 
 * Bad input is refused before any kernel starts, in seconds, with a one-line error and no
   traceback, and ``book/`` stays byte-identical (profile, parameter names, types, ranges, device,
@@ -22,9 +22,9 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-
-from mamlscope import parameters, rerun
 from conftest import requires_data
+
+from mamlscope.publish import notebooks, parameters, rerun
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -40,7 +40,7 @@ def run_cli(args, env_extra=None, workdir=None, timeout=120, root=None):
     env = make_goldens.isolated_env(workdir)
     env.pop("MAMLSCOPE_RESULTS")  # in place: records would go to the project's book/results
     env.update(env_extra or {})
-    code = ("import sys; from mamlscope import rerun; "
+    code = ("import sys; from mamlscope.publish import rerun; "
             f"sys.exit(rerun.main(sys.argv[1:], root={str(root)!r} if {root is not None} else None))")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True,
@@ -146,15 +146,13 @@ def test_parameter_types_and_ranges():
     assert "held-out task must not be" in parameters.check(declared, {"eval_task": 2}, "03")[0]
 
 
-@pytest.mark.parametrize("name", rerun.chapters(ROOT) + rerun.summary_pages(ROOT))
+@pytest.mark.parametrize("name", notebooks.chapters(ROOT) + notebooks.summary_pages(ROOT))
 def test_every_integer_parameter_has_a_range(name):
-    from mamlscope import notebooks
-
     for parameter, info in notebooks.parameters(ROOT, name).items():
         types, _ = parameters._base_types(info["inferred_type_name"] or "")
         if "int" in types:
             assert parameter in parameters.MINIMUM, (
-                f"{name}: the int parameter {parameter!r} has no entry in mamlscope.parameters.MINIMUM")
+                f"{name}: the int parameter {parameter!r} has no entry in mamlscope.publish.parameters.MINIMUM")
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +180,7 @@ pid_file: str = ""     # where to write the kernel's pid
 
 ```{{code-cell}} ipython3
 import os, time
-from mamlscope import results
+from mamlscope.verdict import results
 folder = results.results_root() / profile
 folder.mkdir(parents=True, exist_ok=True)
 (folder / "{claim}.json").write_text('{{"new": true}}')
@@ -243,7 +241,7 @@ def _start(project, tmp_path, chapter_args):
     # Ctrl-C as in a terminal: SIGINT raises KeyboardInterrupt even if this test runs where it is
     # ignored (a shell's background job passes SIG_IGN on to its children)
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from mamlscope import rerun; "
+            "from mamlscope.publish import rerun; "
             f"sys.exit(rerun.main(sys.argv[1:], root={str(project)!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code, *chapter_args, "-p", f"pid_file={pid_file}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -291,7 +289,7 @@ def test_a_killed_kernel_leaves_the_book_intact(project, tmp_path):
 @requires_data
 @pytest.mark.slow
 def test_chapter_killed_mid_training_leaves_the_book_byte_identical_and_resumes(tmp_path):
-    from mamlscope.runs import checkpoint_steps
+    from mamlscope.core.runs import checkpoint_steps
 
     project = tmp_path / "project"
     project.mkdir()
@@ -300,7 +298,7 @@ def test_chapter_killed_mid_training_leaves_the_book_byte_identical_and_resumes(
     before = tree_digest(project / "book")
     env = make_goldens.isolated_env(tmp_path)
     env["MAMLSCOPE_RESULTS"] = str(project / "book" / "results")
-    code = ("import sys; from mamlscope import rerun; "
+    code = ("import sys; from mamlscope.publish import rerun; "
             f"sys.exit(rerun.main(sys.argv[1:], root={str(project)!r}))")
     proc = subprocess.Popen([sys.executable, "-c", code, "01_maml_on_omniglot", "--profile", "smoke",
                              "--in-place", "-p", "train_steps=100000"], cwd=ROOT, env=env,

@@ -3,13 +3,12 @@ import math
 
 import pytest
 import torch
-
-from mamlscope import reuse
-from mamlscope.evaluate import per_task_scores
-from mamlscope.inner import InnerLoop, adapt, model_params
-from mamlscope.models import Conv4
-
 from test_inner import toy_tasks
+
+from mamlscope.core.evaluate import per_task_scores
+from mamlscope.core.inner import InnerLoop, adapt, model_params
+from mamlscope.core.models import Conv4
+from mamlscope.measure import reuse
 
 
 def _model(seed=0):
@@ -236,7 +235,7 @@ def test_before_after_with_unrelated_networks_gives_floor_and_null():
 
 
 def test_anil_with_higher_adapts_only_the_head_and_agrees_with_func(float64):
-    from mamlscope.inner import query_loss
+    from mamlscope.core.inner import query_loss
 
     m, tasks = _model().double(), toy_tasks(n_tasks=2)
     tasks = tasks.to("cpu", torch.float64)
@@ -296,8 +295,8 @@ def _r_values(good: bool) -> dict:
 
 @pytest.mark.parametrize("claim_id", ["R1", "R2", "R3", "R4", "R5"])
 def test_r_rules_reject_their_null_and_fail_when_the_decisive_checks_fail(claim_id):
-    from mamlscope import claims
-    from mamlscope.results import Protocol
+    from mamlscope.verdict import claims
+    from mamlscope.verdict.results import Protocol
 
     rule = claims.claim(claim_id).rule
     assert isinstance(rule, Protocol)
@@ -317,7 +316,7 @@ def test_r3_is_not_partly_when_only_freezing_conv1_is_free():
     """The defect this rule fixes: freezing conv1 costs nothing for any network; the
     head-only row carries the claim, so its failure is *not reproduced* whatever the
     other rows say."""
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     v = _r_values(True)["R3"]
     v = {**v, "head_only_diff_lo": -0.66}
@@ -330,14 +329,14 @@ def test_r4_head_check_is_against_the_floor_not_a_raw_threshold():
     """A head SVCCA of 0.45 with unrelated heads at 0.40 is not evidence that the head
     changed less than a threshold of 0.5 says; the rule reads the excess over the floor.
     """
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     v = {**_r_values(True)["R4"], "head_cca": 0.45, "head_cca_hi": 0.46, "head_excess_hi": 0.7}
     assert claims.judge("R4", v, "smoke", null_values=_r_values(False)["R4"]).verdict == "not reproduced"
 
 
 def test_r5_decisive_is_nil_after_anil_training():
-    from mamlscope import claims
+    from mamlscope.verdict import claims
 
     v = _r_values(True)["R5"]
     null = _r_values(False)["R5"]

@@ -5,10 +5,10 @@ import json
 
 import pytest
 import torch
-
-from mamlscope import meta
-from mamlscope.runs import CorruptCheckpointError, Run, RunConfigMismatch, config_hash
 from conftest import requires_data
+
+from mamlscope.core import meta
+from mamlscope.core.runs import CorruptCheckpointError, Run, RunConfigMismatch, config_hash
 
 TINY = meta.MetaConfig(n_way=3, filters=4, meta_batch=2, q_query=1, steps=6, checkpoint_every=3,
                        log_every=2, curve_tasks=3, log_checkpoints=False)

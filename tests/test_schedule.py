@@ -1,4 +1,4 @@
-"""Training on a real Dask LocalCluster (mamlscope.schedule): concurrent runs equal sequential
+"""Training on a real Dask LocalCluster (mamlscope.training.schedule): concurrent runs equal sequential
 ones at the same thread count, a killed worker's run resumes to the uninterrupted result, a
 duplicate request trains once, and the batch-job script carries the resources asked for."""
 import json
@@ -12,9 +12,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mamlscope import meta, profiles, schedule
-from mamlscope.plan import Planned
-from mamlscope.runs import Run, run_dir
+from mamlscope.core import meta
+from mamlscope.core.runs import Run, run_dir
+from mamlscope.training import profiles, schedule
+from mamlscope.training.plan import Planned
 
 pytestmark = pytest.mark.slow
 
@@ -140,7 +141,7 @@ def test_estimates_are_positive_and_grow_with_steps():
 
 def test_cli_trains_a_chapters_runs_with_plain_logs(tmp_path):
     env = {**os.environ, "MAMLSCOPE_CACHE": str(tmp_path)}
-    cmd = [sys.executable, "-m", "mamlscope.runs", "train", "--profile", "smoke", "06_coherence_regulariser",
+    cmd = [sys.executable, "-m", "mamlscope", "runs", "train", "--profile", "smoke", "06_coherence_regulariser",
            "--workers", "2", "--threads-per-worker", "1"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -166,7 +167,7 @@ def test_slurm_job_script_asks_for_a_gpu_time_memory_and_the_shared_paths(capsys
     value = subprocess.run(["bash", "-c", f"{line}; {sys.executable} -c 'import dask.config as c, distributed; "
                             "print(c.get(\"distributed.nanny.pre-spawn-environ\"))'"], capture_output=True, text=True)
     assert value.stdout.strip() == str(schedule.worker_environ(8)), value
-    from mamlscope.runs.__main__ import main
+    from mamlscope.training.cli import main
 
     monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
     assert main(["train", "--profile", "paper", "--cluster", "slurm", "--job-script", "--gpus", "2",

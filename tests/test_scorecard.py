@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mamlscope import claims, rerun, results, scorecard
+from mamlscope.publish import notebooks, rerun, scorecard
+from mamlscope.verdict import attached, claims, results
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS_IDS = ["G1", "G2", "G3", "G4", "G5", "L1", "L2", "L3", "L4", "L5", "L6",
@@ -92,8 +93,8 @@ def test_other_profiles_and_bad_records(results_dir):
 
 
 def test_chapter_title_falls_back_to_the_name(tmp_path):
-    assert scorecard.chapter_title("01_maml_on_omniglot", ROOT / "book") == "MAML on Omniglot"
-    assert scorecard.chapter_title("99_missing", tmp_path) == "99_missing"
+    assert notebooks.chapter_title("01_maml_on_omniglot", ROOT / "book") == "MAML on Omniglot"
+    assert notebooks.chapter_title("99_missing", tmp_path) == "99_missing"
 
 
 def test_scorecard_follows_the_intro_and_runs_last():
@@ -101,8 +102,8 @@ def test_scorecard_follows_the_intro_and_runs_last():
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     assert toc["parts"][0]["chapters"][0] == {"file": "book/scorecard"}
-    assert "scorecard" not in rerun.chapters(ROOT)
-    assert rerun.summary_pages(ROOT) == ["scorecard"]
+    assert "scorecard" not in notebooks.chapters(ROOT)
+    assert notebooks.summary_pages(ROOT) == ["scorecard"]
 
 
 def test_rerun_executes_summary_pages_last_with_their_parameters(monkeypatch, tmp_path):
@@ -150,7 +151,7 @@ def test_the_committed_scorecard_shows_the_committed_records():
     committed = _markdown_outputs(ROOT / "book" / "scorecard.ipynb")
     for expected in _scorecard_from_records():
         assert expected in committed, ("book/scorecard.ipynb is older than the records it shows: "
-                                       "python -m mamlscope.rerun scorecard")
+                                       "python -m mamlscope rerun scorecard")
 
 
 def test_the_staleness_check_sees_a_changed_record(tmp_path, monkeypatch):
@@ -170,7 +171,7 @@ def test_scorecard_notebook_has_a_described_profile_parameter():
     import papermill as pm
 
     params = pm.inspect_notebook(str(ROOT / "book" / "scorecard.ipynb"))
-    from mamlscope import notebooks
+    from mamlscope.publish import notebooks
     assert notebooks.parameters(ROOT, "scorecard") == params
     assert list(params) == ["profile"]
     assert params["profile"]["default"] == '"cpu"' and params["profile"]["help"]
@@ -178,14 +179,12 @@ def test_scorecard_notebook_has_a_described_profile_parameter():
 
 def test_every_committed_record_rejudges_to_its_verdict():
     """A reader re-judging book/results/cpu/ from its stored values gets the recorded verdicts:
-    a rule changed in mamlscope.claims without re-executing its chapter fails here."""
-    from mamlscope import replicate
-
+    a rule changed in mamlscope.verdict.claims without re-executing its chapter fails here."""
     rows = claims.rejudge("cpu", ROOT / "book" / "results")
     book = [r for r in rows if " (seed" not in r["claim"]]
     assert len(book) == len(claims.CLAIMS)
     replicas = {r["claim"] for r in rows} - {r["claim"] for r in book}
-    assert replicas == {f"{c} (seed1)" for c in replicate.CLAIMS}  # the replica is re-judged too
+    assert replicas == {f"{c} (seed1)" for c in attached.REPLICATED}  # the replica is re-judged too
     differ = [r for r in rows if not (r["same verdict"] and r["same rule"])]
     assert not differ, f"re-judged records differ from the stored ones (re-execute their chapters): {differ}"
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from mamlscope import claims, scorecard, stats
 from conftest import LEVELLED, RISING, CurveRun
+
+from mamlscope import stats
+from mamlscope.publish import scorecard
+from mamlscope.verdict import claims
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +87,7 @@ def test_power_by_formula_matches_simulation_and_a1c_is_underpowered_at_400_imag
 
 
 def test_tracking_power_sees_a_clear_overfit_and_not_one_lost_in_the_noise():
-    from mamlscope import landscape
+    from mamlscope.measure import landscape
 
     steps = list(range(0, 1201, 100))
     truth = [0.40, 0.55, 0.62, 0.66, 0.68, 0.66, 0.63, 0.60, 0.57, 0.54, 0.51, 0.48, 0.45]
@@ -99,7 +101,7 @@ def test_tracking_power_sees_a_clear_overfit_and_not_one_lost_in_the_noise():
 
 
 def test_the_scorecard_shows_power_in_closed_form_and_simulated():
-    from mamlscope import scorecard
+    from mamlscope.publish import scorecard
 
     text = scorecard.power_text({
         "a": {"power": 0.34, "needed": 1318.0, "n": 400, "unit": "images", "effect": 0.0, "effect_text": "equal"},
@@ -111,7 +113,7 @@ def test_the_scorecard_shows_power_in_closed_form_and_simulated():
 # ---- setting-dependent verdicts (CLAIMS.md protocol 8) ----------------------------------------
 
 def test_a_rule_judged_per_run_says_which_runs_pass():
-    from mamlscope.claims import element_split
+    from mamlscope.verdict.claims import element_split
 
     d = ["follows", "beats"]
     mixed = {"follows [FOMAML]": True, "follows [MAML]": False, "beats [FOMAML]": True, "beats [MAML]": True}
@@ -125,7 +127,7 @@ def test_a_rule_judged_per_run_says_which_runs_pass():
 
 
 def test_the_recipe_study_disagreeing_makes_the_verdict_setting_dependent():
-    from mamlscope.claims import recipe_split
+    from mamlscope.verdict.claims import recipe_split
 
     def block(**verdicts):
         return {"models": {k: {"verdict": v} for k, v in verdicts.items()}}
@@ -141,7 +143,7 @@ def test_the_recipe_study_disagreeing_makes_the_verdict_setting_dependent():
 def test_trivial_controls_are_said_to_be_trivial():
     from types import SimpleNamespace
 
-    from mamlscope import scorecard
+    from mamlscope.publish import scorecard
 
     for cid in ("G4", "L1", "R1", "A1a"):
         rule = claims.claim(cid).rule

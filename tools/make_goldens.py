@@ -9,7 +9,7 @@ executed by papermill with ``profile="smoke"`` (float64, so its digits do not de
 exactly as ``tests/test_nbval.py`` re-executes it: in ``book/``, with a fresh cache
 (``<tmp>/mamlscope-cache``; the resized Omniglot is shared from the real cache) and results
 folder (``<tmp>/mamlscope-results``), ``MAMLSCOPE_PROGRESS=0``. Its metadata
-``mamlscope_golden.source_sha256`` is :func:`mamlscope.notebooks.code_hash` of the chapter (code
+``mamlscope_golden.source_sha256`` is :func:`mamlscope.publish.notebooks.code_hash` of the chapter (code
 cells only: a prose fix does not stale a golden), so the tests can tell a golden that no longer
 matches its chapter. What nbval does not compare is dropped, to keep the diff of a regeneration
 down to real changes: images, the outputs of cells tagged ``nbval-ignore-output`` (timings),
@@ -37,8 +37,8 @@ KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterr
 
 
 def source_hash(chapter: str) -> str:
-    """:func:`mamlscope.notebooks.code_hash` of the chapter's source (its code cells)."""
-    from mamlscope import notebooks
+    """:func:`mamlscope.publish.notebooks.code_hash` of the chapter's source (its code cells)."""
+    from mamlscope.publish import notebooks
 
     return notebooks.code_hash(notebooks.read_source(ROOT, chapter))
 
@@ -140,7 +140,7 @@ def kernel_stderr_filtered():
 
 
 def make_golden(chapter: str) -> list[str]:
-    from mamlscope import notebooks
+    from mamlscope.publish import notebooks
 
     digest = source_hash(chapter)
     GOLDENS.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ def make_golden(chapter: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from mamlscope.rerun import chapters as toc_chapters
+    from mamlscope.publish.notebooks import chapters as toc_chapters
 
     known = toc_chapters(ROOT)
     parser = argparse.ArgumentParser(prog="tools/make_goldens.py", description=__doc__.split("\n")[0])

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train a regime-trial shape in chunks (python -m mamlscope.regime), one thread, lowest priority,
+# Train a regime-trial shape in chunks (python -m mamlscope regime), one thread, lowest priority,
 # shipping the newest checkpoint after each chunk so that a stop loses at most one chunk.
 #   tools/train_regime.sh SHAPE LAST [CHUNK]     e.g. tools/train_regime.sh cpu 12000 1000
 set -euo pipefail
@@ -12,6 +12,6 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # 2 cores). Lowering this session's autogroup makes it yield to everything else.
 if [ -w /proc/self/autogroup ]; then echo 19 > /proc/self/autogroup; fi
 for ((until = chunk; until <= last; until += chunk)); do
-  nice -n 19 "$py" -m mamlscope.regime train "$shape" --until "$until"
-  "$py" -m mamlscope.regime ship "$shape" >/dev/null
+  nice -n 19 "$py" -m mamlscope regime train "$shape" --until "$until"
+  "$py" -m mamlscope regime ship "$shape" >/dev/null
 done

@@ -1,9 +1,11 @@
 """mamlscope — a scope to look inside MAML.
 
-The data path, top to bottom: :mod:`~mamlscope.data` makes tasks → :mod:`~mamlscope.models`
-computes → :mod:`~mamlscope.inner` adapts → :mod:`~mamlscope.meta` updates θ →
-:mod:`~mamlscope.runs` saves → :mod:`~mamlscope.evaluate` / :mod:`~mamlscope.metrics` measure →
-:mod:`~mamlscope.results` judges → the notebook plots and explains.
+Folders by role, along the pipeline, each importing only those below it (checked by
+import-linter, ``[tool.importlinter]`` in pyproject.toml): :mod:`~mamlscope.core` (tasks →
+models → inner loop → outer loops → evaluation; the run cache), :mod:`~mamlscope.training`,
+:mod:`~mamlscope.measure`, :mod:`~mamlscope.verdict`, :mod:`~mamlscope.publish`,
+:mod:`~mamlscope.studies`; on the ground floor :mod:`~mamlscope.metrics`, ``stats``, ``paths``
+and ``progress``. ``python -m mamlscope`` lists the commands.
 """
 
 __version__ = "0.1.0"

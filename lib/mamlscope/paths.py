@@ -11,6 +11,7 @@ package is installed elsewhere the defaults fall back to ``~/.cache/mamlscope``.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 
@@ -57,7 +58,6 @@ def atomic_write(path: Path, write) -> None:
 def git_commit(length: int | None = None, missing: str = "unknown", cwd=None) -> str:
     """The checkout's commit (``git rev-parse --short[=length] HEAD``), or ``missing`` when there
     is no git or no checkout: what the records say they were computed at."""
-    import subprocess
 
     short = "--short" if length is None else f"--short={length}"
     try:

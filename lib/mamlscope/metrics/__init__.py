@@ -10,9 +10,19 @@ Activations are always ``(n, ...)`` with one row per example and flattened to ``
 scalar metrics return python floats, matrices are float64 tensors on the input's device.
 """
 
-from .cca import canonical_correlations, pwcca, svcca, svd_reduce
-from .cka import cka, cka_grams, gram, gram_linear, gram_rbf, hsic, linear_cka, linear_cka_features, rbf_cka
-from .coherence import (
+from mamlscope.metrics.cca import canonical_correlations, pwcca, svcca, svd_reduce
+from mamlscope.metrics.cka import (
+    cka,
+    cka_grams,
+    gram,
+    gram_linear,
+    gram_rbf,
+    hsic,
+    linear_cka,
+    linear_cka_features,
+    rbf_cka,
+)
+from mamlscope.metrics.coherence import (
     PairwiseMean,
     adaptation_deltas,
     flatten_params,
@@ -21,14 +31,14 @@ from .coherence import (
     representation_coherence,
     trajectory_coherence,
 )
-from .curvature import (
+from mamlscope.metrics.curvature import (
     HessianEigen,
     hessian_spectral_norm,
     hessian_spectral_norm_batched,
     hessian_top_eigen,
     hessian_vector_product,
 )
-from .rsa import (
+from mamlscope.metrics.rsa import (
     compare_rdms,
     flatten_examples,
     mds_embedding,

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import torch
 
-from .rsa import _check_same_n, flatten_examples
+from mamlscope.metrics.rsa import _check_same_n, flatten_examples
 
 __all__ = ["canonical_correlations", "svcca", "pwcca", "svd_reduce", "CCAResult"]
 

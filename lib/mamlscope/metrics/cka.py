@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from .rsa import _check_same_n, flatten_examples
+from mamlscope.metrics.rsa import _check_same_n, flatten_examples
 
 __all__ = [
     "gram_linear",

@@ -42,7 +42,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import torch
 
-from .rsa import flatten_examples
+from mamlscope.metrics.rsa import flatten_examples
 
 __all__ = [
     "PairwiseMean",

@@ -29,7 +29,6 @@ import inspect
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 import torch

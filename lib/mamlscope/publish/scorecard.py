@@ -1,0 +1,403 @@
+"""The scorecard: one row per claim, built from the claim records the chapters wrote.
+
+Nothing here is measured or judged: :func:`scorecard` reads the records of a profile
+(:func:`mamlscope.verdict.results.load_all`, files ``<results root>/<profile>/<claim>.json``) and lists
+every claim of the registry (:data:`mamlscope.verdict.claims.CLAIMS`, in its order), recorded or not — a
+claim that no chapter recorded yet says ``not yet run`` — then any other id a record carries.
+
+:func:`markdown_table` renders it with a link to each claim's chapter; ``book/scorecard.ipynb``
+displays it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import pandas as pd
+
+from mamlscope.publish.notebooks import chapter_title
+from mamlscope.training.profiles import PROFILES
+from mamlscope.verdict import claims, results
+
+NOT_RUN = "not yet run"
+
+COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note", "control", "null_verdict",
+           "seeds", "precondition", "recipe", "outcome", "regime", "power", "headline", "paper_short"]
+
+
+def _pc(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pt(x: float) -> str:
+    return f"{100 * x:+.1f} pts".replace("-", "−")
+
+
+def _worst(d: dict, key=min) -> str:
+    k = key(d, key=d.get)
+    return f"{k} {d[k]:.2f}"
+
+
+#: The first screen's "measured" and "paper" columns: per claim, its headline value in a few words
+#: (from the record's values) and the paper's. The full measurement is in the claim's details.
+HEADLINES: dict[str, tuple] = {
+    "F1": (lambda v: _pc(v["mean"]), "98.7%"),
+    "F2": (lambda v: _pc(v["mean"]), "95.8%"),
+    "G1": (lambda v: f"ρ(depth, d) ≥ {math.floor(100 * min(v['rho'])) / 100:.2f} at {len(v['rho'])} checkpoints",
+           "rises with depth"),
+    "G2": (lambda v: f"ρ RSA {v['rsa_rho']:+.2f}, CKA {v['cka_rho']:+.2f}", "RSA rises, CKA falls"),
+    "G3": (lambda v: f"plateau conv1 {v['plateau_first']:.3f}, {v['last_layer']} {v['plateau_last']:.2f}",
+           "≈ 0 early, ≈ 0.1 late"),
+    "G4": (lambda v: "inner/meta, lowest: " + _worst(v["ratio_1"]), "> 1 in every layer"),
+    "G5": (lambda v: "steps 2–10 / step 1, highest: " + _worst(v["later_share"], max), "small"),
+    "L1": (lambda v: "curvature peaks at step " + ", ".join(f"{x} ({k})" for k, x in v["curvature_peak_step"].items()),
+           "rises, then falls"),
+    "L2": (lambda v: "ρ after the peak " + ", ".join(f"{k} {x:+.2f}" for k, x in v["rho_after"].items()),
+           "tracks accuracy"),
+    "L3": (lambda v: "ρ after the peak " + ", ".join(f"{x:+.2f}" for x in v["rho_after"].values()),
+           "tracks accuracy"),
+    "L4": (lambda v: "ρ after the peak " + ", ".join(f"{x:+.2f}" for x in v["rho_after"].values()), "tracks −MSE"),
+    "L5": (lambda v: "ρ after the peak " + ", ".join(f"{x:+.2f}" for x in v["rho_after"].values()),
+           "tracks accuracy"),
+    "L6": (lambda v: _pt(v["diff"]), "+1.33 pts"),
+    "R1": (lambda v: "ANIL − MAML " + ", ".join(_pt(x) for x in v["diff"].values()), "+2.5 pts (20w1s)"),
+    "R2": (lambda v: f"{v['train']:.1f}× train, {v['adapt']:.1f}× adapt", "1.7×, 4.1×"),
+    "R3": (lambda v: "head only " + _pt(v["head_only_diff"]), "−0.6 pts"),
+    "R4": (lambda v: "body CKA, lowest: " + _worst(v["body_cka"]), "≈ 1 (CCA > 0.9)"),
+    "R5": (lambda v: "NIL − head " + ", ".join(f"{k} {_pt(x)}" for k, x in v["nil_diff"].items()), "+0.5 pts (ANIL)"),
+    "A1": (lambda v: f"5-NN {_pc(v['sup_knn'])} (raw pixels {_pc(v['raw_knn'])})", "clusters by label"),
+    "A1a": (lambda v: _pc(v["mean"]), "96.71%"),
+    "A1b": (lambda v: "MAML − supervised " + _pt(v["diff"]), "not measured"),
+    "A1c": (lambda v: "MAML − supervised " + _pt(v["diff"]), "not measured"),
+    "A1d": (lambda v: f"Hv error {v['f64_best']:.0e} (float64)", "proposed"),
+}
+
+
+def headline(claim_id: str, values) -> tuple[str, str]:
+    """(measured, paper) in a few words for the first screen; ("—", "—") without a headline."""
+    if claim_id not in HEADLINES:
+        return "—", "—"
+    fn, paper = HEADLINES[claim_id]
+    try:
+        return re.sub(r"(?<![\w.])-(?=\d)", "−", fn(values)), paper
+    except (KeyError, TypeError, ValueError):  # a record of an older shape: its details still say it all
+        return "—", paper
+
+
+def _id_key(claim_id: str):
+    """F2 before F10: letters, then the number."""
+    m = re.fullmatch(r"([A-Za-z]*)(\d*)(.*)", claim_id)
+    return (m.group(1), int(m.group(2)) if m.group(2) else -1, m.group(3))
+
+
+def scorecard(profile: str, root=None) -> pd.DataFrame:
+    """One row per claim (columns :data:`COLUMNS`): the registry's ids, in its order, then any
+    other recorded id. ``chapter`` is the notebook's name ('' when not yet run)."""
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    recorded = {}
+    for r in results.load_all(profile, root=root):
+        if r.verdict not in results.VERDICTS:
+            raise ValueError(f"{r.claim} ({profile}): verdict {r.verdict!r} is not one of "
+                             f"{results.VERDICTS}; re-run chapter {r.chapter}.")
+        recorded[r.claim] = r
+    ids = list(claims.CLAIMS) + sorted(set(recorded) - set(claims.CLAIMS), key=_id_key)
+    rows = []
+
+    def note(claim_id: str) -> str:
+        """A warning when the claim was measured on a model that fails its own accuracy claim."""
+        dep = claims.CLAIMS[claim_id].depends_on if claim_id in claims.CLAIMS else ""
+        d = recorded.get(dep)
+        if not dep or d is None or d.verdict == "reproduced":
+            return ""
+        return (f"measured on a model whose accuracy claim {dep} is {d.verdict} "
+                f"({d.measured} against {d.paper})")
+
+    for claim_id in ids:
+        r = recorded.get(claim_id)
+        line = claims.CLAIMS[claim_id].statement if claim_id in claims.CLAIMS else (r.statement if r else "")
+        if r is None:
+            rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
+                             chapter="", note="", control="", null_verdict="", seeds="",
+                             precondition="", recipe="", outcome="", regime="", power="",
+                             headline="—", paper_short=HEADLINES.get(claim_id, (None, "—"))[1]))
+        else:
+            rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
+                             verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
+                             control=r.control, null_verdict=r.null_verdict,
+                             seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition,
+                             recipe=recipe_text(r.recipe), outcome=outcome(r), regime=regime_text(r.regime),
+                             power=power_text(r.power), **dict(zip(("headline", "paper_short"),
+                                                                  headline(claim_id, r.values)))))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def outcome(r) -> str:
+    """The kind of outcome in words (CLAIMS.md, vocabulary): what the verdict means."""
+    more = [q for q, shown in (("exceeds the paper", "exceeds the paper" in r.qualifiers),
+                               ("not specific", any(q.startswith("not specific") for q in r.qualifiers)),
+                               ("setting-dependent", any(q.startswith("setting-dependent") for q in r.qualifiers)),
+                               ("trivial control", "a trivial control:" in (r.rule or "")))
+            if shown]
+    if r.verdict == "reproduced":
+        return ", ".join(["holds", *more])
+    if r.verdict == "partly":
+        return ", ".join(["holds in part", *more])
+    if r.verdict == "not reproduced":
+        return ", ".join(["contradicted", *more])
+    if "not converged" in r.precondition:
+        return "not reached at this budget"
+    if "not the paper's setting" in r.precondition:  # what the rule gives in the book's setting
+        said = [q.rsplit(": ", 1)[1] for q in r.qualifiers if q.startswith("in the book's setting the rule gives")]
+        inside = dataclasses.replace(r, verdict=(said or ["inconclusive"])[0],
+                                     precondition=r.precondition.split("not the paper's setting")[0],
+                                     qualifiers=[q for q in r.qualifiers if not q.startswith("in the book's setting")])
+        return f"outside the paper's setting (in the book's: {outcome(inside)})"
+    if "underpowered" in r.precondition:
+        return "underpowered"
+    if "does not reject its control" in r.precondition:
+        return "cannot tell from its control"
+    return "a precondition fails"
+
+
+def regime_text(regime: dict) -> str:
+    """The departures from the paper's setting, and whether the model had converged."""
+    if not regime:
+        return ""
+    parts = list(regime.get("departures", [])) or ["the paper's setting"]
+    conv = regime.get("converged")
+    if conv:
+        parts.append(f"learning curve {'levelled off' if conv['levelled'] else 'still rising'}: "
+                     f"{100 * conv['rise']:+.1f} [{100 * conv['rise_lo']:+.1f}, {100 * conv['rise_hi']:+.1f}] "
+                     f"points over steps {conv['window'][0]:,}–{conv['window'][1]:,}")
+    return "; ".join(parts)
+
+
+def power_text(power: dict) -> str:
+    """Each decisive check's power to see the paper's effect, where it was computed."""
+    def one(name, p):
+        sample = p["needed_text"] + " would reach 80%" if "needed_text" in p else f"{p['n']:,} {p['unit']}"
+        return f"{name}: {100 * p['power']:.0f}% ({sample}; the effect: {p['effect_text']})"
+
+    return "; ".join(one(name, p) for name, p in (power or {}).items())
+
+
+def seeds_text(seeds: dict, replication: dict | None = None) -> str:
+    """``"2/3"`` (seeds passing / seeds) from a record's ``seeds``; ``"1 (why)"`` for one seed
+    with a note; "" when the record says nothing about seeds. With a ``replication``
+    (:func:`mamlscope.verdict.attached.replication`): what each replica's seed gave, and whether it agrees."""
+    text = ""
+    if seeds and "n" in seeds:
+        n = int(seeds["n"])
+        if "passing" in seeds:
+            text = f"{int(seeds['passing'])}/{n}"
+        else:
+            text = f"{n}" + (f" ({seeds['note']})" if seeds.get("note") else "")
+    if replication:
+        others = ", ".join(f"{k}: {v['verdict']}" for k, v in replication.items() if k != "agrees")
+        agree = ("the same verdict" if replication.get("agrees")
+                 else "a different verdict: a one-seed verdict")
+        text = "; ".join(filter(None, [text, f"replica {others} ({agree})"]))
+    return text
+
+
+def recipe_text(recipe: dict) -> str:
+    """"recipe-dependent: …" with each recipe's verdict per setting when the recipe study
+    (:func:`mamlscope.verdict.attached.recipe_block`) found the verdict to differ; "" otherwise."""
+    if not recipe or not recipe.get("recipe_dependent"):
+        return ""
+    parts = [f"{label} ({100 * m['accuracy']:.0f}%): {m['verdict']}"
+             for label, m in recipe["models"].items()]
+    return "recipe-dependent: " + "; ".join(parts)
+
+
+def control_text(row) -> str:
+    """The control's verdict under the claim's rule, and what the control is."""
+    if not row.control:
+        return "—"
+    return f"{row.null_verdict or '?'} ({row.control})"
+
+
+def counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many claims have each verdict (including :data:`NOT_RUN`), in a fixed order."""
+    return {v: int((table["verdict"] == v).sum()) for v in (*results.VERDICTS, NOT_RUN)}
+
+
+def summary(table: pd.DataFrame, profile: str) -> str:
+    """One sentence: how many claims were judged at ``profile`` and how."""
+    c = counts(table)
+    judged = len(table) - c[NOT_RUN]
+    parts = ", ".join(f"{c[v]} {v}" for v in results.VERDICTS)
+    return (f"{judged} of {len(table)} claims judged at the `{profile}` profile: {parts}; "
+            f"{c[NOT_RUN]} {NOT_RUN}.")
+
+
+def _cell(text) -> str:
+    """Markdown-table-safe text: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def markdown_table(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
+    """The scorecard as a Markdown table; each judged claim links to its chapter
+    (``<chapter><link_suffix>``, a page next to the scorecard's)."""
+    lines = ["| id | claim | paper | measured (95% CI) | verdict | chapter | the rule on its control | "
+             "seeds passing |",
+             "|---|---|---|---|---|---|---|---|"]
+    titles = {}
+    for row in table.itertuples(index=False):
+        if row.chapter:
+            if row.chapter not in titles:
+                titles[row.chapter] = chapter_title(row.chapter, book_dir)
+            link = f"[{_cell(titles[row.chapter])}]({row.chapter}{link_suffix})"
+        else:
+            link = "—"
+        verdict = f"**{row.verdict}**" if row.verdict != NOT_RUN else f"*{NOT_RUN}*"
+        if row.verdict == "inconclusive" and row.precondition:
+            verdict += f" ({row.precondition})"
+        if row.recipe:
+            verdict += f" — *{row.recipe}*"
+        if row.note:
+            verdict += f" ⚠ {row.note}"
+        lines.append(f"| {_cell(row.id)} | {_cell(row.claim)} | {_cell(row.paper)} | "
+                     f"{_cell(row.measured)} | {verdict} | {link} | {_cell(control_text(row))} | "
+                     f"{_cell(row.seeds or '—')} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# The front page: tallies per paper, one compact table per paper, details below
+# --------------------------------------------------------------------------------------------
+PAPERS = {  # id prefix → (paper, bibliography key); the base protocol (F) first
+    "F": ("Finn et al. (2017), the base protocol", "finn2017maml"),
+    "G": ("Goerttler & Obermayer (2021)", "goerttler2021similarity"),
+    "R": ("Raghu et al. (2020)", "raghu2020anil"),
+    "L": ("Guiroy et al. (2019)", "guiroy2019landscapes"),
+    "A": ("Agarwal (2019)", "agarwal2019investigating"),
+}
+BADGES = {"reproduced": "bdg-success", "partly": "bdg-warning", "not reproduced": "bdg-danger",
+          "inconclusive": "bdg-info", NOT_RUN: "bdg-light"}
+
+
+def paper_of(claim_id: str) -> str:
+    return next((k for k in PAPERS if claim_id.startswith(k)), "")
+
+
+def badge(verdict: str) -> str:
+    return f"{{{BADGES.get(verdict, 'bdg-light')}}}`{verdict}`"
+
+
+def tallies(table: pd.DataFrame) -> pd.DataFrame:
+    """Per paper (rows, :data:`PAPERS` order): how many claims and how many of each verdict."""
+    rows = {}
+    for key, (name, _) in PAPERS.items():
+        sub = table[table["id"].map(paper_of) == key]
+        if len(sub):
+            rows[name] = {"claims": len(sub), **counts(sub)}
+    out = pd.DataFrame(rows).T
+    return out.loc[:, (out != 0).any(axis=0)]
+
+
+def tallies_markdown(table: pd.DataFrame) -> str:
+    """Markdown: per paper, how many claims and a badge per verdict with its count (three
+    columns, so it reads on a phone)."""
+    t = tallies(table)
+    lines = ["| paper | claims | verdicts |", "|---|---|---|"]
+    for name, row in t.iterrows():
+        cells = " ".join(f"{{{BADGES[v]}}}`{int(row[v])} {v}`" for v in t.columns[1:] if row[v])
+        lines.append(f"| {name} | {int(row['claims'])} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _short_status(row) -> str:
+    """The verdict badge and, in a few words, what qualifies it."""
+    extra = []
+    base = ("holds", "holds in part", "contradicted")
+    outcome_ = row.outcome if isinstance(row.outcome, str) else ""
+    if row.verdict in ("reproduced", "partly", "not reproduced"):
+        extra += [t for t in outcome_.split(", ") if t and t not in base]
+    elif outcome_ in ("not reached at this budget", "underpowered") or outcome_.startswith("outside the paper's"):
+        extra.append(outcome_)
+    elif row.verdict == "inconclusive" and row.precondition:
+        extra.append("the rule does not reject its control" if "does not reject" in row.precondition
+                     else "a precondition fails")
+    if row.recipe and "setting-dependent" not in extra:
+        extra.append("recipe-dependent")
+    if "a different verdict" in (row.seeds or ""):
+        extra.append("another seed disagrees")
+    return badge(row.verdict) + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def chapter_summary(chapter: str, profile: str, root=None) -> str:
+    """Markdown for a chapter's summary box: its claims' recorded verdicts as badges (with what
+    qualifies them, as on the front page), one line each, and a tally. Read from the records, so
+    a chapter that calls it after judging shows what it has just recorded."""
+    table = scorecard(profile, root)
+    sub = table[table["chapter"] == chapter]
+    if not len(sub):
+        return f"No claim of this chapter is recorded at profile `{profile}` yet."
+    lines = [f"- **{row.id}** {_short_status(row)} {_cell(row.claim)}" for row in sub.itertuples(index=False)]
+    tally = ", ".join(f"{n} {v}" for v, n in counts(sub).items() if n)
+    return "\n".join(lines) + f"\n\n{len(sub)} claim{'s' if len(sub) != 1 else ''} at profile `{profile}`: {tally}.\n"
+
+
+def claim_anchor(claim_id: str) -> str:
+    """The label of a claim's verdict section in its chapter (``(claim-r1)=`` in the chapter's source)."""
+    return f"claim-{claim_id.lower()}"
+
+
+def claim_link(row) -> str:
+    """A claim's id, linked to its chapter's verdict section when it has been judged."""
+    return f"{{ref}}`{row.id} <{claim_anchor(row.id)}>`" if row.chapter else row.id
+
+
+def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
+    """Markdown: the tallies, then one short table per paper (id, claim, verdict, chapter), with
+    a † footnote for claims measured on a model that fails its own accuracy claim."""
+    notes = {}
+    parts = [tallies_markdown(table)]
+    for key, (name, cite) in PAPERS.items():
+        sub = table[table["id"].map(paper_of) == key]
+        if not len(sub):
+            continue
+        parts.append(f"### {name} {{cite:p}}`{cite}`\n")
+        lines = ["| id | claim | measured | paper | verdict | chapter |", "|---|---|---|---|---|---|"]
+        for row in sub.itertuples(index=False):
+            mark = ""
+            if row.note:
+                mark = notes.setdefault(row.note, "†" * (len(notes) + 1))
+            if row.chapter:
+                number = row.chapter.split("_")[0]
+                label = f"ch. {int(number)}" if number.isdigit() else _cell(row.chapter)
+                link = f"[{label}]({row.chapter}{link_suffix})"
+            else:
+                link = "—"
+            shown = [v if isinstance(v, str) and v else "—" for v in (row.headline, row.paper_short)]
+            lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_cell(shown[0])} | {_cell(shown[1])} "
+                         f"| {_short_status(row)} | {link} |")
+        parts.append("\n".join(lines) + "\n")
+    for note, mark in notes.items():
+        parts.append(f"{mark} {_cell(note[:1].upper() + note[1:])}.\n")
+    return "\n".join(parts)
+
+
+def details(table: pd.DataFrame) -> str:
+    """Markdown: one closed dropdown per judged claim with everything its record says."""
+    out = []
+    for row in table.itertuples(index=False):
+        if row.verdict == NOT_RUN:
+            continue
+        items = [("measured", row.measured), ("paper", row.paper),
+                 ("the rule on its control", control_text(row)), ("seeds", row.seeds or "—")]
+        if row.precondition:
+            items.append(("precondition", row.precondition))
+        if row.recipe:
+            items.append(("recipe", row.recipe))
+        if row.regime:
+            items.append(("regime (this book against the paper)", row.regime))
+        if row.power:
+            items.append(("power", row.power))
+        body = "\n".join(f"- **{k}**: {_cell(v)}" for k, v in items)
+        out.append(f":::{{dropdown}} {row.id}: {row.verdict}{f' ({row.outcome})' if row.outcome else ''}\n{body}\n:::\n")
+    return "\n".join(out)

@@ -1,0 +1,293 @@
+"""The regime trial: which shape of Finn et al.'s 20-way 1-shot recipe to train long.
+
+Ten claims rest on one 20-way 1-shot MAML model. The trial trains that setting under Finn et
+al.'s recipe (Σℓ/K inner loss, their network, 5 inner steps at α = 0.1 for training and
+testing, meta-learning rate 1e-3) at shapes a 2-core CPU can afford, each an ordinary cached run
+whose configuration says 60,000 steps (the paper's), trained in chunks that end at a checkpoint
+(``--until``) and resume anywhere. Each checkpoint is scored on the run's fixed test tasks.
+
+**The rule, fixed before any curve was seen** (:func:`choose`):
+
+1. *Levelled off at T* means the fitted curve rises by at most :data:`LEVEL` (1 point) over the
+   last 40% of training, [0.6 T, T] — the window the protocol's L6 precondition uses.
+2. Each shape's curve (checkpoints from step :data:`FIT_FROM` on) is fitted with a saturating
+   exponential, acc(t) = a − b·exp(−t/τ); T* is the first step at which the fit has levelled
+   off, with its accuracy there; its cost is T* × the shape's measured seconds per step (alone,
+   one thread: ``regime time``). Added 2026-12-07, before any choice was made: a fit at a bound
+   of its parameters (a = 100%, or τ at its limit) predicts nothing, since the curve is still
+   accelerating; the rule waits for it, as it waits for a shape without enough checkpoints.
+3. Choose the shape closest to the paper's (more queries/meta-batch like Finn's before fewer)
+   whose T* costs at most :data:`CAP_HOURS` at one thread. If none fits the cap, choose the
+   cheapest-to-level shape and also train the book's recipe long, saying which claims then
+   lack the paper's inner step.
+
+``python -m mamlscope regime train cpu --until 4000`` trains a chunk; ``ship`` copies each
+trial run's newest checkpoint, log and manifest into :data:`SHIPPED` (committed, so another
+machine resumes: ``restore``); ``record`` fits, applies the rule and writes the record.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mamlscope.core import meta, runs
+from mamlscope.paths import atomic_write, cache_root, git_commit, project_root
+from mamlscope.training import profiles
+from mamlscope.training.plan import machine
+
+PAPER_STEPS = 60_000
+LEVEL = 0.01        # fitted rise over the last 40% of training, at most (fraction)
+FIT_FROM = 1_000    # checkpoints before this step (the slow start) are not fitted
+CAP_HOURS = 10.0    # one thread, the 2-core machine
+BACKEND = "func"    # one backend for every chunk of a run, so a retrained chunk is bit-identical
+# Ordered from the paper's shape (Finn: 1 query per class, meta-batch 16, 64 filters) down.
+SHAPES = {
+    "finn-queries": {"q_query": 1, "meta_batch": 16, "filters": 32},
+    "cpu": {"q_query": 5, "meta_batch": 4, "filters": 32},
+}
+SHIPPED = Path("book/results/long/runs")
+RECORD = Path("book/results/long/studies/regime.json")
+#: Seconds per step measured alone at one thread (``regime time``): what the cost rule uses. The
+#: training logs' own timings are not, since the trial's shapes train side by side.
+TIMING = Path("book/results/long/studies/regime-timing.json")
+
+
+def config(shape: str) -> meta.MetaConfig:
+    """The trial configuration of ``shape``: the cpu profile's 20-way 1-shot setting under Finn
+    et al.'s recipe, with ``shape``'s queries, meta-batch and filters, 60,000 steps."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape={shape!r}; use one of {', '.join(SHAPES)}.")
+    base = profiles.load("cpu").omniglot_20w1s
+    return dataclasses.replace(base, inner_reduction="sum/k", network="finn", steps=PAPER_STEPS,
+                               checkpoint_every=500, **SHAPES[shape])
+
+
+def _root() -> Path:
+    return project_root() or Path.cwd()
+
+
+# -- training in chunks that survive a stop ---------------------------------------------------
+def train(shape: str, until: int, root=None, progress=None) -> meta.Attempt:
+    """Train ``shape``'s run up to checkpoint ``until`` at one thread, after restoring a newer
+    shipped checkpoint if the cache has none."""
+    torch.set_num_threads(1)
+    restore(root)
+    return meta.attempt(config(shape), until=until, backend=BACKEND, progress=progress, root=root)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ship(shapes=None, root=None, dest: Path | None = None) -> list[Path]:
+    """Copy each trial run's (of ``shapes``, default all) configuration, log, scores and newest
+    checkpoint, with a manifest (hash, steps, machine, threads, seconds, SHA-256 of each file),
+    into ``dest``."""
+    dest = Path(dest or _root() / SHIPPED)
+    out = []
+    for shape in shapes or SHAPES:
+        run = runs.Run(config(shape), root)
+        steps = run.checkpoint_steps()
+        if not steps:
+            continue
+        target = dest / run.dir.name
+        (target / "ckpt").mkdir(parents=True, exist_ok=True)
+        names = ["config.json", "metrics.jsonl", "scores.json", "final.json", f"ckpt/step_{steps[-1]:07d}.pt"]
+        files = [n for n in names if (run.dir / n).is_file()]
+        for old in (target / "ckpt").glob("step_*.pt"):
+            if f"ckpt/{old.name}" not in files:
+                old.unlink()
+        for n in files:
+            shutil.copy2(run.dir / n, target / n)
+        logged = [m for m in run.metrics() if "seconds_per_step" in m]
+        manifest = {"run": run.dir.name, "hash": run.hash, "shape": shape, "step": steps[-1],
+                    "steps": run.config.steps, "finished": run.finished, "backend": BACKEND,
+                    "threads": 1, "machine": machine(), "commit": git_commit(),
+                    "train_seconds": round(sum(m["seconds_per_step"] * _window(m, logged) for m in logged), 1),
+                    "files": {n: _sha256(target / n) for n in files}}
+        atomic_write(target / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
+        out.append(target)
+    return out
+
+
+def _window(record: dict, logged: list[dict]) -> int:
+    """Steps a logged training record averages over (since the previous one)."""
+    before = [m["step"] for m in logged if m["step"] < record["step"]]
+    return record["step"] - (before[-1] if before else 0)
+
+
+def verify(dest: Path | None = None) -> list[str]:
+    """Problems with the shipped files (a SHA-256 that differs, a file missing); empty if none."""
+    dest = Path(dest or _root() / SHIPPED)
+    problems = []
+    for mf in sorted(dest.glob("*/manifest.json")):
+        manifest = json.loads(mf.read_text())
+        for name, digest in manifest["files"].items():
+            f = mf.parent / name
+            if not f.is_file():
+                problems.append(f"{f}: missing")
+            elif _sha256(f) != digest:
+                problems.append(f"{f}: SHA-256 differs from the manifest")
+    return problems
+
+
+def restore(root=None, src: Path | None = None) -> list[str]:
+    """Copy shipped runs into the cache where the cache has no checkpoint as new (another machine
+    resumes a long run from what was committed). Never overwrites a newer cached state."""
+    src = Path(src or _root() / SHIPPED)
+    restored = []
+    for mf in sorted(src.glob("*/manifest.json")):
+        manifest = json.loads(mf.read_text())
+        target = cache_root(root) / "runs" / manifest["run"]
+        have = runs.checkpoint_steps(target) if target.is_dir() else []
+        if have and have[-1] >= manifest["step"]:
+            continue
+        (target / "ckpt").mkdir(parents=True, exist_ok=True)
+        for name in manifest["files"]:
+            shutil.copy2(mf.parent / name, target / name)
+        restored.append(manifest["run"])
+    return restored
+
+
+# -- the curves and the rule ------------------------------------------------------------------
+def curve(run) -> dict[int, float]:
+    """{step: accuracy on the run's fixed test tasks} from its log."""
+    return {int(m["step"]): float(m["test_score"]) for m in run.metrics() if "test_score" in m}
+
+
+def fit(points: dict[int, float]) -> dict | None:
+    """Least-squares fit of acc(t) = a − b·exp(−t/τ) to the points at steps ≥ :data:`FIT_FROM`;
+    None with fewer than 4 points or when it does not converge."""
+    from scipy.optimize import curve_fit
+
+    t = np.array([s for s in points if s >= FIT_FROM], dtype=float)
+    y = np.array([points[int(s)] for s in t])
+    if len(t) < 4:
+        return None
+    f = lambda t, a, b, tau: a - b * np.exp(-t / tau)  # noqa: E731
+    try:
+        (a, b, tau), _ = curve_fit(f, t, y, p0=(min(1.0, y.max() + 0.05), y.max() - y.min() + 0.05, t.max() / 2),
+                                   bounds=([0, 0, 100], [1, 10, 1e6]), maxfev=20_000)
+    except RuntimeError:
+        return None
+    at_bound = a >= 1 - 1e-6 or tau >= 1e6 - 1
+    return {"a": float(a), "b": float(b), "tau": float(tau), "n": int(len(t)),
+            "rmse": float(np.sqrt(np.mean((f(t, a, b, tau) - y) ** 2))), "at_bound": bool(at_bound)}
+
+
+def levelled_step(f: dict, level: float = LEVEL) -> int:
+    """First step T (a multiple of 500) at which the fit rises by ≤ ``level`` over [0.6 T, T]."""
+    acc = lambda t: f["a"] - f["b"] * math.exp(-t / f["tau"])  # noqa: E731
+    for T in range(500, 10 * PAPER_STEPS + 1, 500):
+        if acc(T) - acc(0.6 * T) <= level:
+            return T
+    return math.inf
+
+
+def choose(rows: dict[str, dict], cap_hours: float = CAP_HOURS) -> dict:
+    """The rule of the module docstring, on ``shape → {"levelled_step", "seconds_per_step"}``."""
+    cost = {s: r["levelled_step"] * r["seconds_per_step"] / 3600 for s, r in rows.items()
+            if r.get("levelled_step") is not None}
+    within = [s for s in SHAPES if s in cost and cost[s] <= cap_hours]
+    if within:
+        return {"shape": within[0], "within_cap": True, "also_book_recipe": False}
+    cheapest = min(cost, key=cost.get) if cost else None
+    return {"shape": cheapest, "within_cap": False, "also_book_recipe": True}
+
+
+def time_shapes(shapes=None, steps: int = 8, backend: str = BACKEND) -> dict:
+    """Seconds per training step of each shape at one thread, timed by :func:`meta.estimate` (its
+    median of ``steps`` steps after a warm-up), with the machine. Run it with nothing else running."""
+    torch.set_num_threads(1)
+    out = {"machine": machine(), "threads": 1, "backend": backend,
+           "date": datetime.date.today().isoformat(), "seconds_per_step": {}}
+    for shape in shapes or SHAPES:
+        est = meta.estimate(config(shape), backend=backend, steps=steps)
+        out["seconds_per_step"][shape] = float(np.median(est.step_seconds))
+    return out
+
+
+def _timed() -> dict:
+    path = _root() / TIMING
+    return json.loads(path.read_text())["seconds_per_step"] if path.is_file() else {}
+
+
+def measure(root=None) -> dict:
+    """Each trained shape's curve, fit, predicted levelling step and its cost, and the choice."""
+    rows = {}
+    for shape in SHAPES:
+        run = runs.Run(config(shape), root)
+        pts = curve(run)
+        if len(pts) < 2:
+            continue
+        logged = [m for m in run.metrics() if "seconds_per_step" in m]
+        sps = _timed().get(shape) or (float(np.median([m["seconds_per_step"] for m in logged]))
+                                          if logged else math.nan)
+        f = fit(pts)
+        T = levelled_step(f) if f and not f["at_bound"] else None
+        rows[shape] = {"run": run.dir.name, **SHAPES[shape], "trained_steps": max(pts), "curve": pts,
+                       "seconds_per_step": sps, "fit": f, "levelled_step": None if T in (None, math.inf) else T,
+                       "accuracy_at_levelled": (f["a"] - f["b"] * math.exp(-T / f["tau"]))
+                       if f and T not in (None, math.inf) else None}
+    fitted = {k: r for k, r in rows.items() if r["fit"] is not None and not r["fit"]["at_bound"]}
+    waiting = [k for k in SHAPES if k not in fitted]
+    why = {k: "not yet the 4 checkpoints from step " f"{FIT_FROM:,} on that the fit needs" if not (rows.get(k) or {}).get("fit")
+           else "its fit sits at a bound (the curve is still accelerating: no level to predict yet)" for k in waiting}
+    choice = choose(fitted) if not waiting else {
+        "shape": None, "reason": "; ".join(f"{k}: {w}" for k, w in why.items()) + " (the rule compares every shape)"}
+    return {"rows": rows, "choice": choice, "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
+            "machine": machine(), "commit": git_commit(), "date": datetime.date.today().isoformat()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mamlscope regime", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a chunk of a trial shape (one thread), ending at a checkpoint")
+    t.add_argument("shape", choices=list(SHAPES))
+    t.add_argument("--until", type=int, required=True, help="the checkpoint to stop at (a multiple of 500)")
+    sh = sub.add_parser("ship", help="copy each trial run's newest checkpoint and log, with a manifest, into " + str(SHIPPED))
+    sh.add_argument("shapes", nargs="*", help="default: all (" + ", ".join(SHAPES) + ")")
+    sub.add_parser("restore", help="copy shipped checkpoints into the cache where it has none as new")
+    sub.add_parser("verify", help="check the shipped files' SHA-256 against their manifests")
+    sub.add_parser("record", help="fit the curves, apply the rule, write " + str(RECORD))
+    tm = sub.add_parser("time", help="time each shape's step at one thread (alone), write " + str(TIMING))
+    tm.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        a = train(args.shape, args.until)
+        print(f"{a.run.dir.name}: steps {a.start} → {a.start + a.trained} in {a.seconds:.0f} s", flush=True)
+    elif args.command == "ship":
+        print("\n".join(str(p) for p in ship(args.shapes)) or "nothing trained yet")
+    elif args.command == "restore":
+        print("\n".join(restore()) or "the cache is up to date")
+    elif args.command == "verify":
+        problems = verify()
+        print("\n".join(problems) or "every shipped file matches its manifest")
+        return 1 if problems else 0
+    elif args.command == "time":
+        rec = time_shapes(steps=args.steps)
+        path = _root() / TIMING
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1) + "\n"))
+        print(json.dumps(rec["seconds_per_step"]), "→", path)
+    elif args.command == "record":
+        rec = measure()
+        path = _root() / RECORD
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1, default=float) + "\n"))
+        print(json.dumps(rec["choice"]), "→", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
