@@ -1,6 +1,7 @@
 """The regime trial (mamlscope.studies.regime): chunks of a long run end at checkpoints and give the
 uninterrupted run's weights; shipped checkpoints restore on another machine and are verified by
 their SHA-256; the levelling rule and the choice follow the module's stated rule."""
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -117,3 +118,31 @@ def test_an_accelerating_curve_has_no_level_to_predict():
     late = {s: 0.25 + 0.7 / (1 + math.exp(-(s - 2000) / 600)) for s in range(1000, 12001, 500)}
     g = regime.fit(late)
     assert g is not None and not g["at_bound"] and regime.levelled_step(g) < 12_000
+
+
+@requires_data
+def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch):
+    """The chosen shape at its own length is made from the trial's files: the same checkpoints,
+    log and scores as training the shorter configuration from scratch, and its last chunk
+    retrains to the same weights."""
+    trial = dataclasses.replace(TINY, steps=12, log_checkpoints=True)
+    monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
+    monkeypatch.setattr(regime, "config", lambda shape: trial)
+    with pytest.raises(ValueError, match="has not reached step 6"):
+        regime.fork("tiny", 6, root=tmp_path / "here")
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # check_fork's one thread: keep ours
+    meta.attempt(trial, until=6, root=tmp_path / "here", backend=regime.BACKEND)
+    forked = regime.fork("tiny", 6, root=tmp_path / "here")
+    assert forked.finished and forked.config.steps == 6 and forked.hash != Run(trial, tmp_path / "here").hash
+    scratch = meta.train(dataclasses.replace(trial, steps=6), root=tmp_path / "scratch")
+    assert forked.checkpoint_steps() == scratch.checkpoint_steps()
+    for step in scratch.checkpoint_steps():
+        a, b = scratch.load_checkpoint(step), forked.load_checkpoint(step)
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    timing = "seconds_per_step"
+    assert [{k: v for k, v in m.items() if k != timing} for m in scratch.metrics()] == \
+        [{k: v for k, v in m.items() if k != timing} for m in forked.metrics()]
+    assert json.loads((scratch.dir / "scores.json").read_text()) == json.loads((forked.dir / "scores.json").read_text())
+    assert regime.check_fork("tiny", 6, root=tmp_path / "here") == 0.0
+    assert torch.get_num_threads() == threads

@@ -21,7 +21,8 @@ whose configuration says 60,000 steps (the paper's), trained in chunks that end 
    cheapest-to-level shape and also train the book's recipe long, saying which claims then
    lack the paper's inner step.
 
-``python -m mamlscope regime train cpu --until 4000`` trains a chunk; ``ship`` copies each
+``python -m mamlscope regime train cpu --until 4000`` trains a chunk; ``fork cpu --at 31000`` makes
+the chosen shape's run of that length from the trial's checkpoints (no training); ``ship`` copies each
 trial run's newest checkpoint, log and manifest into :data:`SHIPPED` (committed, so another
 machine resumes: ``restore``); ``record`` fits, applies the rule and writes the record.
 """
@@ -35,6 +36,7 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +161,59 @@ def restore(root=None, src: Path | None = None) -> list[str]:
     return restored
 
 
+# -- the chosen run at its own length, from the trial's checkpoints ---------------------------
+def fork(shape: str, at: int, root=None) -> runs.Run:
+    """The run of ``shape``'s configuration with ``steps=at``, an ordinary cached run with its
+    own hash (what a profile of that length trains), made from the trial run's files up to step
+    ``at`` instead of training it again. A step's tasks are drawn from the step's index and every
+    checkpoint of the shorter run is one of the trial's (multiples of 500 and log-spaced steps,
+    whose log windows end at the same checkpoints), so its files up to ``at`` are those of the
+    shorter run; :func:`check_fork` retrains its last chunk to show it."""
+    src = runs.Run(config(shape), root)
+    cfg = dataclasses.replace(config(shape), steps=at)
+    wanted = cfg.checkpoint_steps()
+    missing = [s for s in wanted if s not in src.checkpoint_steps()]
+    if missing:
+        raise ValueError(f"the {shape} trial run has not reached step {at:,} with every checkpoint it needs "
+                         f"(missing {missing[:5]}); train it on: python -m mamlscope regime train {shape} --until {at}")
+    dst = runs.Run(cfg, root)
+    if dst.finished:
+        return dst
+    with dst.lock():
+        for step in wanted:  # the same state, stamped with the shorter run's hash
+            state = {k: v for k, v in src.load_checkpoint(step).items() if k not in ("step", "run_hash")}
+            dst.save_checkpoint(step, state)
+        kept = [m for m in src.metrics() if m.get("step", 0) <= at]
+        atomic_write(dst.metrics_path, lambda p: p.write_text("".join(json.dumps(m, sort_keys=True) + "\n"
+                                                                      for m in kept)))
+        scores = json.loads((src.dir / "scores.json").read_text())
+        scores = {k: v for k, v in scores.items() if json.loads(k)["step"] <= at}
+        atomic_write(dst.dir / "scores.json", lambda p: p.write_text(json.dumps(scores, indent=2, sort_keys=True)))
+        final = next((m["test_score"] for m in reversed(kept) if "test_score" in m), None)
+        dst.finish({"steps": at, "final_curve_score": final, "forked_from": src.dir.name,
+                    "device": "cpu", "threads": 1, "torch": torch.__version__})
+    return dst
+
+
+def check_fork(shape: str, at: int, root=None) -> float:
+    """Retrain the forked run's last chunk (from its previous checkpoint to ``at``) under its own
+    configuration, in a scratch cache, and return the largest weight difference to the fork's
+    checkpoint ``at``: 0.0 on the CPU type that trained it, a float-rounding size elsewhere."""
+    dst = fork(shape, at, root)
+    steps = dst.checkpoint_steps()
+    before = steps[steps.index(at) - 1]
+    with tempfile.TemporaryDirectory(prefix="mamlscope-fork-") as tmp:
+        scratch = runs.Run(dst.config, tmp)
+        scratch.save_checkpoint(before, {k: v for k, v in dst.load_checkpoint(before).items()
+                                         if k not in ("step", "run_hash")})
+        kept = [m for m in dst.metrics() if m.get("step", 0) <= before]
+        scratch.metrics_path.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in kept))
+        torch.set_num_threads(1)
+        meta.attempt(dst.config, until=at, backend=BACKEND, root=tmp)
+        a, b = dst.load_checkpoint(at)["model"], scratch.load_checkpoint(at)["model"]
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
 # -- the curves and the rule ------------------------------------------------------------------
 def curve(run) -> dict[int, float]:
     """{step: accuracy on the run's fixed test tasks} from its log."""
@@ -260,6 +315,10 @@ def main(argv=None) -> int:
     sub.add_parser("restore", help="copy shipped checkpoints into the cache where it has none as new")
     sub.add_parser("verify", help="check the shipped files' SHA-256 against their manifests")
     sub.add_parser("record", help="fit the curves, apply the rule, write " + str(RECORD))
+    fk = sub.add_parser("fork", help="the shape's run at its own length (steps=AT), from the trial's checkpoints")
+    fk.add_argument("shape", choices=list(SHAPES))
+    fk.add_argument("--at", type=int, required=True, help="its length: a checkpoint the trial has reached")
+    fk.add_argument("--check", action="store_true", help="also retrain its last chunk and compare the weights")
     tm = sub.add_parser("time", help="time each shape's step at one thread (alone), write " + str(TIMING))
     tm.add_argument("--steps", type=int, default=8)
     args = parser.parse_args(argv)
@@ -274,6 +333,16 @@ def main(argv=None) -> int:
         problems = verify()
         print("\n".join(problems) or "every shipped file matches its manifest")
         return 1 if problems else 0
+    elif args.command == "fork":
+        try:
+            run = fork(args.shape, args.at)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"{run.dir.name}: {args.shape} at {args.at:,} steps, from the trial's checkpoints")
+        if args.check:
+            diff = check_fork(args.shape, args.at)
+            print(f"its last chunk retrained: largest weight difference {diff:.3g}")
     elif args.command == "time":
         rec = time_shapes(steps=args.steps)
         path = _root() / TIMING
