@@ -203,5 +203,5 @@ def test_claims_that_depend_on_the_papers_setting_are_inconclusive_outside_it():
     assert f"in the book's setting the rule gives: {inside.verdict}" in outside.qualifiers
     assert outside.checks == inside.checks  # what the rule saw is still recorded
     tag = scorecard.outcome(outside)
-    assert tag.startswith("outside the paper's setting (in the book's: ") and tag != scorecard.outcome(inside)
+    assert tag.startswith("outside the paper's setting; in the book's: ") and tag != scorecard.outcome(inside)
     assert "the paper's training characters" in claims.claim("L5").rule_text()

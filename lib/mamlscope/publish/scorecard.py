@@ -154,7 +154,7 @@ def outcome(r) -> str:
         inside = dataclasses.replace(r, verdict=(said or ["inconclusive"])[0],
                                      precondition=r.precondition.split("not the paper's setting")[0],
                                      qualifiers=[q for q in r.qualifiers if not q.startswith("in the book's setting")])
-        return f"outside the paper's setting (in the book's: {outcome(inside)})"
+        return f"outside the paper's setting; in the book's: {outcome(inside)}"
     if "underpowered" in r.precondition:
         return "underpowered"
     if "does not reject its control" in r.precondition:
