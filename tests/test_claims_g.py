@@ -6,7 +6,7 @@ import pytest
 from conftest import LEVELLED
 
 from mamlscope.publish import scorecard
-from mamlscope.verdict import claims, results
+from mamlscope.verdict import claims
 
 
 def _g1(rho_lo, slope_diff_lo=None):

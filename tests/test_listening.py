@@ -4,7 +4,6 @@ The checker has teeth: a dashboard on ``":0"`` (all interfaces) is seen."""
 import ipaddress
 
 import psutil
-import pytest
 from jupyter_client.manager import KernelManager
 
 from mamlscope.training import schedule

@@ -3,6 +3,7 @@ tests/test_nbval.py), listed without executing a notebook."""
 import pytest
 from test_nbval import ROOT
 
+from mamlscope import paths
 from mamlscope.core.runs import run_dir
 from mamlscope.publish.notebooks import chapters
 from mamlscope.training import plan, profiles
@@ -73,7 +74,7 @@ def test_estimates_time_each_step_and_total_by_chapter(tmp_path):
     per = plan.by_chapter(frame)
     assert list(per) == ["01_maml_on_omniglot", "02_early_layers_change_little"]  # the 20-way run counts in 01
     assert sum(per.values()) == pytest.approx(frame["minutes"].sum())
-    assert "cores" in plan.machine("cpu")
+    assert "cores" in paths.machine("cpu")
 
 
 def test_plan_refuses_a_missing_gpu_before_timing(capsys):

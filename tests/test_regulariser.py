@@ -6,10 +6,9 @@ import pytest
 import torch
 from conftest import requires_data
 from test_inner import toy_tasks
-from torch.func import functional_call
 
 from mamlscope.core import meta
-from mamlscope.core.inner import InnerLoop, adapt, coherence_correction, query_loss, query_loss_func
+from mamlscope.core.inner import InnerLoop, coherence_correction, query_loss, query_loss_func
 from mamlscope.core.models import Conv4
 
 

@@ -1,4 +1,4 @@
-"""Where data, caches and results live.
+"""Where data, caches and results live, and what a record says it was computed on.
 
 * data root   — ``$MAML_DATA``, else ``<project>/data``: the datasets in their standard layouts
   (``omniglot-py/images_background|images_evaluation``, ``MNIST/raw``). May be read-only.
@@ -10,9 +10,12 @@ package is installed elsewhere the defaults fall back to ``~/.cache/mamlscope``.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 from pathlib import Path
+
+import torch
 
 
 def project_root() -> Path | None:
@@ -66,3 +69,24 @@ def git_commit(length: int | None = None, missing: str = "unknown", cwd=None) ->
     except (OSError, subprocess.SubprocessError, TypeError):
         return missing
     return out or missing
+
+
+def machine(device="cpu") -> str:
+    """What a measurement ran on: the GPU's name, or the CPU's model and core count."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    model = "CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def provenance(device="cpu", commit_length: int | None = None) -> dict:
+    """The machine, commit and date every stored record carries beside its numbers."""
+    return {"machine": machine(device), "commit": git_commit(commit_length),
+            "date": datetime.date.today().isoformat()}

@@ -25,11 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mamlscope.paths import atomic_write, cache_root, git_commit
+from mamlscope.paths import atomic_write, cache_root, git_commit, machine
 from mamlscope.progress import progress_enabled
 from mamlscope.publish.execution_report import update_panel
 from mamlscope.publish.notebooks import BOOK_PROFILE
-from mamlscope.training.plan import machine
 from mamlscope.training.schedule import TOPIC, Display, train_task
 
 # Seconds a page took when no measurement of it exists (the summary pages take seconds).

@@ -45,7 +45,7 @@ import yaml
 
 from mamlscope.core import data
 from mamlscope.core.meta import estimate_seconds
-from mamlscope.paths import atomic_write, cache_root, project_root
+from mamlscope.paths import atomic_write, cache_root, machine, project_root
 from mamlscope.publish import execution_report, graph, notebooks, parameters as checks
 from mamlscope.publish.notebooks import BOOK_PROFILE, SUMMARY_PAGES, chapters, kernel_environ, summary_pages
 from mamlscope.training import plan, schedule
@@ -233,7 +233,7 @@ def run_graph(job: Job, args, root: Path) -> int:
     beside = (f" ({alone / 60:.1f} if tasks ran beside each other as fast as alone; the 2-core Xeon measured "
               f"{graph.CONTENTION:g}× slower)") if workers > 1 else ""
     print(f"the book: {len(todo)} runs to train and {len(job.pages)} pages on {workers} worker(s) × {threads} "
-          f"thread(s); predicted {predicted / 60:.1f} min on this machine ({plan.machine()}){beside}", flush=True)
+          f"thread(s); predicted {predicted / 60:.1f} min on this machine ({machine()}){beside}", flush=True)
     start = time.perf_counter()
     cluster = schedule.local_cluster(workers, threads, dashboard=args.dashboard)
     if args.dashboard:

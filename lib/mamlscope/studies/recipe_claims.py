@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import sys
 import time
@@ -37,11 +36,10 @@ from filelock import FileLock
 
 from mamlscope.core import evaluate, meta, runs
 from mamlscope.measure import representations as R, reuse
-from mamlscope.paths import atomic_write, git_commit
+from mamlscope.paths import atomic_write, provenance
 from mamlscope.publish.report import training_seconds
 from mamlscope.studies import recipes
 from mamlscope.training import profiles
-from mamlscope.training.plan import machine
 from mamlscope.verdict import claims
 from mamlscope.verdict.attached import (
     MODELS,
@@ -164,16 +162,11 @@ def write_record(profile: str, labels=tuple(MODELS), device="cpu", root=None) ->
         rec["models"] = {k: rec["models"][k] for k in MODELS if k in rec["models"]}
         rec["provenance"] = {
             "command": f"python -m mamlscope recipe_claims --profile {profile} --record",
-            "commit": git_commit(12), "date": datetime.date.today().isoformat(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": _machine(device)}
+            **provenance(device, commit_length=12), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
         text = json.dumps(rec, indent=2, ensure_ascii=False) + "\n"
         atomic_write(path, lambda p: p.write_text(text))
     return rec
-
-
-def _machine(device) -> str:
-    return machine(device)
 
 
 def describe(claim_id: str, profile: str, root=None) -> str:

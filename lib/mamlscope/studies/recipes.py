@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import sys
 import time
@@ -34,9 +33,9 @@ import time
 import pandas as pd
 import torch
 
+from mamlscope import paths
 from mamlscope.core import evaluate, meta, runs
 from mamlscope.measure import representations as R
-from mamlscope.paths import git_commit
 from mamlscope.publish.report import training_seconds
 from mamlscope.training import profiles
 from mamlscope.verdict.results import plain, results_root
@@ -144,7 +143,7 @@ def write_record(profile: str, rows: dict, root=None) -> dict:
                                                    f"{100 * TOLERANCE:.0f} points below the mean loss",
            "choice": {s: choice(rows, s) for s in SETTINGS},
            "provenance": {"command": f"python -m mamlscope recipes --profile {profile} --train --record",
-                          "commit": git_commit(12), "date": datetime.date.today().isoformat(),
+                          **paths.provenance(commit_length=12),
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
                           "training minutes (from the runs' logs)": trained}}
     path = record_path(profile, root)

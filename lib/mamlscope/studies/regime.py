@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import hashlib
 import json
 import math
@@ -43,9 +42,8 @@ import numpy as np
 import torch
 
 from mamlscope.core import meta, runs
-from mamlscope.paths import atomic_write, cache_root, git_commit, project_root
+from mamlscope.paths import atomic_write, cache_root, project_root, provenance
 from mamlscope.training import profiles
-from mamlscope.training.plan import machine
 
 PAPER_STEPS = 60_000
 LEVEL = 0.01        # fitted rise over the last 40% of training, at most (fraction)
@@ -114,7 +112,7 @@ def ship(shapes=None, root=None, dest: Path | None = None) -> list[Path]:
         logged = [m for m in run.metrics() if "seconds_per_step" in m]
         manifest = {"run": run.dir.name, "hash": run.hash, "shape": shape, "step": steps[-1],
                     "steps": run.config.steps, "finished": run.finished, "backend": BACKEND,
-                    "threads": 1, "machine": machine(), "commit": git_commit(),
+                    "threads": 1, **provenance(),
                     "train_seconds": round(sum(m["seconds_per_step"] * _window(m, logged) for m in logged), 1),
                     "files": {n: _sha256(target / n) for n in files}}
         atomic_write(target / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
@@ -264,8 +262,7 @@ def time_shapes(shapes=None, steps: int = 8, backend: str = BACKEND) -> dict:
     """Seconds per training step of each shape at one thread, timed by :func:`meta.estimate` (its
     median of ``steps`` steps after a warm-up), with the machine. Run it with nothing else running."""
     torch.set_num_threads(1)
-    out = {"machine": machine(), "threads": 1, "backend": backend,
-           "date": datetime.date.today().isoformat(), "seconds_per_step": {}}
+    out = {**provenance(), "threads": 1, "backend": backend, "seconds_per_step": {}}
     for shape in shapes or SHAPES:
         est = meta.estimate(config(shape), backend=backend, steps=steps)
         out["seconds_per_step"][shape] = float(np.median(est.step_seconds))
@@ -301,7 +298,7 @@ def measure(root=None) -> dict:
     choice = choose(fitted) if not waiting else {
         "shape": None, "reason": "; ".join(f"{k}: {w}" for k, w in why.items()) + " (the rule compares every shape)"}
     return {"rows": rows, "choice": choice, "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
-            "machine": machine(), "commit": git_commit(), "date": datetime.date.today().isoformat()}
+            **provenance()}
 
 
 def main(argv=None) -> int:

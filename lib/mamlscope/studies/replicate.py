@@ -21,7 +21,6 @@ verdicts agree. A verdict that flips with the seed is a one-seed verdict, and th
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import shutil
 import sys
@@ -32,10 +31,10 @@ import pandas as pd
 import torch
 
 from mamlscope.core import meta
-from mamlscope.paths import atomic_write, cache_root, git_commit, project_root
+from mamlscope.paths import atomic_write, cache_root, project_root, provenance
 from mamlscope.publish import notebooks
 from mamlscope.publish.notebooks import kernel_environ
-from mamlscope.training import plan, profiles
+from mamlscope.training import profiles
 from mamlscope.verdict.attached import REPLICA_SETTING, REPLICATED, load_replicas, replica_root
 from mamlscope.verdict.claims import claim
 from mamlscope.verdict.results import results_root
@@ -92,8 +91,7 @@ def run(profile: str = "cpu", seed: int = 1, threads: int = 1, device: str = "cp
     record = {"seed": seed, "setting": REPLICA_SETTING, "run": trained.dir.name, "claims": list(REPLICATED),
               "chapters": chapters(), "minutes": minutes,
               "provenance": {"command": f"python -m mamlscope replicate --profile {profile} --seed {seed}",
-                             "date": datetime.date.today().isoformat(), "commit": git_commit(),
-                             "machine": plan.machine(device), "threads": threads,
+                             **provenance(device), "threads": threads,
                              "torch": torch.__version__}}
     text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     atomic_write(dest / "replication.json", lambda p: p.write_text(text))

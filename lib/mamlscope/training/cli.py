@@ -15,6 +15,7 @@ import psutil
 import torch
 
 from mamlscope.core.meta import estimate_seconds
+from mamlscope.paths import machine
 from mamlscope.training import plan as planning, schedule
 from mamlscope.training.profiles import PROFILES, load, resolve_device
 from mamlscope.training.schedule import KINDS
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
         if args.estimate:
             total = frame["minutes"].sum()
             line += (f"; the rest ≈ {total:.0f} min ({total / 60:.1f} h) of work at {threads} thread(s) "
-                     f"on {planning.machine(args.device)} ({args.device})")
+                     f"on {machine(args.device)} ({args.device})")
         print(line + ".")
         if args.estimate:
             per = planning.by_chapter(frame)

@@ -12,19 +12,16 @@ fails its test until it is declared here.
 """
 from __future__ import annotations
 
-import datetime
 import json
-import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import torch
 
 from mamlscope.core.meta import estimate as timed
 from mamlscope.core.runs import checkpoint_steps, config_hash, run_dir
-from mamlscope.paths import atomic_write, git_commit
+from mamlscope.paths import atomic_write, provenance
 from mamlscope.training.profiles import Profile, alternative_recipe
 
 
@@ -173,29 +170,13 @@ def by_chapter(frame) -> dict[str, float]:
     return out
 
 
-def machine(device="cpu") -> str:
-    """What the estimates were timed on: the GPU's name, or the CPU's model and core count."""
-
-    if str(device).startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    model = "CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def write_cost(path, frame, profile: str, device: str, threads: int, busy: str | None = None) -> Path:
     """Write ``runs plan --estimate``'s frame (one row per run) as a cost record at ``path``."""
     runs = [{"run": r.run, "chapters": r.chapters.split(", "), "steps": int(r.steps),
              "minutes": round(float(r.minutes), 3), "spread": round(float(r.spread), 3), "settings": r.settings}
             for r in frame.itertuples(index=False)]
-    record = {"profile": profile, "device": device, "threads": threads, "machine": machine(device),
-              "date": datetime.date.today().isoformat(), "commit": git_commit(), "busy": busy, "runs": runs}
+    record = {"profile": profile, "device": device, "threads": threads, **provenance(device), "busy": busy,
+              "runs": runs}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n"))
