@@ -205,3 +205,17 @@ def test_claims_that_depend_on_the_papers_setting_are_inconclusive_outside_it():
     tag = scorecard.outcome(outside)
     assert tag.startswith("outside the paper's setting; in the book's: ") and tag != scorecard.outcome(inside)
     assert "the paper's training characters" in claims.claim("L5").rule_text()
+
+
+def test_power_reads_dotted_keys_and_the_centre_of_the_interval():
+    """R3 and R5 carry the paper's effect ([R] Tables 1 and 4): their checks' power comes from the
+    recorded interval (centre and end, nested keys included) by the closed form."""
+    v = {"head_only_diff": -0.006, "head_only_diff_lo": -0.0115, "full": {"n_tasks": 600}}
+    p = claims.power_of(claims.claim("R3"), v)
+    (check,) = p
+    expected = stats.interval_power(-0.006, -0.02, 0.0055, ">", 600)
+    assert p[check]["power"] == pytest.approx(expected.power) and p[check]["n"] == 600
+    v5 = {"nil_diff": {"ANIL": 0.01, "MAML": -0.1}, "nil_diff_lo": {"ANIL": -0.03, "MAML": -0.14}}
+    (p5,) = claims.power_of(claims.claim("R5"), v5).values()
+    assert p5["power"] == pytest.approx(stats.interval_power(0.005, -0.02, 0.04, ">").power)
+    assert p5["power"] < 0.8  # a 4-point half-width cannot see a +0.5-point effect against a −2 margin
