@@ -224,7 +224,7 @@ def test_each_chapter_opens_with_its_rerun_panel_from_its_execution_record(chapt
     executed = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())
     assert any(panel in "".join(c["source"]) for c in executed["cells"] if c["cell_type"] == "markdown")
     record = json.loads((ROOT / "book" / "results" / "cpu" / "execution" / f"{chapter}.json").read_text())
-    assert f"mamlscope.publish.rerun {chapter}`" in panel and E.duration(record["seconds"]) in panel
+    assert f"mamlscope rerun {chapter}`" in panel and E.duration(record["seconds"]) in panel
 
 
 def test_a_new_execution_record_rewrites_the_panel(tmp_path):

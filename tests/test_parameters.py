@@ -3,7 +3,7 @@ and a description: `papermill --help-notebook book/<name>.ipynb` lists it, and
 `python -m mamlscope rerun <name> -p <parameter>=...` accepts it.
 
 papermill reads annotations with a regular expression that knows no `|`: a parameter annotated
-`int | None` is silently dropped (and then refused by mamlscope.publish.rerun as unknown). Annotate it
+`int | None` is silently dropped (and then refused by `python -m mamlscope rerun` as unknown). Annotate it
 `Optional[int]`, with `from typing import Optional` at the top of the cell.
 """
 import ast

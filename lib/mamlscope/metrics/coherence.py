@@ -1,38 +1,8 @@
-"""Coherence metrics of Guiroy et al. [L] §4.2, §4.3 and §6.
-
-All three are averages of a pairwise similarity over *distinct* pairs ``i ≠ j`` of ``T`` vectors,
-computed from one Gram matrix ``G = V Vᵀ`` (no Python double loop):
-
-* :func:`trajectory_coherence` ([L] eq. 5): for adaptation displacements
-  ``Δ_i = θ̃_i − θ`` ``(T, P)`` of ``T`` meta-test tasks from the same meta-train solution ``θ``,
-  the mean cosine ``E_{i≠j}[θ⃗_iᵀ θ⃗_j]`` of the unit directions ``θ⃗_i = Δ_i / ‖Δ_i‖``.
-* :func:`gradient_coherence` ([L] eq. 6): for meta-test gradients ``g_i`` ``(T, P)`` evaluated at
-  ``θ`` (one per task, on its support set), the mean inner product ``E_{i≠j}[g_iᵀ g_j]`` (not
-  normalised).  [L] define ``g_i = −∇_θ L``; the sign cancels in the product.
-* :func:`representation_coherence` ([L] §6): the mean inner product ``E_{i≠j}[h_iᵀ h_j]`` of
-  representation vectors ``h`` ``(N, D)``.  Our reading of [L] §6: ``h = f_feat(x)`` is the
-  penultimate representation — the input of the final linear classifier — computed at the
-  meta-train solution ``θ`` (before any adaptation) for the *images* of the meta-test data, so the
-  index runs over images, not tasks.  [L] sometimes print ``E[h_iᵀh_i]``; we take the ``i ≠ j``
-  reading of their Fig. 10 and exclude self-products.
-
-Uncertainty
------------
-Each function returns a :class:`PairwiseMean` ``(mean, se, n)``.  The ``T(T−1)`` pairwise values
-share members and are *not* independent, so their naive standard error is wrong.  The mean over
-distinct pairs is a U-statistic of order 2; ``se`` is its **jackknife** (leave-one-vector-out)
-standard error,
-
-    U_(−k) = (S − 2 r_k) / ((T−1)(T−2)),   S = Σ_{i≠j} s_ij,   r_k = Σ_{j≠k} s_kj,
-    se² = (T−1)/T · Σ_k (U_(−k) − mean_k U_(−k))²,
-
-computed from the Gram matrix's row sums in ``O(T²)``.  Since ``U_(−k) − Ū = −2(m_k − m̄)/(T−2)``
-with ``m_k = r_k/(T−1)`` the per-vector mean over partners, this is exactly
-``2 (T−1)/(T−2) · std(m_k)/√T`` — about twice the "per-task mean, then std/√T" shortcut; the
-factor 2 is the U-statistic's Hoeffding variance ``4ζ₁/T``, which the shortcut misses.  It needs ``T ≥ 3``; for ``T = 2`` ``se`` is NaN.
-
-Scalars are python floats; inputs are flattened per row (``(T, ...) -> (T, P)``) and computed in
-float64.
+"""Coherence metrics of Guiroy et al. [L]: the mean over distinct pairs ``i ≠ j`` of a
+similarity between ``T`` vectors, from one Gram matrix, with a jackknife standard error
+(:func:`pairwise_mean`). Adaptation directions (:func:`trajectory_coherence`, [L] eq. 5),
+meta-test gradients (:func:`gradient_coherence`, eq. 6) and penultimate representations
+(:func:`representation_coherence`, §6). Float64; inputs flattened per row; python floats out.
 """
 
 from __future__ import annotations
@@ -114,8 +84,13 @@ def _as_rows(vectors, name: str) -> torch.Tensor:
 def pairwise_mean(gram) -> PairwiseMean:
     """Mean of the off-diagonal entries of a symmetric ``(T, T)`` matrix and its jackknife SE.
 
-    ``gram[i, j] = s(v_i, v_j)`` for any symmetric similarity ``s``; see the module docstring for
-    the standard error.  ``T ≥ 2`` (``se`` is NaN for ``T = 2``).
+    ``gram[i, j] = s(v_i, v_j)`` for any symmetric similarity ``s``. The ``T(T−1)`` pairwise
+    values share members, so their naive standard error is wrong: the mean over distinct pairs is
+    a U-statistic of order 2, and ``se`` is its leave-one-vector-out jackknife,
+    ``U_(−k) = (S − 2 r_k) / ((T−1)(T−2))`` with ``S = Σ_{i≠j} s_ij``, ``r_k = Σ_{j≠k} s_kj``,
+    ``se² = (T−1)/T · Σ_k (U_(−k) − mean U_(−k))²`` — about twice the "per-vector mean, then
+    std/√T" shortcut (the U-statistic's Hoeffding variance ``4ζ₁/T``). ``T ≥ 2`` (``se`` is NaN
+    for ``T = 2``).
     """
     g = torch.as_tensor(gram, dtype=torch.float64)
     if g.dim() != 2 or g.shape[0] != g.shape[1]:
@@ -152,7 +127,8 @@ def trajectory_coherence(deltas) -> PairwiseMean:
 def gradient_coherence(grads) -> PairwiseMean:
     """Mean pairwise inner product of meta-test gradients ``E_{i≠j}[g_iᵀg_j]`` ([L] eq. 6).
 
-    ``grads`` ``(T, ...)``: one flattened gradient per task at the meta-train solution ``θ``.
+    ``grads`` ``(T, ...)``: one flattened gradient per task at the meta-train solution ``θ``, on
+    its support set ([L] define ``g_i = −∇_θ L``; the sign cancels in the product).
     """
     g = _as_rows(grads, "grads")
     return pairwise_mean(g @ g.T)
@@ -161,7 +137,9 @@ def gradient_coherence(grads) -> PairwiseMean:
 def representation_coherence(h) -> PairwiseMean:
     """Mean pairwise inner product of representations ``E_{i≠j}[h_iᵀh_j]`` ([L] §6).
 
-    ``h`` ``(N, ...)``: penultimate features ``f_feat(x)`` of ``N`` meta-test images at ``θ``.
+    ``h`` ``(N, ...)``: penultimate features ``f_feat(x)`` (the final classifier's input) of ``N``
+    meta-test images at ``θ``, before any adaptation: the index runs over images, not tasks. [L]
+    sometimes print ``E[h_iᵀh_i]``; this is the ``i ≠ j`` reading of their Fig. 10.
     """
     v = _as_rows(h, "h")
     return pairwise_mean(v @ v.T)
