@@ -235,23 +235,23 @@ def test_before_after_with_unrelated_networks_gives_floor_and_null():
 
 
 def test_anil_with_higher_adapts_only_the_head_and_agrees_with_func(float64):
-    from mamlscope.core.inner import query_loss
+    """The higher backend's head-only path (the body once per set, higher on the head alone, as
+    the usual ANIL implementations do) gives the func backend's losses and meta-gradients."""
+    from mamlscope.core.inner import query_loss, query_loss_higher
 
     m, tasks = _model().double(), toy_tasks(n_tasks=2)
     tasks = tasks.to("cpu", torch.float64)
-    inner = InnerLoop(steps=2, lr=0.5, adapt="head")
-    m.zero_grad()
-    a = query_loss(m, tasks, inner)[0]
-    a.sum().backward()
-    g = {n: p.grad.clone() for n, p in m.named_parameters()}
-    m.zero_grad()
-    b = reuse.anil_query_loss_higher(m, tasks, inner)[0]
-    b.sum().backward()
-    assert torch.allclose(a, b, atol=1e-10)
-    assert all(torch.allclose(g[n], p.grad, atol=1e-10)
-               for n, p in m.named_parameters())
-    with pytest.raises(ValueError, match="head only"):
-        reuse.anil_query_loss_higher(m, tasks, InnerLoop(steps=1, adapt="all"))
+    for first_order in (False, True):
+        inner = InnerLoop(steps=2, lr=0.5, adapt="head", first_order=first_order)
+        m.zero_grad()
+        a = query_loss(m, tasks, inner)[0]
+        a.sum().backward()
+        g = {n: p.grad.clone() for n, p in m.named_parameters()}
+        m.zero_grad()
+        b = query_loss_higher(m, tasks, inner)[0]
+        b.sum().backward()
+        assert torch.allclose(a, b, atol=1e-10)
+        assert all(torch.allclose(g[n], p.grad, atol=1e-10) for n, p in m.named_parameters())
 
 
 def test_cost_values_read_the_measurement_or_the_control_row():
@@ -319,8 +319,12 @@ def test_r3_is_not_partly_when_only_freezing_conv1_is_free():
     from mamlscope.verdict import claims
 
     v = _r_values(True)["R3"]
-    v = {**v, "head_only_diff_lo": -0.66}
+    v = {**v, "head_only_diff": -0.655, "head_only_diff_lo": -0.66}
     assert claims.judge("R3", v, "smoke", null_values=_r_values(False)["R3"]).verdict == "not reproduced"
+    # the same lower end from an interval 66 points wide could not have seen [R]'s −0.6 points
+    wide = {**v, "head_only_diff": 0.0}
+    r = claims.judge("R3", wide, "smoke", null_values=_r_values(False)["R3"])
+    assert r.verdict == "inconclusive" and "underpowered" in r.precondition
     v = {**_r_values(True)["R3"], "partial_diff_lo": {"conv1": 0.0, "conv1–conv2": -0.05, "conv1–conv3": 0.0}}
     assert claims.judge("R3", v, "smoke", null_values=_r_values(False)["R3"]).verdict == "partly"
 
@@ -342,8 +346,11 @@ def test_r5_decisive_is_nil_after_anil_training():
     null = _r_values(False)["R5"]
     maml_fails = {**v, "nil_diff_lo": {"MAML": -0.14, "ANIL": 0.04}}
     assert claims.judge("R5", maml_fails, "smoke", null_values=null).verdict == "partly"
-    anil_fails = {**v, "nil_diff_lo": {"MAML": 0.04, "ANIL": -0.14}}
+    anil_fails = {**v, "nil_diff": {"MAML": 0.05, "ANIL": -0.13}, "nil_diff_lo": {"MAML": 0.04, "ANIL": -0.14}}
     assert claims.judge("R5", anil_fails, "smoke", null_values=null).verdict == "not reproduced"
+    # the same lower end of a 14-point-wide interval could not have seen [R]'s +0.5 points
+    wide = {**anil_fails, "nil_diff": {"MAML": 0.05, "ANIL": 0.0}}
+    assert claims.judge("R5", wide, "smoke", null_values=null).verdict == "inconclusive"
 
 
 def test_logistic_head_on_frozen_features_matches_sklearn_by_hand():

@@ -422,10 +422,12 @@ def interval_power(effect: float, threshold: float, half: float, op: str = ">", 
     se = half / z). If the truth is ``effect``, the estimate is N(effect, se²) and the check passes
     with probability ``power``. ``needed``: the sample, in the units ``n`` counts, whose interval
     (se ∝ 1/√n) would pass with probability ``target``."""
-    if half <= 0 or not math.isfinite(half):
-        raise ValueError(f"half={half}: the interval's half-width must be positive and finite.")
-    se = half / z
+    if half < 0 or not math.isfinite(half):
+        raise ValueError(f"half={half}: the interval's half-width must be non-negative and finite.")
     margin = (effect - threshold) if op in (">", ">=") else (threshold - effect)
+    if half == 0:  # an exact measurement: it passes when the effect itself passes
+        return Power(float(margin > 0), n if margin > 0 else math.inf, n)
+    se = half / z
     power = float(_scipy.norm.cdf(margin / se - z))
     need = z + float(_scipy.norm.ppf(target))
     needed = math.inf if margin <= 0 else n * (need * se / margin) ** 2

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from mamlscope.core.data import Task
-from mamlscope.core.models import adapted_parameter_names, layer_of
+from mamlscope.core.models import adapted_parameter_names, head_input, layer_of
 
 Params = dict[str, torch.Tensor]
 BACKENDS = ("func", "loop", "higher")
@@ -258,7 +258,11 @@ def query_loss_loop(model, params: Mapping[str, torch.Tensor], tasks: Task, inne
 def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cross_entropy",
                       coherence_gamma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Same as :func:`query_loss_func`, with ``higher`` and a loop over tasks. Gradients flow to
-    ``model.parameters()`` (``copy_initial_weights=False``)."""
+    ``model.parameters()`` (``copy_initial_weights=False``). Head-only adaptation (ANIL) is
+    written as the usual implementations write it: the body runs once per support and query set
+    (differentiably, so the meta-gradient reaches it) and ``higher`` adapts the head alone."""
+    if inner.adapt == "head" and not coherence_gamma and hasattr(model, "head"):
+        return _head_only_higher(model, tasks, inner, loss)
 
     loss_fn = _loss_fn(loss)
     inner_loss = support_loss_fn(loss, inner.reduction)
@@ -290,6 +294,24 @@ def query_loss_higher(model, tasks: Task, inner: InnerLoop, *, loss: str = "cros
             out.append(loss_fn(fmodel(tasks[i].x_query, params=weights), tasks[i].y_query))
         adapted = out
     losses, accs = zip(*adapted)
+    return torch.stack(losses), torch.stack(accs)
+
+
+def _head_only_higher(model, tasks: Task, inner: InnerLoop, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    loss_fn, inner_loss = _loss_fn(loss), support_loss_fn(loss, inner.reduction)
+    body = model.layer_names[-2]
+    opt = torch.optim.SGD(model.head.parameters(), lr=inner.lr)
+    detach = (lambda gs: [None if g is None else g.detach() for g in gs]) if inner.first_order else None
+    out = []
+    for i in range(len(tasks)):
+        t = tasks[i]
+        fs = head_input(model, model(t.x_support, return_activations=True)[1][body])
+        fq = head_input(model, model(t.x_query, return_activations=True)[1][body])
+        with higher.innerloop_ctx(model.head, opt, copy_initial_weights=False) as (fhead, diffopt):
+            for _ in range(inner.steps):
+                diffopt.step(inner_loss(fhead(fs), t.y_support), grad_callback=detach)
+            out.append(loss_fn(fhead(fq), t.y_query))
+    losses, accs = zip(*out)
     return torch.stack(losses), torch.stack(accs)
 
 

@@ -110,7 +110,7 @@ class Conv4(nn.Module):
         for name in self.layer_names[_start_index(self, start):-1]:
             x = getattr(self, name)(x)
             acts[name] = x
-        out = self.head(x.mean(dim=(-2, -1)) if self.spatial_mean else x.flatten(1))
+        out = self.head(head_input(self, x))
         acts["head"] = out
         return (out, acts) if return_activations else out
 
@@ -181,6 +181,12 @@ class FCNet(nn.Module):
         out = self.head(x)
         acts["head"] = out
         return (out, acts) if return_activations else out
+
+
+def head_input(model: nn.Module, a: torch.Tensor) -> torch.Tensor:
+    """What the head reads of the last body layer's activation ``a``: averaged over space (Finn
+    et al.'s Conv4), else flattened per example."""
+    return a.mean(dim=(-2, -1)) if getattr(model, "spatial_mean", False) else a.flatten(1)
 
 
 def layer_of(param_name: str) -> str:

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
-import higher
 import numpy as np
 import pandas as pd
 import torch
@@ -37,8 +36,9 @@ from torch.func import functional_call
 
 from mamlscope.core.data import Task
 from mamlscope.core.evaluate import nil_accuracy, per_task_scores, run_task_scores
-from mamlscope.core.inner import InnerLoop, _loss_fn, adapt, adapted_text, detached, query_loss, support_loss_fn
+from mamlscope.core.inner import InnerLoop, adapt, adapted_text, detached, query_loss
 from mamlscope.core.meta import init_model
+from mamlscope.core.models import head_input
 from mamlscope.measure.representations import activations
 from mamlscope.metrics.cca import pwcca, svcca
 from mamlscope.metrics.cka import linear_cka
@@ -218,8 +218,7 @@ def head_features(model, theta: Mapping[str, torch.Tensor], x: torch.Tensor) -> 
 
     with torch.no_grad():
         a = functional_call(model, dict(theta), (x,), {"return_activations": True})[1]
-        a = a[model.layer_names[-2]]
-        return a.mean(dim=(-2, -1)) if getattr(model, "spatial_mean", False) else a.flatten(1)
+        return head_input(model, a[model.layer_names[-2]])
 
 
 def logistic_head_scores(model, tasks: Task, params=None, C: float = 1.0) -> torch.Tensor:
@@ -574,55 +573,6 @@ def time_ratio(a: Callable[[], object], b: Callable[[], object], repeats: int = 
     return TimeRatio(statistics.median(ta), statistics.median(tb), ratio, lo, hi, repeats)
 
 
-def anil_query_loss_higher(model, tasks: Task, inner: InnerLoop, *,
-                           loss: str = "cross_entropy"
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ANIL as the usual implementations write it (the body as a plain module, the head
-    wrapped by a generic inner-loop library), here with ``higher``: per task, the body
-    runs once on the support set and once on the query set (differentiably, so the
-    meta-gradient reaches it), and ``higher`` adapts the head module alone, so no inner
-    step touches the body. The same losses and accuracies as
-    :func:`mamlscope.core.inner.query_loss` with ``adapt="head"``."""
-
-    if inner.adapt != "head":
-        raise ValueError("anil_query_loss_higher adapts the head only; got "
-                         f"adapt={inner.adapt!r}.")
-    loss_fn, inner_loss = _loss_fn(loss), support_loss_fn(loss, inner.reduction)
-    body = model.layer_names[-2]
-    def pool(a):  # what the head reads of conv4, as Conv4.forward does
-        spatial = getattr(model, "spatial_mean", False)
-        return a.mean(dim=(-2, -1)) if spatial else a.flatten(1)
-
-    def detach(gs):
-        return [None if g is None else g.detach() for g in gs]
-
-    opt = torch.optim.SGD(model.head.parameters(), lr=inner.lr)
-    callback = detach if inner.first_order else None
-    out = []
-    for i in range(len(tasks)):
-        t = tasks[i]
-        fs = pool(model(t.x_support, return_activations=True)[1][body])
-        fq = pool(model(t.x_query, return_activations=True)[1][body])
-        ctx = higher.innerloop_ctx(model.head, opt, copy_initial_weights=False)
-        with ctx as (fhead, diffopt):
-            for _ in range(inner.steps):
-                diffopt.step(inner_loss(fhead(fs), t.y_support), grad_callback=callback)
-            out.append(loss_fn(fhead(fq), t.y_query))
-    losses, accs = zip(*out)
-    return torch.stack(losses), torch.stack(accs)
-
-
-def _query_loss(model, tasks: Task, inner: InnerLoop, loss: str, backend: str,
-                gamma: float = 0.0):
-    """The timed computation: the book's inner loop, or ``higher``'s (ANIL: head only).
-    """
-
-    if backend == "higher" and inner.adapt == "head" and not gamma:
-        return anil_query_loss_higher(model, tasks, inner, loss=loss)
-    return query_loss(model, tasks, inner, loss=loss, backend=backend,
-                      coherence_gamma=gamma)
-
-
 def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable[[], None]:
     """A closure doing one meta-training step of ``cfg`` (inner loop, query loss, backward to θ,
     Adam) on the fixed meta-batch ``batch``."""
@@ -631,8 +581,8 @@ def meta_step(cfg, batch: Task, backend: str = "func", device="cpu") -> Callable
     inner, batch = cfg.inner(train=True), batch.to(device, next(model.parameters()).dtype)
 
     def step():
-        losses, _ = _query_loss(model, batch, inner, cfg.loss, backend,
-                                cfg.coherence_penalty)
+        losses, _ = query_loss(model, batch, inner, loss=cfg.loss, backend=backend,
+                               coherence_gamma=cfg.coherence_penalty)
         opt.zero_grad(set_to_none=True)
         losses.mean().backward()
         opt.step()
@@ -646,7 +596,7 @@ def adaptation(cfg, tasks: Task, backend: str = "func", device="cpu") -> Callabl
     inner, tasks = replace(cfg.inner(train=False), first_order=True), tasks.to(device, next(model.parameters()).dtype)
 
     def run():
-        _query_loss(model, tasks, inner, cfg.loss, backend)
+        query_loss(model, tasks, inner, loss=cfg.loss, backend=backend)
     return run
 
 
@@ -659,7 +609,8 @@ def cost(maml_cfg, anil_cfg, batch: Task, test_tasks: Task, backends=("func", "h
     (of ``test_tasks``), for each inner-loop backend: ``{backend: {"training": r, "adaptation": r}}``.
     ``"func"`` computes ANIL's frozen body once per task (:func:`mamlscope.core.inner.frozen_prefix`);
     ``"higher"`` runs MAML through ``higher`` and ANIL as usual implementations do
-    (:func:`anil_query_loss_higher`: the body once per set, ``higher`` on the head alone). With
+    (:func:`mamlscope.core.inner.query_loss_higher`: the body once per set, ``higher`` on the head
+    alone). With
     ``control``, the row :data:`CONTROL`: MAML timed against a second MAML closure by the same
     code (``"func"``), whose ratio is 1 by construction: R2's negative control."""
     arms = {b: (maml_cfg, anil_cfg, b) for b in backends}
