@@ -74,8 +74,10 @@ def isolated_env(workdir: Path) -> dict[str, str]:
     results.mkdir(parents=True, exist_ok=True)
     if shared.is_file() and not (cache / shared.name).exists():
         os.symlink(shared, cache / shared.name)
+    # one thread, as tests/test_nbval.py executes them (and as the book's kernels compute): a kernel
+    # with every core's threads spins when the cores are shared, minutes instead of seconds
     env = dict(os.environ, MAMLSCOPE_CACHE=str(cache), MAMLSCOPE_RESULTS=str(results),
-               MAMLSCOPE_PROGRESS="0")
+               MAMLSCOPE_PROGRESS="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if "MAML_DATA" not in env:  # like tests/conftest.py: data/, else the shared offline copy
         for candidate in (ROOT / "data", ROOT.parent / "shared" / "data"):
             if (candidate / "omniglot-py" / "images_background").is_dir():
