@@ -178,12 +178,7 @@ def fork(shape: str, at: int, root=None) -> runs.Run:
     if dst.finished:
         return dst
     with dst.lock():
-        for step in wanted:  # the same state, stamped with the shorter run's hash
-            state = {k: v for k, v in src.load_checkpoint(step).items() if k not in ("step", "run_hash")}
-            dst.save_checkpoint(step, state)
-        kept = [m for m in src.metrics() if m.get("step", 0) <= at]
-        atomic_write(dst.metrics_path, lambda p: p.write_text("".join(json.dumps(m, sort_keys=True) + "\n"
-                                                                      for m in kept)))
+        kept = _copy_run(src, dst, wanted, at)
         scores = json.loads((src.dir / "scores.json").read_text())
         scores = {k: v for k, v in scores.items() if json.loads(k)["step"] <= at}
         atomic_write(dst.dir / "scores.json", lambda p: p.write_text(json.dumps(scores, indent=2, sort_keys=True)))
@@ -191,6 +186,18 @@ def fork(shape: str, at: int, root=None) -> runs.Run:
         dst.finish({"steps": at, "final_curve_score": final, "forked_from": src.dir.name,
                     "device": "cpu", "threads": 1, "torch": torch.__version__})
     return dst
+
+
+def _copy_run(src: runs.Run, dst: runs.Run, steps, upto: int) -> list[dict]:
+    """Copy ``src``'s checkpoints ``steps`` into ``dst`` (the same state, stamped with ``dst``'s
+    hash) and its log up to step ``upto``; returns that log."""
+    for step in steps:
+        dst.save_checkpoint(step, {k: v for k, v in src.load_checkpoint(step).items()
+                                   if k not in ("step", "run_hash")})
+    kept = [m for m in src.metrics() if m.get("step", 0) <= upto]
+    atomic_write(dst.metrics_path, lambda p: p.write_text("".join(json.dumps(m, sort_keys=True) + "\n"
+                                                                  for m in kept)))
+    return kept
 
 
 def check_fork(shape: str, at: int, root=None) -> float:
@@ -202,10 +209,7 @@ def check_fork(shape: str, at: int, root=None) -> float:
     before = steps[steps.index(at) - 1]
     with tempfile.TemporaryDirectory(prefix="mamlscope-fork-") as tmp:
         scratch = runs.Run(dst.config, tmp)
-        scratch.save_checkpoint(before, {k: v for k, v in dst.load_checkpoint(before).items()
-                                         if k not in ("step", "run_hash")})
-        kept = [m for m in dst.metrics() if m.get("step", 0) <= before]
-        scratch.metrics_path.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in kept))
+        _copy_run(dst, scratch, [before], before)
         torch.set_num_threads(1)
         meta.attempt(dst.config, until=at, backend=BACKEND, root=tmp)
         a, b = dst.load_checkpoint(at)["model"], scratch.load_checkpoint(at)["model"]
