@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 from conftest import LEVELLED
 
+from mamlscope.evidence import Evidence
 from mamlscope.publish import scorecard
 from mamlscope.verdict import claims
 
@@ -92,10 +93,10 @@ def test_g2_is_the_ordering_in_supervised_training_with_cka_above_rsa_early():
 
 
 def test_scorecard_notes_claims_measured_on_a_model_that_fails_its_accuracy(results_dir):
-    claims.record("F2", {"mean": 0.874, "ci95": 0.004, "n_tasks": 600}, "smoke", run=LEVELLED)
-    claims.record("G1", _g1([0.8, 0.9]), "smoke", null_values=_G1_NULL, run=LEVELLED)
+    claims.record(Evidence("F2", {"mean": 0.874, "ci95": 0.004, "n_tasks": 600}, run=LEVELLED), "smoke")
+    claims.record(Evidence("G1", _g1([0.8, 0.9]), {"control": _G1_NULL}, run=LEVELLED), "smoke")
     table = scorecard.scorecard("smoke").set_index("id")
     assert "F2 is not reproduced" in table.loc["G1", "note"] and table.loc["G2", "note"] == ""
     assert "⚠" in scorecard.markdown_table(scorecard.scorecard("smoke"))
-    claims.record("F2", {"mean": 0.957, "ci95": 0.004, "n_tasks": 600}, "smoke", run=LEVELLED)
+    claims.record(Evidence("F2", {"mean": 0.957, "ci95": 0.004, "n_tasks": 600}, run=LEVELLED), "smoke")
     assert scorecard.scorecard("smoke").set_index("id").loc["G1", "note"] == ""

@@ -7,6 +7,7 @@ import torch
 from conftest import requires_data
 from test_inner import toy_tasks
 
+from mamlscope.evidence import Evidence
 from mamlscope.core.models import FCNet, adapted_parameter_names
 from mamlscope.measure import features
 from mamlscope.verdict import claims
@@ -215,11 +216,11 @@ def test_every_decisive_check_failing_gives_not_reproduced(claim_id):
 def test_control_table_shows_the_rules_verdict_on_each_row():
     good = {"gain_raw_lo": 0.1, "gain_random_lo": 0.1, "gain_raw_tsne_lo": 0.1, "seed_gain_raw_lo": {"0": 0.1}}
     null = dict(good, gain_raw_lo=-0.3)
-    t = claims.control_table("A1", {"trained": good, "control": null}, {"gain_raw_lo": "low end"})
+    t = claims.control_table(Evidence("A1", good, {"control": null}, label="trained", columns={"gain_raw_lo": "low end"}))
     assert list(t["the rule's verdict"]) == ["reproduced", "not reproduced"]
     assert list(t["low end"]) == ["+10.0", "-30.0"]
     v = {**good, "gain_raw": 0.2, "gain_raw_hi": 0.3}
-    assert claims.control_table("A1", {"x": v}, {"gain_raw": "g"})["g"].iloc[0] == "+20.0 [+10.0, +30.0]"
+    assert claims.control_table(Evidence("A1", v, columns={"gain_raw": "g"}))["g"].iloc[0] == "+20.0 [+10.0, +30.0]"
 
 
 @requires_data

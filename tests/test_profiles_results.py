@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import LEVELLED
 
+from mamlscope.evidence import Evidence
 from mamlscope.training import profiles
 from mamlscope.verdict import claims, results
 from mamlscope.verdict.results import AllChecks, Check, MatchesPaper
@@ -63,8 +64,8 @@ def test_smoke_profile_is_float64_everywhere():
 
 def test_results_roundtrip(results_dir):
     # 98.1 ± 0.1% against 98.7 ± 0.4%: no overlap, error rate 1.46× the paper's (≤ 1.5×) → partly
-    r = claims.record("F1", {"mean": torch.tensor(0.981, dtype=torch.float64), "ci95": 0.001, "n_tasks": 600},
-                      "smoke", run=LEVELLED)
+    r = claims.record(Evidence("F1", {"mean": torch.tensor(0.981, dtype=torch.float64), "ci95": 0.001,
+                                      "n_tasks": 600}, run=LEVELLED), "smoke")
     saved = json.loads((results_dir / "smoke" / "F1.json").read_text())
     assert saved["values"]["mean"] == 0.981 and saved["verdict"] == "partly"
     assert results.load_all("smoke") == [r]
@@ -119,9 +120,9 @@ def test_failed_precondition_is_inconclusive(monkeypatch, results_dir):
     g5 = {"later_share": share, "later_share_lo": share, "later_share_hi": share, "n_tasks": 20,
           "support_loss_ratio_1": 1}
     null = {"later_share_hi": {"conv1": 3.0, "head": 3.0}}  # G5's step counter
-    r = claims.record("G5", {**g5, "loss_1": 0.001}, "smoke", null_values=null, run=LEVELLED)
+    r = claims.record(Evidence("G5", {**g5, "loss_1": 0.001}, {"control": null}, run=LEVELLED), "smoke")
     assert r.verdict == "inconclusive" and "FAILS" in r.precondition and r.rule.startswith("precondition")
-    assert claims.record("G5", {**g5, "loss_1": 0.5}, "smoke", null_values=null, run=LEVELLED).verdict == "reproduced"
+    assert claims.record(Evidence("G5", {**g5, "loss_1": 0.5}, {"control": null}, run=LEVELLED), "smoke").verdict == "reproduced"
 
 
 def test_claims_table_shows_the_registered_rules():
@@ -137,8 +138,8 @@ def test_claims_table_shows_the_registered_rules():
 
 
 def test_verdict_table(results_dir):
-    a = claims.record("F1", {"mean": 0.96, "ci95": 0.004, "n_tasks": 600}, "smoke", run=LEVELLED)
-    b = claims.record("F2", {"mean": 0.958, "ci95": 0.004, "n_tasks": 600}, "smoke", run=LEVELLED)
+    a = claims.record(Evidence("F1", {"mean": 0.96, "ci95": 0.004, "n_tasks": 600}, run=LEVELLED), "smoke")
+    b = claims.record(Evidence("F2", {"mean": 0.958, "ci95": 0.004, "n_tasks": 600}, run=LEVELLED), "smoke")
     table = claims.verdict_table([a, b])
     assert list(table.index) == ["F1", "F2"] and list(table.columns) == ["measured", "paper", "verdict"]
     assert table.loc["F2", "verdict"] == "reproduced" and table.loc["F1", "measured"] == ("96.0 ± 0.4% (600 tasks); error rate 4.0%, 3.1× the paper's")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import LEVELLED
 
+from mamlscope.evidence import Evidence
 from mamlscope.publish import notebooks, scorecard
 from mamlscope.studies import replicate
 from mamlscope.verdict import attached, claims, results
@@ -36,13 +37,13 @@ def test_attach_says_whether_the_replica_agrees(results_dir):
     assert got == {"seed 1": {"verdict": "reproduced", "measured": "ratio 1.2"}, "agrees": False}
     assert attached.replication("G4", "reproduced", "cpu")["agrees"] is True
     assert attached.replication("L6", "reproduced", "cpu") == {}  # not measured on the 20-way run
-    text = scorecard.seeds_text({"n": 1}, got)
+    text = claims.seeds_text({"n": 1}, got)
     assert "seed 1: reproduced" in text and "one-seed verdict" in text
 
 
 def test_a_recorded_claim_carries_the_replica_and_rejudge_covers_the_replica(results_dir):
     _write(attached.replica_root("cpu", 1), "F2", "reproduced")
-    r = claims.record("F2", {"mean": 0.5, "ci95": 0.01, "n_tasks": 600}, "cpu", run=LEVELLED)
+    r = claims.record(Evidence("F2", {"mean": 0.5, "ci95": 0.01, "n_tasks": 600}, run=LEVELLED), "cpu")
     assert r.verdict == "not reproduced"  # 50% against Finn et al.'s 95.8%
     assert r.replication["seed 1"]["verdict"] == "reproduced"
     assert r.replication["agrees"] == (r.verdict == "reproduced")

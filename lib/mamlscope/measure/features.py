@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -33,7 +34,9 @@ from threadpoolctl import threadpool_limits
 from torch.func import functional_call, grad, jvp
 
 from mamlscope.core import data
+from mamlscope.core.meta import init_model, train
 from mamlscope.core.models import adapted_parameter_names
+from mamlscope.evidence import Evidence, one_run
 from mamlscope.metrics.curvature import _quiet
 from mamlscope.stats import mean_ci95, paired_difference, prediction_interval, t_interval
 
@@ -384,3 +387,198 @@ def busiest_units(model, x: torch.Tensor, layer: str, n: int = 3) -> list[int]:
     """The ``n`` units of ``layer`` whose activation varies most over the pool ``x``: a rule for
     choosing units to show, fixed before looking at them."""
     return features(model, x, layer).var(0).argsort(descending=True)[:n].tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 7's measurements: one Evidence per claim
+# --------------------------------------------------------------------------------------------
+RAW, BEFORE, REFERENCE = "raw pixels (control)", "before training (control)", "random init, seed 1 (reference)"
+PAIR_COLUMNS = {"diff": "− supervised (points)", "gain_raw": "− raw pixels", "gain_random": "− random init"}
+
+
+@dataclass
+class FeatureRuns:
+    """The fully-connected MNIST networks of chapter 7: the supervised seeds, the MAML network,
+    and the supervised configuration's random initialisations (seed → model; at least 2)."""
+
+    supervised: list
+    maml: object
+    inits: dict
+    config: object  # the supervised configuration
+
+    def __str__(self) -> str:
+        return f"supervised: {', '.join(r.dir.name for r in self.supervised)} | MAML: {self.maml.dir.name}"
+
+    def labelled(self) -> dict:
+        return {**{f"supervised seed {s}": r for s, r in enumerate(self.supervised)}, "MAML": self.maml}
+
+    def models(self, device="cpu") -> dict:
+        """Supervised seed 0 and MAML, trained, by label."""
+        return {"supervised (seed 0)": self.supervised[0].load_model(device=device),
+                "MAML": self.maml.load_model(device=device)}
+
+
+def feature_runs(P, device="cpu") -> FeatureRuns:
+    """Train (or load from the cache) :class:`FeatureRuns` at profile ``P``."""
+    sup = [train(replace(P.features_supervised, seed=s), device=device) for s in range(P.features_seeds)]
+    inits = {s: init_model(replace(P.features_supervised, seed=s), device)
+             for s in range(max(2, P.features_seeds))}
+    return FeatureRuns(sup, train(P.features_maml, device=device), inits, P.features_supervised)
+
+
+@dataclass
+class Pool:
+    """One layer's features of several networks on one fixed pool of held-out inputs ``x``
+    (labels ``y``): :func:`cluster_quality` per network and control in ``quality`` (the
+    figure's), and controls measured in the full space only (``controls``); ``models`` by label;
+    ``by_seed``/``init_by_seed``: per-point k-NN correctness of each supervised seed / each
+    random initialisation (full space)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    quality: dict
+    controls: dict
+    models: dict
+    by_seed: dict = field(default_factory=dict)
+    init_by_seed: dict = field(default_factory=dict)
+    run: object = None
+
+    def table(self) -> pd.DataFrame:
+        return quality_table({**self.quality, **self.controls})
+
+
+def fc_pool(runs: FeatureRuns, n: int, device="cpu") -> Pool:
+    """The fc4 features (64-d) of the supervised (seed 0) and the MAML network, raw pixels, the
+    network before training (seed 0) and a second random initialisation (the reference), on
+    ``n`` held-out MNIST test images."""
+    x, y = held_out_pool("mnist", n)
+    sup, mam = runs.supervised[0].load_model(device=device), runs.maml.load_model(device=device)
+
+    def fc4(model):
+        return features(model, x, "fc4")
+
+    quality = {"supervised": cluster_quality(fc4(sup), y), "MAML": cluster_quality(fc4(mam), y),
+               RAW: cluster_quality(pixels(x), y), BEFORE: cluster_quality(fc4(runs.inits[0]), y)}
+    return Pool(x, y, quality, {REFERENCE: cluster_quality(fc4(runs.inits[1]), y, planes=())},
+                {"supervised": sup, "MAML": mam},
+                {str(s): knn_correct(fc4(r.load_model(device=device)), y) for s, r in enumerate(runs.supervised)},
+                {str(s): knn_correct(fc4(runs.inits[s]), y) for s in range(len(runs.supervised))})
+
+
+def conv_pool(P, n: int = 400, device="cpu") -> Pool:
+    """The conv4 features of the book's 20-way MAML Conv4 and the supervised Conv4 (1,200
+    training characters as classes), on all drawings of the first ``n // 20`` held-out Omniglot
+    characters, with raw pixels, the MAML network before training and a second random
+    initialisation as controls."""
+    maml_run = train(P.meta("omniglot_20w1s"), device=device)
+    maml = maml_run.load_model(device=device)
+    sup = train(P.omniglot_supervised, device=device).load_model(device=device)
+    x, y = held_out_pool("omniglot", n)
+
+    def conv4(model):
+        return features(model, x, "conv4")
+
+    init = {s: init_model(replace(P.meta("omniglot_20w1s"), seed=s), device) for s in (0, 1)}
+    quality = {"MAML (20-way)": cluster_quality(conv4(maml), y),
+               "supervised (1,200 classes)": cluster_quality(conv4(sup), y)}
+    controls = {RAW: cluster_quality(pixels(x), y, planes=()), BEFORE: cluster_quality(conv4(init[0]), y, planes=()),
+                REFERENCE: cluster_quality(conv4(init[1]), y, planes=())}
+    return Pool(x, y, quality, controls, {"MAML (20-way)": maml, "supervised (1,200 classes)": sup}, run=maml_run)
+
+
+def a1a_evidence(runs: FeatureRuns, device="cpu") -> Evidence:
+    """A1a: the supervised seeds' MNIST test accuracy, against the same networks before training."""
+    v = baseline_values([test_correct(r, device).mean() for r in runs.supervised])
+    null = baseline_values([test_accuracy(runs.inits[s], runs.config).mean() for s in range(len(runs.supervised))])
+    return Evidence("A1a", v, {BEFORE: null},
+                    {"n": v["seeds"], "values": v["by_seed"], "note": "one run per seed; the prediction interval is over them"},
+                    label="trained (ours)", fmt="{:.2f}",
+                    columns={"mean": "mean (%)", "pi_lo": "prediction interval, low (%)",
+                             "pi_hi": "prediction interval, high (%)"})
+
+
+def a1_evidence(fc: Pool) -> Evidence:
+    """A1: the supervised fc4's k-NN accuracy and its gains over raw pixels and a random
+    initialisation, against the network before training, measured by the same code."""
+    raw, ref = fc.quality[RAW], fc.controls[REFERENCE]
+    return Evidence("A1", supervised_values(fc.quality["supervised"], raw, ref, by_seed=fc.by_seed),
+                    {BEFORE: supervised_values(fc.quality[BEFORE], raw, ref, by_seed=fc.init_by_seed)},
+                    per_seed="seed_gain_raw", label="supervised, seed 0",
+                    columns={"gain_raw": "gain over raw pixels, 64-d (points)", "gain_random": "over random init, 64-d",
+                             "gain_raw_tsne": "over raw pixels, t-SNE plane"})
+
+
+def a1b_evidence(fc: Pool) -> Evidence:
+    """A1b: MAML's fc4 against the supervised one on the same images (and per supervised seed),
+    against the network before training and raw pixels in MAML's place."""
+    raw, ref, sup = fc.quality[RAW], fc.controls[REFERENCE], fc.quality["supervised"]
+
+    def pair(q):
+        return pair_values(q, sup, raw, ref, supervised_by_seed=fc.by_seed)
+
+    return Evidence("A1b", pair(fc.quality["MAML"]), {BEFORE: pair(fc.quality[BEFORE]), RAW: pair(raw)},
+                    one_run("one MAML FC run, compared with each supervised seed"), per_seed="seed_diff",
+                    label="MAML", columns=PAIR_COLUMNS)
+
+
+def a1c_evidence(conv: Pool) -> Evidence:
+    """A1c: the 20-way MAML Conv4's conv4 against the supervised Conv4's on held-out characters,
+    against the network before training and raw pixels in MAML's place."""
+    raw, ref, sup = conv.controls[RAW], conv.controls[REFERENCE], conv.quality["supervised (1,200 classes)"]
+    return Evidence("A1c", pair_values(conv.quality["MAML (20-way)"], sup, raw, ref),
+                    {BEFORE: pair_values(conv.controls[BEFORE], sup, raw, ref), RAW: pair_values(raw, sup, raw, ref)},
+                    one_run("one 20-way MAML run (the book's costliest) and one supervised Conv4"), conv.run,
+                    label="MAML (20-way)", columns=PAIR_COLUMNS)
+
+
+def first_layers(models: Mapping[str, object]) -> dict:
+    """Label → :func:`first_layer_images` of each model, for the filter figures."""
+    return {name: first_layer_images(m) for name, m in models.items()}
+
+
+def unit_extremes_of(models: Mapping[str, object], x: torch.Tensor, layers=("fc3.bn", "fc4.bn"), n: int = 3,
+                     shown: int = 5) -> dict:
+    """:func:`unit_extremes` of the ``n`` busiest units of each layer of each model
+    (``"<model> <layer>"`` → extremes), for the figure."""
+    return {f"{name} {layer}": unit_extremes(model, x, layer, busiest_units(model, x, layer, n=n), n=shown)
+            for name, model in models.items() for layer in layers}
+
+
+@dataclass
+class Eq2:
+    """A1d's measurements on one θ and task, per float type: :func:`eq2_check` over ε
+    (``checks``) and :func:`eq2_controls` (``controls``)."""
+
+    checks: dict
+    controls: dict
+
+    def errors(self) -> pd.DataFrame:
+        return pd.concat({k: t[["Hv relative error", "meta-gradient relative error"]] for k, t in self.checks.items()},
+                         axis=1).map("{:.1e}".format).rename(index="{:.0e}".format)
+
+    def control_errors(self) -> pd.DataFrame:
+        return pd.concat(self.controls, axis=1).map("{:.1e}".format)
+
+    def timings(self) -> pd.DataFrame:
+        return pd.DataFrame({k: t["time / exact"] for k, t in self.checks.items()}).round(2).rename(index="{:.0e}".format)
+
+
+def eq2_study(run, device="cpu", eps=tuple(10.0 ** -k for k in range(1, 9))) -> Eq2:
+    """:class:`Eq2` for ``run``'s last checkpoint on its first fixed test task, with its inner
+    step size, in float64 and float32."""
+    task, lr = run.config.test_tasks(1)[0], run.config.inner_lr
+    types = {"float64": torch.float64, "float32": torch.float32}
+    return Eq2({k: eq2_check(run.load_model(device=device), task, lr, list(eps), dtype=t) for k, t in types.items()},
+               {k: eq2_controls(run.load_model(device=device), task, lr, dtype=t) for k, t in types.items()})
+
+
+def a1d_evidence(eq2: Eq2) -> Evidence:
+    """A1d: Eq. 2's best errors and its float32 meta-gradient error over first-order's, against
+    the first-order approximation (and a random vector beside)."""
+    return Evidence("A1d", eq2_values(eq2.checks, eq2.controls),
+                    {f"{FIRST_ORDER} (control)": eq2_null_values(eq2.controls),
+                     f"{RANDOM_VECTOR} (control)": eq2_null_values(eq2.controls, RANDOM_VECTOR)},
+                    one_run("a numerical check on one θ and task; no training seeds"), label="Eq. 2, best ε",
+                    fmt="{:.1e}", scale=1.0,
+                    columns={"f64_best": "Hv error, float64", "f32_best": "Hv error, float32",
+                             "f32_meta": "meta-gradient error, float32", "f32_meta_ratio": "… over first-order's"})

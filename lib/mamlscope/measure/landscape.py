@@ -33,8 +33,9 @@ from torch.func import functional_call, grad, vmap
 
 from mamlscope.core.data import Task
 from mamlscope.core.inner import LOSSES, InnerLoop, adapt, detached, support_loss_fn
-from mamlscope.core.meta import MetaConfig, finetune_start
+from mamlscope.core.meta import MetaConfig, finetune_start, train
 from mamlscope.core.models import adapted_parameter_names
+from mamlscope.evidence import Evidence
 from mamlscope.metrics.coherence import adaptation_deltas, gradient_coherence, trajectory_coherence
 from mamlscope.metrics.curvature import hessian_spectral_norm_batched
 from mamlscope.progress import progress_bar
@@ -509,3 +510,108 @@ def control_table(values: Mapping, label: str) -> "pd.DataFrame":
     out = pd.DataFrame(rows).T
     out.index.names = ["run", "signal"]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 5's measurements: one Evidence per claim
+# --------------------------------------------------------------------------------------------
+#: The seeds of L1–L5: one training seed per run.
+ONE_SEED = {"n": 1, "note": "one training seed per run: at cpu the signal measurements dominate the chapter's "
+                            "time (Hessians on 60 tasks at every checkpoint of 4 runs), and two more seeds of the "
+                            "4 runs would add about 2x the chapter's cpu time, over its budget"}
+
+
+@dataclass
+class LandscapeRuns:
+    """The runs of chapter 5: MAML, FOMAML, MAML with one inner step and the fine-tune baseline
+    on Omniglot (``runs``, with the inner-loop ``configs`` they are measured with), and the
+    sinusoid MAML run."""
+
+    runs: dict
+    configs: dict
+    sinusoid: object
+
+    def table(self) -> pd.DataFrame:
+        """Each run's training characters and steps."""
+        every = {**self.runs, "sinusoid": self.sinusoid}
+        chars = {name: r.config.characters if name == "fine-tune" else r.config.train_characters
+                 for name, r in self.runs.items()}
+        chars["sinusoid"] = "—"
+        return pd.DataFrame({name: {"training characters": chars[name], "steps": r.config.steps}
+                             for name, r in every.items()}).T
+
+
+def landscape_runs(P, device="cpu") -> LandscapeRuns:
+    """Train (or load from the cache) :class:`LandscapeRuns` at profile ``P``."""
+    base = P.landscape_5w1s
+    configs = {"MAML": base, "FOMAML": P.meta("landscape_5w1s", "fomaml"),
+               "MAML T=1": replace(base, inner_steps=1, eval_inner_steps=1)}
+    runs = {name: train(cfg, device=device) for name, cfg in configs.items()}
+    runs["fine-tune"] = train(P.landscape_finetune, device=device)
+    return LandscapeRuns(runs, {**configs, "fine-tune": base}, train(P.landscape_sinusoid, device=device))
+
+
+def signal_frames(runs: LandscapeRuns, tasks: Task, curvature_tasks: int, device="cpu") -> dict:
+    """Run → :func:`run_signals` at its uniform checkpoints on ``tasks``, each with its own test-time
+    inner loop (the fine-tune baseline with MAML's)."""
+    return {name: run_signals(r, tasks, runs.configs[name].inner(train=False), steps=uniform_steps(r),
+                              curvature_tasks=curvature_tasks, device=device)
+            for name, r in runs.runs.items()}
+
+
+def peak_table(peaks: Mapping[str, Peak]) -> pd.DataFrame:
+    """Each run's accuracy peak (:func:`peak`): where, how high, the drop after it and that drop
+    on a flat curve with the same noise."""
+    return pd.DataFrame.from_dict({name: {
+        "peak step": p.step, "peak accuracy (%)": round(100 * p.value, 1),
+        "final accuracy (%)": round(100 * p.final, 1), "drop (points)": round(100 * p.drop, 1),
+        "flat-curve drop: mean (control)": round(100 * p.drop_bias, 1),
+        "flat-curve drop: 95% quantile": round(100 * p.drop_q95, 1),
+        "bias-corrected drop": round(100 * p.corrected, 1)} for name, p in peaks.items()}, orient="index")
+
+
+def evidence(claim_id: str, values_fn, *args, controls=tuple(CONTROLS)) -> Evidence:
+    """An L claim's evidence: ``values_fn(*args)`` with each control column measured by the same
+    function (:func:`with_nulls`); the rule must reject the most favourable of them, check by
+    check (``envelope``)."""
+    values, nulls = with_nulls(values_fn, *args, controls=controls)
+    return Evidence(claim_id, values, nulls, ONE_SEED, envelope=True)
+
+
+def last_losses(run, n: int = 4) -> dict:
+    """The last ``n`` logged training query losses of ``run`` (step → loss, rounded)."""
+    log = pd.DataFrame([r for r in run.metrics() if "train_loss" in r]).set_index("step")
+    return log["train_loss"].tail(n).round(4).to_dict()
+
+
+def flatness_table(values: Mapping) -> pd.DataFrame:
+    """L1: ρ(E‖H‖σ, accuracy) from the peak on, per run, beside the 1 − accuracy control's."""
+    def cell(d, run):
+        return f"{d['rho_after'][run]:+.2f} [{d['rho_after_lo'][run]:+.2f}, {d['rho_after_hi'][run]:+.2f}]"
+
+    rows = {"E‖H‖σ": values, "1 − accuracy (control)": values["controls"]["error_rate"]}
+    return pd.DataFrame({who: {run: cell(d, run) for run in values["rho_after"]} for who, d in rows.items()}
+                        ).rename_axis("ρ(·, accuracy) from the peak on")
+
+
+def sinusoid_signals(run, n_tasks: int, curvature_tasks: int, device="cpu"):
+    """The sinusoid run's :func:`run_signals` on its first ``n_tasks`` meta-test functions, and those tasks."""
+    cfg = run.config
+    tasks = cfg.test_tasks(n_tasks)
+    return run_signals(run, tasks, cfg.inner(train=False), steps=uniform_steps(run),
+                       curvature_tasks=curvature_tasks, device=device), tasks
+
+
+def swapped_table(run, l4_values: Mapping, n_tasks: int, curvature_tasks: int, device="cpu") -> pd.DataFrame:
+    """L4 beside the same measurement with meta-train and meta-test ranges swapped (a second run)."""
+    cfg = run.config
+    swapped_cfg = replace(cfg, amplitude=cfg.test_amplitude, phase=cfg.test_phase,
+                          test_amplitude=cfg.amplitude, test_phase=cfg.phase)
+    frame, tasks = sinusoid_signals(train(swapped_cfg, device=device), n_tasks, curvature_tasks, device)
+    cols = {"mse_first": "MSE, first checkpoint", "mse_best": "MSE, best", "mse_last": "MSE, last",
+            "mse_zero": "MSE of predicting 0", "mse_best_ratio": "best ÷ predicting 0"}
+    splits = {"meta-test above meta-train (L4)": l4_values, "swapped": sinusoid_values(frame, tasks)}
+    return pd.DataFrame.from_dict({split: {**{name: round(v[k], 3) for k, name in cols.items()},
+                                           "ρ from the peak on": round(v["rho_after"]["sinusoid"], 2),
+                                           "checkpoints from the peak on": v["after_checkpoints"]["sinusoid"]}
+                                   for split, v in splits.items()}, orient="index").astype(object).fillna("—")

@@ -33,7 +33,10 @@ from torch.func import vmap
 
 from mamlscope.core.evaluate import run_task_scores
 from mamlscope.core.inner import InnerLoop, adapt, coherence_correction, detached
+from mamlscope.core.meta import train
 from mamlscope.core.models import adapted_parameter_names
+from mamlscope.evidence import Evidence
+from mamlscope.measure.landscape import run_signals
 from mamlscope.measure.reuse import TimeRatio, meta_step, time_ratio
 from mamlscope.stats import (
     mean_ci95,
@@ -257,3 +260,83 @@ def nudge_table(runs: Mapping[str, object], gamma: float, n_tasks: int, device="
     frame = pd.DataFrame(rows).T
     frame.index.names = ["arm", "step"]
     return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 6's measurements
+# --------------------------------------------------------------------------------------------
+def arms(P) -> dict:
+    """The two arms of L6 at profile ``P``: the plain setting and the same with γ."""
+    base = P.regulariser_setting
+    return {"plain": base, "regularised": replace(base, coherence_penalty=P.regulariser_gamma)}
+
+
+def arms_table(configs: Mapping[str, object]) -> pd.DataFrame:
+    """The arms' settings side by side."""
+    return pd.DataFrame({name: {"ways": c.n_way, "shots": c.k_shot,
+                                "inner steps (train / test)": f"{c.inner_steps} / {c.eval_inner_steps}",
+                                "α": c.inner_lr, "meta-batch": c.meta_batch, "meta-steps": c.steps,
+                                "filters": c.filters, "γ": c.coherence_penalty}
+                         for name, c in configs.items()}).T
+
+
+def arm_runs(configs: Mapping[str, object], seeds: int, device="cpu") -> dict:
+    """Arm → seed → run, trained (or loaded from the cache) for seeds 0 … ``seeds`` − 1."""
+    return {name: {s: train(replace(c, seed=s), device=device) for s in range(seeds)} for name, c in configs.items()}
+
+
+def l6_evidence(comparison: Comparison, runs: Mapping[str, Mapping[int, object]], P) -> Evidence:
+    """L6: the regularised − plain difference over seeds, the arms' learning curves for the
+    precondition, against the arms exchanged at random on each task (:meth:`Comparison.shuffled`)."""
+    base, gamma = P.regulariser_setting, P.regulariser_gamma
+    setting = f"Omniglot {base.n_way}-way {base.k_shot}-shot, {base.steps} meta-steps"
+    curves = {name: learning_curves(rs) for name, rs in runs.items()}
+    values = comparison.claim_values(setting, gamma, curves, base.steps)
+    return Evidence("L6", values, {"arms exchanged per task": comparison.shuffled(seed=0).claim_values(setting, gamma)},
+                    comparison.seed_record(), table=rise_table(values))
+
+
+def gamma_sweep(runs: Mapping[str, Mapping[int, object]], P, device="cpu") -> pd.DataFrame:
+    """:func:`sweep` over γ = 0, the arm's γ and ``P.regulariser_sweep`` (seed 0 each)."""
+    base = P.regulariser_setting
+    chosen = {0.0: runs["plain"][0], P.regulariser_gamma: runs["regularised"][0],
+              **{g: train(replace(base, coherence_penalty=g), device=device) for g in P.regulariser_sweep}}
+    return sweep(chosen, P.test_tasks, device=device)
+
+
+def nudge_text(nudges: pd.DataFrame, gamma: float) -> str:
+    """What γ means across the two inner-loop reductions, from :func:`nudge_table`."""
+    eq = nudges["γ equivalent under the other loss"]
+    return (f"γ = {gamma:g} on the mean loss pulls as hard as γ ≈ {eq.min():.3g}–{eq.max():.3g} would on Σℓ/K "
+            f"from the same θ; [L]'s γ = 0.5 on Σℓ/K is γ ≈ {0.5 * gamma / eq.max():.3g}–"
+            f"{0.5 * gamma / eq.min():.3g} on the mean loss")
+
+
+def coherence_frames(runs: Mapping[str, Mapping[int, object]], tasks, inner: InnerLoop, device="cpu") -> dict:
+    """Arm → :func:`~mamlscope.measure.landscape.run_signals` of its seed 0 over training (no curvature)."""
+    return {name: run_signals(rs[0], tasks, inner, curvature_tasks=0, device=device) for name, rs in runs.items()}
+
+
+def last_coherence(runs: Mapping[str, Mapping[int, object]], tasks, inner: InnerLoop,
+                   device="cpu") -> pd.DataFrame:
+    """Seed × arm: the trajectory coherence E[θ⃗ᵢᵀθ⃗ⱼ] at each run's last step on ``tasks``."""
+    return pd.DataFrame({name: {s: run_signals(r, tasks, inner, steps=[r.config.steps], curvature_tasks=0,
+                                               device=device)["trajectory_coherence"].iloc[0]
+                                for s, r in rs.items()}
+                         for name, rs in runs.items()}).rename_axis("seed")
+
+
+def coherence_difference_text(last: pd.DataFrame) -> str:
+    """The regularised − plain difference of :func:`last_coherence` with its t interval over seeds."""
+    m, lo, hi = seed_interval(list(last["regularised"] - last["plain"]))
+    return f"regularised − plain: {m:+.4f} [{lo:+.4f}, {hi:+.4f}] (t interval over {len(last)} seeds)"
+
+
+def labelled(runs: Mapping[str, Mapping[int, object]]) -> dict:
+    """``"<arm> seed <s>"`` → run, for the cost table and the listing."""
+    return {f"{name} seed {s}": r for name, rs in runs.items() for s, r in rs.items()}
+
+
+def describe_runs(runs: Mapping[str, Mapping[int, object]]) -> str:
+    """One line per arm: its runs' folder names, by seed."""
+    return "\n".join(f"{name}: " + ", ".join(r.dir.name for r in rs.values()) for name, rs in runs.items())

@@ -25,6 +25,7 @@ from torch.func import functional_call
 
 from mamlscope.core.data import Task
 from mamlscope.core.inner import InnerLoop, _loss_fn, adapt, detached
+from mamlscope.evidence import ONE_20W_SEED, Evidence
 from mamlscope.measure.controls import matched_perturbation
 from mamlscope.metrics import cka, cka_grams, compare_rdms, gram, rdm, rdm_of_rdms
 from mamlscope.metrics.rsa import flatten_examples
@@ -325,6 +326,11 @@ class FinetuneChange:
         return {"metric": self.null_metric,
                 **self.judged(self.null[1], self.null[0], self.steps)}
 
+    def evidence(self, run) -> Evidence:
+        """G1's evidence, read off ``run`` (the book's 20-way MAML model)."""
+        return Evidence("G1", self.claim_values(), {"control draw 1 against draw 0": self.null_values()},
+                        ONE_20W_SEED, run)
+
 
 def _trend(values: np.ndarray, steps: Sequence[int]) -> pd.DataFrame:
     rows = [dict(zip(["rho", "lo", "hi"], depth_trend(v)), step=s)
@@ -470,6 +476,11 @@ class SupervisedChange:
                 "note": "per seed: RSA log-depth slope − the control's; a seed "
                         "passes when it is > 0 and the seed's own RSA ρ ≥ 0.7 and "
                         "CKA ρ ≤ −0.7"}
+
+    def evidence(self) -> Evidence:
+        """G2's evidence: the supervised seeds, their control and the per-seed contrast."""
+        return Evidence("G2", self.claim_values(), {"control draw 1": self.null_values()},
+                        self.seed_values())
 
 
 def supervised_change(runs, x: torch.Tensor, device="cpu", metrics=METRICS,
@@ -618,6 +629,20 @@ class MetaChange:
                 values[f"plateau_{other}"] = dict(zip(self.layers,
                                                       self.plateau(other, null)))
         return values
+
+    def collapse_text(self) -> str:
+        """Whether the learning curve falls by 2 points or more inside the plateau window."""
+        c, (w0, w1) = self.collapse, self.window
+        if c["drop"] >= 0.02:
+            return (f"plateau window {w0}–{w1}: the learning curve falls from {100 * c['from']:.1f}% to "
+                    f"{100 * c['to']:.1f}% at step {c['step']} ({100 * c['drop']:.1f} points below its best so far) "
+                    f"and ends at {100 * c['final']:.1f}%")
+        return f"plateau window {w0}–{w1}: the learning curve never falls more than 2 points below its best"
+
+    def evidence(self, run) -> Evidence:
+        """G3's evidence, read off ``run``."""
+        return Evidence("G3", self.claim_values(), {"control": self.claim_values(null=True)},
+                        ONE_20W_SEED, run)
 
 
 def meta_change(run, x: torch.Tensor, device="cpu", metrics=METRICS,
@@ -805,6 +830,19 @@ class InnerChange:
                 share = self.later_share(other, null)["share"]
                 values[f"later_share_{other}"] = share.to_dict()
         return values
+
+    def g4_evidence(self, run) -> Evidence:
+        """G4's evidence, read off ``run``."""
+        return Evidence("G4", self.g4_values(), {"control": self.g4_values(null=True)}, ONE_20W_SEED, run)
+
+    def g5_evidence(self, run, support_loss: Sequence[float]) -> Evidence:
+        """G5's evidence, read off ``run``, with its precondition's values: the training inner
+        steps and the support loss after one inner step over before (``support_loss[k]``: after
+        k steps)."""
+        pre = {"train_inner_steps": run.config.inner_steps,
+               "support_loss_ratio_1": support_loss[1] / support_loss[0]}
+        return Evidence("G5", {**self.g5_values(), **pre}, {"control": self.g5_values(null=True)},
+                        ONE_20W_SEED, run)
 
 
 def inner_change(run, checkpoints: Sequence[int], tasks: Task, eval_x: torch.Tensor,

@@ -37,8 +37,9 @@ from torch.func import functional_call
 from mamlscope.core.data import Task
 from mamlscope.core.evaluate import nil_accuracy, per_task_scores, run_task_scores
 from mamlscope.core.inner import InnerLoop, adapt, adapted_text, detached, query_loss
-from mamlscope.core.meta import init_model
+from mamlscope.core.meta import init_model, train
 from mamlscope.core.models import head_input
+from mamlscope.evidence import ONE_20W_SEED, Evidence, one_run
 from mamlscope.measure.representations import activations
 from mamlscope.metrics.cca import pwcca, svcca
 from mamlscope.metrics.cka import linear_cka
@@ -640,3 +641,142 @@ def cost_values(c: dict, device, row: str = "func") -> dict:
     return {"train": r["training"].ratio, "train_lo": r["training"].lo, "train_hi": r["training"].hi,
             "adapt": r["adaptation"].ratio, "adapt_lo": r["adaptation"].lo, "adapt_hi": r["adaptation"].hi,
             "device": str(device)}
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 4's measurements: one Evidence per claim
+# --------------------------------------------------------------------------------------------
+SETTINGS = {"omniglot_20w1s": "20w1s", "omniglot_20w5s": "20w5s"}  # R1's settings, as the chapter names them
+
+
+@dataclass
+class ReuseRuns:
+    """The runs chapter 4 reads: MAML (seed 0) and ANIL (``P.anil_seeds`` seeds) per R1 setting
+    the profile trains (``maml["20w1s"]``, ``anil["20w1s"][seed]``), and the multiclass Conv4."""
+
+    maml: dict
+    anil: dict
+    multiclass: object
+    not_run: list[str]
+
+    def __str__(self) -> str:
+        lines = [f"{s}: MAML {self.maml[s].dir.name}; ANIL " + ", ".join(r.dir.name for r in self.anil[s])
+                 for s in self.maml]
+        return "\n".join([*lines, f"multiclass: {self.multiclass.dir.name}"])
+
+    def labelled(self) -> dict:
+        """Label → run, for the cost table."""
+        return {**{f"MAML {s}": r for s, r in self.maml.items()},
+                **{f"ANIL {s} seed {i}": r for s, rs in self.anil.items() for i, r in enumerate(rs)}}
+
+
+def reuse_runs(P, device="cpu") -> ReuseRuns:
+    """Train (or load from the cache) the runs of :class:`ReuseRuns` at profile ``P``."""
+    maml = {SETTINGS[s]: train(P.meta(s, "maml"), device=device) for s in P.r1_settings}
+    anil = {SETTINGS[s]: [train(replace(P.meta(s, "anil"), seed=k), device=device) for k in range(P.anil_seeds)]
+            for s in P.r1_settings}
+    return ReuseRuns(maml, anil, train(P.omniglot_supervised, device=device),
+                     [SETTINGS[s] for s in SETTINGS if s not in P.r1_settings])
+
+
+def not_run_note(P, runs: ReuseRuns, device="cpu") -> str:
+    """Why R1's settings that the profile does not train are missing: one meta-step's time there."""
+    if "20w5s" not in runs.not_run:
+        return ""
+    cfg = P.meta("omniglot_20w5s")
+    seconds = time_ratio(meta_step(cfg, cfg.train_tasks().batch(range(cfg.meta_batch)), device=device),
+                         lambda: None, repeats=3, warmup=1).seconds_a
+    return (f"not run at profile {P.name}: {', '.join(runs.not_run)} — one MAML meta-step there takes "
+            f"{seconds:.2f} s on this machine, {cfg.steps} steps ≈ {seconds * cfg.steps / 60:.0f} min (plus "
+            "ANIL), more than this chapter's share of the budget")
+
+
+def r1_evidence(runs: ReuseRuns, n_tasks: int, device="cpu") -> Evidence:
+    """R1: ANIL − MAML per setting and ANIL seed, against ANIL's own step-0 network."""
+    trained = anil_vs_maml(runs.maml, runs.anil, n_tasks, device=device)
+    null = anil_vs_maml(runs.maml, runs.anil, n_tasks, device=device, anil_step=0)
+    return Evidence("R1", trained.claim_values(runs.not_run), {"ANIL at step 0": null.claim_values(runs.not_run)},
+                    trained.seeds("ANIL seeds, each paired against the one MAML seed"), runs.maml["20w1s"],
+                    table=pd.concat({"trained": trained.table(), "control: ANIL at step 0": null.table()}, axis=1),
+                    analysis=trained)
+
+
+def r2_evidence(P, repeats: int, device="cpu") -> Evidence:
+    """R2: MAML's over ANIL's time per meta-step and per adaptation (20-way 1-shot), against MAML
+    timed against itself."""
+    cfg = P.meta("omniglot_20w1s")
+    c = cost(cfg, P.meta("omniglot_20w1s", "anil"), cfg.train_tasks().batch(range(cfg.meta_batch)),
+             cfg.test_tasks(20), repeats=repeats, device=device)
+    return Evidence("R2", cost_values(c, device), {CONTROL: cost_values(c, device, CONTROL)},
+                    one_run("one timing session in this process; the interval is over interleaved repeats"),
+                    table=cost_table(c))
+
+
+def r3_evidence(run, n_tasks: int, device="cpu") -> Evidence:
+    """R3: the freezing table of ``run`` on its first ``n_tasks`` fixed test tasks, against the
+    same table of its random initialisation (θ at step 0)."""
+    model, test, inner = run.load_model(device=device), run.config.test_tasks(n_tasks), run.config.inner(train=False)
+    full = run_task_scores(run, n_tasks, device=device)  # adapting every layer: cached with the run
+    trained = freezing(model, test, inner, full=full)
+    null = freezing(model, test, inner, params=run.load_model(0, device).state_dict())
+    return Evidence("R3", trained.claim_values(), {"θ at step 0": null.claim_values()}, ONE_20W_SEED, run,
+                    table=pd.concat({"MAML (trained)": trained.table(), "control: θ at step 0": null.table()}, axis=1),
+                    analysis=trained)
+
+
+def step_size_table(run, r3: Evidence, n_tasks: int, factors=(1, 5, 20, 50), device="cpu") -> pd.DataFrame:
+    """:func:`head_only_step_sizes` for R3's model and tasks, reusing R3's scores."""
+    scores = r3.analysis.scores
+    return head_only_step_sizes(run.load_model(device=device), run.config.test_tasks(n_tasks),
+                                run.config.inner(train=False), list(factors), scores[r3.analysis.full],
+                                head=scores["head"])
+
+
+def head_only_report(runs: ReuseRuns, five, r3: Evidence, n_tasks: int, device="cpu") -> dict[str, HeadOnly]:
+    """:func:`head_only_diagnostics` on the first ``min(300, n_tasks)`` test tasks of the 20-way
+    MAML model (reusing R3's scores), the 5-way MAML model ``five`` and ANIL (seed 0)."""
+    n = min(300, n_tasks)
+    maml, anil0 = runs.maml["20w1s"], runs.anil["20w1s"][0]
+    test = maml.config.test_tasks(n_tasks)[:n]
+    models = {"MAML 20-way": (maml, test), "MAML 5-way": (five, five.config.test_tasks(n)),
+              "ANIL 20-way (seed 0)": (anil0, test)}
+    scores = r3.analysis.scores
+    known = {"MAML 20-way": {"head": scores["head"][:n], "full": scores[r3.analysis.full][:n]}}
+    return {name: head_only_diagnostics(r.load_model(device=device), t, r.config.inner(train=False),
+                                        **known.get(name, {}))
+            for name, (r, t) in models.items()}
+
+
+def r4_evidence(run, n_tasks: int, device="cpu") -> Evidence:
+    """R4: each layer's similarity before vs after the test-time inner loop on ``n_tasks``
+    held-out tasks, against two unrelated random-init networks (the null floor)."""
+    model = run.load_model(device=device)
+    unrelated = [random_init(run.config, seed, device) for seed in (1000, 1001)]
+    r4 = before_after(model, model.state_dict(), run.config.test_tasks(n_tasks), run.config.inner(train=False),
+                      unrelated=unrelated)
+    return Evidence("R4", r4.claim_values(), {"unrelated random-init networks": r4.claim_values(NULL)},
+                    ONE_20W_SEED, run, table=r4.with_control(), analysis=r4)
+
+
+def r5_evidence(runs: ReuseRuns, r1: Evidence, n_tasks: int, device="cpu") -> Evidence:
+    """R5: NIL on the MAML, ANIL (seed 0) and multiclass bodies and on random features, against
+    MAML's and ANIL's accuracy with their heads (R1's scores); per ANIL seed beside."""
+    maml, anils = runs.maml["20w1s"], runs.anil["20w1s"]
+    test = maml.config.test_tasks(n_tasks)
+
+    def body(r, step=None):
+        return r.config.build_model().to(device), r.load_model(step, device).state_dict()
+
+    nil = nil_scores({"MAML": body(maml), "ANIL": body(anils[0]), "multiclass": body(runs.multiclass),
+                      "random features": body(maml, 0)}, test)
+    scores = r1.analysis.scores["20w1s"]
+    heads = {"MAML": scores["MAML"], "ANIL": scores["ANIL seed 0"]}
+    trained = NilComparison(nil, heads)
+    null = NilComparison({k: nil["random features"] for k in heads}, heads)
+    seeds = nil_over_seeds({f"ANIL seed {i}": body(r) for i, r in enumerate(anils)},
+                           {f"ANIL seed {i}": scores[f"ANIL seed {i}"] for i in range(len(anils))}, test,
+                           note="ANIL seeds (NIL − that seed with its head); one MAML seed")
+    table = pd.concat({"trained": trained.table(), "control: NIL on random features": null.table()},
+                      axis=1).fillna("—")
+    return Evidence("R5", trained.claim_values(), {"NIL on random features": null.claim_values()}, seeds, maml,
+                    table=table, analysis=trained)

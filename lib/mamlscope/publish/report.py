@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import Mapping
 
 import pandas as pd
 
@@ -93,3 +94,21 @@ def knee_step(run, fraction: float = 0.9) -> int:
     curve = [(r["step"], r["test_score"]) for r in run.metrics() if "test_score" in r]
     first, last = curve[0][1], curve[-1][1]
     return next(step for step, score in curve if score - first >= fraction * (last - first))
+
+
+def knees_text(runs: Mapping[str, object]) -> str:
+    """One line per run (label → run): the step by which it made 90% of its held-out gain."""
+    return "\n".join(f"{label}: 90% of the held-out accuracy gain is reached by step {knee_step(run)} of "
+                     f"{run.config.steps}" for label, run in runs.items())
+
+
+def below_paper_text(scores: Mapping[str, object], claims_of: Mapping[str, str]) -> str:
+    """One line per run label: how many points its score lies below the paper's (``claims_of``:
+    label → claim id)."""
+    return "\n".join(f"{label}: {points_below_paper(scores[label], c):.1f} points below Finn et al."
+                     for label, c in claims_of.items())
+
+
+def runs_text(runs: Mapping[str, object]) -> str:
+    """One line per run (label → run): its folder name and meta-steps."""
+    return "\n".join(f"{label:13s} {run.dir.name}  ({run.config.steps} meta-steps)" for label, run in runs.items())

@@ -127,7 +127,7 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
                              verdict=r.verdict, chapter=r.chapter, note=note(claim_id),
                              control=r.control, null_verdict=r.null_verdict,
-                             seeds=seeds_text(r.seeds, r.replication), precondition=r.precondition,
+                             seeds=claims.seeds_text(r.seeds, r.replication), precondition=r.precondition,
                              recipe=recipe_text(r.recipe), outcome=outcome(r), regime=regime_text(r.regime),
                              power=power_text(r.power), **dict(zip(("headline", "paper_short"),
                                                                   headline(claim_id, r.values)))))
@@ -182,25 +182,6 @@ def power_text(power: dict) -> str:
         return f"{name}: {100 * p['power']:.0f}% ({sample}; the effect: {p['effect_text']})"
 
     return "; ".join(one(name, p) for name, p in (power or {}).items())
-
-
-def seeds_text(seeds: dict, replication: dict | None = None) -> str:
-    """``"2/3"`` (seeds passing / seeds) from a record's ``seeds``; ``"1 (why)"`` for one seed
-    with a note; "" when the record says nothing about seeds. With a ``replication``
-    (:func:`mamlscope.verdict.attached.replication`): what each replica's seed gave, and whether it agrees."""
-    text = ""
-    if seeds and "n" in seeds:
-        n = int(seeds["n"])
-        if "passing" in seeds:
-            text = f"{int(seeds['passing'])}/{n}"
-        else:
-            text = f"{n}" + (f" ({seeds['note']})" if seeds.get("note") else "")
-    if replication:
-        others = ", ".join(f"{k}: {v['verdict']}" for k, v in replication.items() if k != "agrees")
-        agree = ("the same verdict" if replication.get("agrees")
-                 else "a different verdict: a one-seed verdict")
-        text = "; ".join(filter(None, [text, f"replica {others} ({agree})"]))
-    return text
 
 
 def recipe_text(recipe: dict) -> str:

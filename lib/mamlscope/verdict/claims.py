@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
+from mamlscope.evidence import Evidence
 from mamlscope.measure import landscape
 from mamlscope.stats import interval_power, t_interval, window_rise
 from mamlscope.training.profiles import load
@@ -973,13 +974,24 @@ def recipe_split(block: Mapping) -> str:
             f"{'; '.join(holds)}; not at {'; '.join(fails)}")
 
 
-def record(claim_id: str, values: Mapping, profile: str, root=None, null_values: Mapping | None = None,
-           seeds: Mapping | None = None, run=None) -> ClaimResult:
-    """Judge ``claim_id`` on ``values`` (and its control on ``null_values``) with its registered
-    rule and write the result for the scorecard (:func:`mamlscope.verdict.results.write`), with what a
-    recorded replica (another seed of the model, :mod:`mamlscope.studies.replicate`) and the recorded
-    recipe study (:mod:`mamlscope.studies.recipe_claims`) say about it."""
-    result = judge(claim_id, values, profile, null_values, seeds, regime_with_run(claim_id, profile, run))
+def record(evidence: Evidence, profile: str, root=None) -> ClaimResult:
+    """Judge one claim's :class:`~mamlscope.evidence.Evidence` with its registered rule (its first
+    control as the negative control, its run's regime) and write the result for the scorecard
+    (:func:`mamlscope.verdict.results.write`), with what a recorded replica (another seed of the
+    model, :mod:`mamlscope.studies.replicate`) and the recorded recipe study
+    (:mod:`mamlscope.studies.recipe_claims`) say about it."""
+    if not isinstance(evidence, Evidence):
+        raise TypeError(f"record() takes an Evidence value, not {type(evidence).__name__}: "
+                        "Evidence(claim, values, controls={label: values}, seeds=…, run=…)")
+    claim_id, seeds = evidence.claim, dict(evidence.seeds)
+    if evidence.per_seed:
+        per = seeds_record(claim_id, evidence.values, evidence.per_seed)
+        seeds = ({**seeds, "note": f"{seeds['note']}: {per['passing']}/{per['n']} pass", "per_seed": per}
+                 if seeds else per)
+    null = (null_envelope(claim_id, evidence.values, evidence.controls) if evidence.envelope
+            else evidence.null_values)
+    result = judge(claim_id, evidence.values, profile, null, seeds,
+                   regime_with_run(claim_id, profile, evidence.run))
     recipe = attached.recipe_block(claim_id, profile, root)
     split = recipe_split(recipe)
     result = dataclasses.replace(result, replication=attached.replication(claim_id, result.verdict, profile, root),
@@ -999,13 +1011,13 @@ def seeds_record(claim_id: str, values: Mapping, name: str) -> dict:
             "mean": m, "lo": lo, "hi": hi, "passes": check.name}
 
 
-def control_table(claim_id: str, rows: Mapping[str, Mapping], columns: Mapping[str, str],
-                  fmt: str = "{:+.1f}", scale: float = 100.0) -> pd.DataFrame:
-    """The measurement beside its controls: one row per label (``rows``: label → values under
-    the rule's keys), the columns ``columns`` (key → header; ``scale`` · value in ``fmt``, with
-    its interval ``[key_lo, key_hi]`` where the values have one), and the registered rule's
-    verdict on each row, which must reject every control."""
-    rule = claim(claim_id).rule
+def control_table(evidence: Evidence) -> pd.DataFrame:
+    """The measurement beside its controls: one row per label (:meth:`Evidence.rows`), the
+    evidence's ``columns`` (key → header; ``scale`` · value in ``fmt``, with its interval
+    ``[key_lo, key_hi]`` where the values have one), and the registered rule's verdict on each
+    row, which must reject every control."""
+    rule = claim(evidence.claim).rule
+    fmt, scale = evidence.fmt, evidence.scale
 
     def cell(v: Mapping, key: str) -> str:
         text = fmt.format(scale * float(v[key]))
@@ -1014,17 +1026,49 @@ def control_table(claim_id: str, rows: Mapping[str, Mapping], columns: Mapping[s
             text += f" [{lo}, {hi}]"
         return text
 
-    table = {label: {**{head: cell(v, key) for key, head in columns.items()},
-                     "the rule's verdict": rule.judge(v)[0]} for label, v in rows.items()}
+    table = {label: {**{head: cell(v, key) for key, head in evidence.columns.items()},
+                     "the rule's verdict": rule.judge(v)[0]} for label, v in evidence.rows().items()}
     return pd.DataFrame(table).T
 
 
-def verdict_table(records: list[ClaimResult]):
+def seeds_text(seeds: dict, replication: dict | None = None) -> str:
+    """``"2/3"`` (seeds passing / seeds) from a record's ``seeds``; ``"1 (why)"`` for one seed
+    with a note; "" when the record says nothing about seeds. With a ``replication``
+    (:func:`mamlscope.verdict.attached.replication`): what each replica's seed gave, and whether it agrees."""
+    text = ""
+    if seeds and "n" in seeds:
+        n = int(seeds["n"])
+        if "passing" in seeds:
+            text = f"{int(seeds['passing'])}/{n}"
+        else:
+            text = f"{n}" + (f" ({seeds['note']})" if seeds.get("note") else "")
+    if replication:
+        others = ", ".join(f"{k}: {v['verdict']}" for k, v in replication.items() if k != "agrees")
+        agree = ("the same verdict" if replication.get("agrees")
+                 else "a different verdict: a one-seed verdict")
+        text = "; ".join(filter(None, [text, f"replica {others} ({agree})"]))
+    return text
+
+
+def verdict_table(records: list[ClaimResult], controls: bool = False):
     """The table that ends a chapter: one row per claim (index), measured, paper, verdict (with
-    its qualifiers: not specific, exceeds the paper)."""
-    return pd.DataFrame([{"claim": r.claim, "measured": r.measured, "paper": r.paper,
-                          "verdict": "; ".join([r.verdict, *r.qualifiers])}
-                         for r in records]).set_index("claim")
+    its qualifiers: not specific, exceeds the paper); with ``controls``, the rule's verdict on
+    the control and the seeds (:func:`seeds_text`) beside."""
+    rows = [{"claim": r.claim, "measured": r.measured, "paper": r.paper,
+             "verdict": "; ".join([r.verdict, *r.qualifiers]),
+             **({"control's verdict": r.null_verdict or "—", "seeds": seeds_text(r.seeds)} if controls else {})}
+            for r in records]
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def verdict_lines(records: list[ClaimResult], measured: bool = False) -> str:
+    """One line per claim: its verdict, and the decisive checks (or, with ``measured``, what was
+    measured), and the rule's verdict on its control."""
+    if measured:
+        return "\n".join(f"{r.claim} ({r.verdict}; its control: {r.null_verdict or '—'}) — {r.measured}"
+                         for r in records)
+    return "\n".join(f"{r.claim}: {r.verdict} (decisive: {'; '.join(r.decisive)}) — control: {r.null_verdict}"
+                     for r in records)
 
 
 def rejudge(profile: str, root=None) -> list[dict]:
