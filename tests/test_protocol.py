@@ -183,3 +183,51 @@ def test_the_rule_can_pass_an_effect_just_over_its_thresholds(claim_id):
         values = _fail(values, check, make=_satisfying)
     verdict, outcomes = rule.judge(values)
     assert verdict == "reproduced", [k for k, ok in outcomes.items() if not ok]
+
+
+WITH_EFFECT = [c.id for c in claims.CLAIMS.values() if c.paper_effect]
+
+
+@pytest.mark.parametrize("claim_id", WITH_EFFECT)
+def test_the_papers_effect_at_the_recorded_sample_passes_or_is_called_underpowered(claim_id):
+    """The positive control: on the book's record, each decisive check with a registered paper
+    effect has its estimate moved to that effect, its interval's half-width kept. The rule alone
+    then passes it exactly when its recorded power exceeds ½ (the estimate sits at the effect);
+    and where it fails, the power is below 0.8, so judge() says *underpowered*, not *not
+    reproduced*. A null (every decisive check failing) is still *not reproduced*."""
+    c = claims.CLAIMS[claim_id]
+    record = _records().get(claim_id)
+    if record is None:
+        pytest.skip(f"{claim_id} has no cpu record")
+    values = copy.deepcopy(record["values"])
+    power = claims.power_of(c, values)
+    assert power, f"{claim_id}: a paper effect is registered but no power was computed"
+    for check in c.rule.decisive:
+        if check.key not in c.paper_effect:
+            continue
+        end = "_lo" if "_lo" in check.key else "_hi"
+        parts, centre_parts = check.key.split("."), check.key.replace(end, "", 1).split(".")
+        ends, centres = values, values
+        for p in parts[:-1]:
+            ends = ends[p]
+        for p in centre_parts[:-1]:
+            centres = centres[p]
+        effect = c.paper_effect[check.key]
+        sign = -1 if end == "_lo" else 1
+        elements = ends[parts[-1]].keys() if check.each else [None]
+        for k in elements:
+            if k is None:
+                half = abs(centres[centre_parts[-1]] - ends[parts[-1]])
+                centres[centre_parts[-1]], ends[parts[-1]] = effect, effect + sign * half
+            else:
+                half = abs(centres[centre_parts[-1]][k] - ends[parts[-1]][k])
+                centres[centre_parts[-1]][k], ends[parts[-1]][k] = effect, effect + sign * half
+    _, outcomes = c.rule.judge(values)
+    for name, p in power.items():
+        assert outcomes[name] == (p["power"] > 0.5), (name, p["power"])
+        if not outcomes[name]:
+            assert claims.underpowered(power, [name]), name
+    null = values
+    for check in c.rule.decisive:
+        null = _fail(null, check)
+    assert c.rule.judge(null)[0] == "not reproduced"

@@ -176,6 +176,8 @@ def test_claims_about_the_inner_loop_need_the_papers_inner_loop():
                          regime={"here": {**paper, "inner loss": "mean"}, "paper": paper, "converged": converged})
     assert same.verdict == "reproduced"
     assert other.verdict == "inconclusive" and "the inner loop is not the paper's" in other.precondition
+    assert other.reasons == ["inner loop"] and same.reasons == []
+    assert scorecard.outcome(other) == "not the paper's inner loop"
 
 
 def test_claims_that_depend_on_the_papers_setting_are_inconclusive_outside_it():
@@ -200,6 +202,7 @@ def test_claims_that_depend_on_the_papers_setting_are_inconclusive_outside_it():
     inside = claims.judge("L5", v, "cpu", null_values=null, regime={"here": dict(paper), "paper": paper})
     assert inside.verdict == rule_alone.verdict != "inconclusive"
     assert outside.verdict == "inconclusive" and "not the paper's setting" in outside.precondition
+    assert outside.reasons[-1] == "outside setting" and "outside setting" not in inside.reasons
     assert f"in the book's setting the rule gives: {inside.verdict}" in outside.qualifiers
     assert outside.checks == inside.checks  # what the rule saw is still recorded
     tag = scorecard.outcome(outside)

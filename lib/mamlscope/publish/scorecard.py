@@ -135,7 +135,8 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
 
 
 def outcome(r) -> str:
-    """The kind of outcome in words (CLAIMS.md, vocabulary): what the verdict means."""
+    """The kind of outcome in words (CLAIMS.md, vocabulary): what the verdict means, from the
+    verdict, its qualifiers and (for *inconclusive*) its recorded reasons."""
     more = [q for q, shown in (("exceeds the paper", "exceeds the paper" in r.qualifiers),
                                ("not specific", any(q.startswith("not specific") for q in r.qualifiers)),
                                ("setting-dependent", any(q.startswith("setting-dependent") for q in r.qualifiers)),
@@ -147,18 +148,21 @@ def outcome(r) -> str:
         return ", ".join(["holds in part", *more])
     if r.verdict == "not reproduced":
         return ", ".join(["contradicted", *more])
-    if "not converged" in r.precondition:
+    reasons = list(r.reasons)
+    if "not converged" in reasons:
         return "not reached at this budget"
-    if "not the paper's setting" in r.precondition:  # what the rule gives in the book's setting
+    if "outside setting" in reasons:  # what the rule gives in the book's setting
         said = [q.rsplit(": ", 1)[1] for q in r.qualifiers if q.startswith("in the book's setting the rule gives")]
         inside = dataclasses.replace(r, verdict=(said or ["inconclusive"])[0],
-                                     precondition=r.precondition.split("not the paper's setting")[0],
+                                     reasons=[k for k in reasons if k != "outside setting"],
                                      qualifiers=[q for q in r.qualifiers if not q.startswith("in the book's setting")])
         return f"outside the paper's setting; in the book's: {outcome(inside)}"
-    if "underpowered" in r.precondition:
+    if "underpowered" in reasons:
         return "underpowered"
-    if "does not reject its control" in r.precondition:
+    if "control not rejected" in reasons:
         return "cannot tell from its control"
+    if "inner loop" in reasons:
+        return "not the paper's inner loop"
     return "a precondition fails"
 
 
@@ -298,11 +302,8 @@ def _short_status(row) -> str:
     outcome_ = row.outcome if isinstance(row.outcome, str) else ""
     if row.verdict in ("reproduced", "partly", "not reproduced"):
         extra += [t for t in outcome_.split(", ") if t and t not in base]
-    elif outcome_ in ("not reached at this budget", "underpowered") or outcome_.startswith("outside the paper's"):
+    elif row.verdict == "inconclusive" and outcome_:
         extra.append(outcome_)
-    elif row.verdict == "inconclusive" and row.precondition:
-        extra.append("the rule does not reject its control" if "does not reject" in row.precondition
-                     else "a precondition fails")
     if row.recipe and "setting-dependent" not in extra:
         extra.append("recipe-dependent")
     if "a different verdict" in (row.seeds or ""):

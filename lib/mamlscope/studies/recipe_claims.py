@@ -62,38 +62,31 @@ def config(profile: profiles.Profile, label: str) -> meta.MetaConfig:
 
 
 def measure(run, profile: profiles.Profile, device="cpu", which=RECIPE_CLAIMS) -> dict:
-    """claim → {"values", "null_values"} for the claims in ``which``, measured on ``run`` as
-    chapters 3 and 4 measure them on the book's run (same functions, parameters and controls)."""
+    """claim → {"values", "null_values"} for the claims in ``which``, measured on ``run`` by the
+    functions chapters 3 and 4 call (the same parameters and controls); R5 on MAML alone (these
+    recipes have no ANIL run)."""
 
     cfg = run.config
-    out = {}
+    evidence = {}
     if {"G4", "G5"} & set(which):
         tasks, eval_x = recipes.evaluation_inputs(cfg, N_TASKS, EVAL_TASK, device)
         units = R.ratio_tasks(cfg, N_RATIO_TASKS, EVAL_TASK, device)
         ckpts = R.analysed_checkpoints(run)
         ic = R.inner_change(run, ckpts, units, eval_x, cfg.inner(), device)
-        out["G4"] = {"values": ic.g4_values(), "null_values": ic.g4_values(null=True)}
+        evidence["G4"] = ic.g4_evidence(run)
         if "G5" in which:
-            model = cfg.build_model().to(device)
             theta = run.load_model(ckpts[-1], device).state_dict()
-            loss = R.support_loss_path(model, theta, tasks,
+            loss = R.support_loss_path(cfg.build_model().to(device), theta, tasks,
                                        dataclasses.replace(cfg.inner(), steps=10))
-            pre = {"train_inner_steps": cfg.inner_steps, "support_loss_ratio_1": loss[1] / loss[0]}
-            out["G5"] = {"values": {**ic.g5_values(), **pre}, "null_values": ic.g5_values(null=True)}
-    model = run.load_model(device=device)
-    test = cfg.test_tasks(profile.test_tasks)
-    inner = cfg.inner(train=False)
+            evidence["G5"] = ic.g5_evidence(run, loss)
     if "R3" in which:
-        r3 = reuse.freezing(model, test, inner)
-        r3_null = reuse.freezing(model, test, inner, params=run.load_model(0, device).state_dict())
-        out["R3"] = {"values": r3.claim_values(), "null_values": r3_null.claim_values()}
+        evidence["R3"] = reuse.r3_evidence(run, profile.test_tasks, device)
     if "R4" in which:
-        unrelated = [reuse.random_init(cfg, seed, device) for seed in (1000, 1001)]
-        r4 = reuse.before_after(model, model.state_dict(), test[:profile.analysis_tasks], inner,
-                                unrelated=unrelated)
-        out["R4"] = {"values": r4.claim_values(), "null_values": r4.claim_values(reuse.NULL)}
+        evidence["R4"] = reuse.r4_evidence(run, profile.analysis_tasks, device)
+    out = {c: {"values": e.values, "null_values": e.null_values} for c, e in evidence.items()}
     if "R5" in which:
-        full = evaluate.per_task_scores(model, test, inner)
+        model, test = run.load_model(device=device), cfg.test_tasks(profile.test_tasks)
+        full = evaluate.per_task_scores(model, test, cfg.inner(train=False))
         nil = reuse.nil_scores({"MAML": (model, model.state_dict()),
                                 "random features": (cfg.build_model().to(device),
                                                     run.load_model(0, device).state_dict())}, test)

@@ -494,6 +494,9 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           paper="Omniglot 20w1s: MAML 93.7 ± 0.7, ANIL 96.2 ± 0.5; 20w5s: 96.4 ± 0.1 vs 98.0 ± 0.3 "
                 "(mean ± std over 3 seeds)",
           source="[R] Table 2", chapter=_R, depends_on="F2", needs_converged=True,
+          paper_effect={"seed_diff_lo": 0.016}, sample=("n_tasks", "test tasks"),
+          effect_text="[R] Table 2: ANIL − MAML +1.6 points at Omniglot 20-way 5-shot (98.0 vs 96.4), the "
+                      "smaller of its two Omniglot gaps (+2.5 at 1-shot)",
           rule=Protocol(
               decisive=(Check("ANIL non-inferior to MAML: 95% CI of ANIL − MAML above −2 points, "
                               "every ANIL seed", "seed_diff_lo", ">", -0.02, each=True),),
@@ -540,6 +543,9 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                 "only the head changes",
           paper="conv layers: CCA > 0.9, CKA ≈ 1; head: CCA < 0.5 (Fig 2)", source="[R] §3.2, Fig 2",
           chapter=_R, depends_on="F2", needs_converged=True, about_inner_loop=True,
+          paper_effect={"body_cka_lo": 0.99}, sample=("n_tasks", "test tasks"),
+          effect_text="[R] Fig 2: the conv layers' CKA ≈ 1, read as 0.99 (the paper shows a figure, no "
+                      "number); its CCA '> 0.9' is a level, not an effect, so that check has no power entry",
           rule=Protocol(
               decisive=(Check("body CKA ≥ 0.9, conv2 on (95% CI lower bound)", "body_cka_lo", ">=", 0.9,
                               each=True),
@@ -818,15 +824,29 @@ def power_of(c: Claim, values: Mapping) -> dict:
                 out[f"{check.name} [{element}]"] = {"power": pw, "needed_text": need, "effect_text": c.effect_text}
         return out
     for check in getattr(rule, "decisive", ()):
-        if check.key not in c.paper_effect or check.each:
+        if check.key not in c.paper_effect:
             continue
         end = "_lo" if "_lo" in check.key else "_hi"  # the interval's end the check reads, and its centre
-        half = abs(float(lookup(values, check.key.replace(end, "", 1))) - float(lookup(values, check.key)))
+        ends, centres = lookup(values, check.key), lookup(values, check.key.replace(end, "", 1))
         n = int(lookup(values, c.sample[0])) if c.sample[0] else 1
-        pw = interval_power(c.paper_effect[check.key], float(check.threshold), half, check.op, n)
-        out[check.name] = {"power": pw.power, "needed": pw.needed, "n": n, "unit": c.sample[1],
-                           "effect": c.paper_effect[check.key], "effect_text": c.effect_text}
+        # an `each` check: one interval per element (seed, layer), named as its outcomes are
+        pairs = ({f"{check.name} [{k}]": (centres[k], e) for k, e in ends.items()} if check.each
+                 else {check.name: (centres, ends)})
+        for name, (centre, e) in pairs.items():
+            pw = interval_power(c.paper_effect[check.key], float(check.threshold), abs(float(centre) - float(e)),
+                                check.op, n)
+            out[name] = {"power": pw.power, "needed": pw.needed, "n": n, "unit": c.sample[1],
+                         "effect": c.paper_effect[check.key], "effect_text": c.effect_text}
     return out
+
+
+def _power_or_none(c: Claim, values: Mapping) -> dict:
+    """:func:`power_of`, or {} when the values lack what it reads (a failed precondition can leave
+    the rule's keys unmeasured)."""
+    try:
+        return power_of(c, values)
+    except (KeyError, TypeError):
+        return {}
 
 
 def underpowered(power: Mapping, failed: list[str]) -> str:
@@ -862,7 +882,7 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
         said = [] if inside.verdict == "inconclusive" else [f"in the book's setting the rule gives: {inside.verdict}"]
         return dataclasses.replace(inside, verdict="inconclusive",
                                    precondition="; ".join(filter(None, [inside.precondition, outside])),
-                                   qualifiers=[*inside.qualifiers, *said])
+                                   qualifiers=[*inside.qualifiers, *said], reasons=[*inside.reasons, "outside setting"])
     if c.rule is None:
         raise ValueError(f"claim {claim_id} has no registered rule yet; add one in mamlscope.verdict.claims.")
     values = results.plain(dict(values))
@@ -894,17 +914,18 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
         conv = regime["converged"]
         if not conv["holds"]:
             precondition = "; ".join(filter(None, [precondition, regime_reason(conv)]))
-            reasons.append("regime")
+            reasons.append("not converged")
     if check_regime and c.about_inner_loop and inner_loop_reason(regime):
         precondition = "; ".join(filter(None, [precondition, inner_loop_reason(regime)]))
-        reasons.append("regime")
+        reasons.append("inner loop")
     near = protocol and bool(c.rule.specific_to)
     qualifiers = []
     if near and c.rule.shown_by_control(null):
         qualifiers.append(f"not specific to {c.rule.specific_to}")
-    if reasons:
+    if reasons:  # the rule's power is still recorded: what the measurement could have seen
         return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, "inconclusive",
-                           c.rule_text(), values, {}, precondition, qualifiers=qualifiers, **extra)
+                           c.rule_text(), values, {}, precondition, power=_power_or_none(c, values),
+                           qualifiers=qualifiers, reasons=reasons, **extra)
     verdict, outcomes = c.rule.judge(values)
     if near:
         for check in c.rule.beyond:
@@ -925,16 +946,17 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
     elif protocol and extra["null_verdict"] != results.VERDICTS[2]:
         precondition = "; ".join(filter(None, [precondition, f"the rule does not reject its control "
                                                f"({c.rule.control}: {extra['null_verdict']})"]))
-        verdict = "inconclusive"
+        verdict, reasons = "inconclusive", ["control not rejected"]
     elif verdict == results.VERDICTS[2] and protocol:
         failed = [k for k, ok in outcomes.items() if not ok
                   and any(k == d or k.startswith(d + " [") for d in c.rule.decisive_names)]
         weak = underpowered(power, failed)
         if weak:
             precondition = "; ".join(filter(None, [precondition, weak]))
-            verdict = "inconclusive"
+            verdict, reasons = "inconclusive", ["underpowered"]
     return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, verdict, c.rule_text(),
-                       values, outcomes, precondition, power=power, qualifiers=qualifiers, **extra)
+                       values, outcomes, precondition, power=power, qualifiers=qualifiers, reasons=reasons,
+                       **extra)
 
 
 def element_split(outcomes: Mapping[str, bool], decisive: list[str]) -> str:

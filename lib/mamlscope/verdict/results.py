@@ -263,6 +263,15 @@ class MatchesPaper:
 # --------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------
+#: Why a verdict is *inconclusive*, as recorded in :attr:`ClaimResult.reasons`.
+REASONS = ("precondition",          # a precondition of the claim's own rule fails
+           "not converged",         # the model had not levelled off
+           "inner loop",            # a claim about the inner loop, measured with another inner loop
+           "outside setting",       # the paper's statement depends on a setting the book did not use
+           "control not rejected",  # the rule cannot tell the claim from its negative control
+           "underpowered")          # a failing decisive check could not have seen the paper's effect
+
+
 @dataclass(frozen=True)
 class ClaimResult:
     claim: str          # id, e.g. "G1"
@@ -286,6 +295,7 @@ class ClaimResult:
     regime: dict = field(default_factory=dict)       # the setting measured in, beside the paper's, and convergence
     power: dict = field(default_factory=dict)        # decisive check → share of the paper's effect it passes
     qualifiers: list = field(default_factory=list)   # what qualifies the verdict ("exceeds the paper", …)
+    reasons: list = field(default_factory=list)      # why an inconclusive verdict is one: kinds of REASONS
 
 
 def results_root(root=None) -> Path:
