@@ -271,7 +271,7 @@ def test_tables_show_the_precondition_and_the_control_beside_the_measurement():
     t = regulariser.rise_table(_values(good, plain_rise=0.06))
     assert list(t.index) == ["plain", "regularised"] and not t.iloc[0, 1] and t.iloc[1, 1]
     assert "steps 300–500" in t.columns[0]
-    c = regulariser.control_table(_judge(good))
+    c = regulariser.result_table(_judge(good))
     assert c.index[0] == "measured" and c.index[1].startswith("control (") and c.iloc[1, -1] == "not reproduced"
 
 

@@ -142,7 +142,7 @@ def test_g1_values_contrast_the_inner_loop_with_its_control():
     assert set(nv) >= {"rho_lo", "slope_diff_lo"} and max(abs(x) for x in nv["slope_diff"]) < 0.1
     same = _fc()  # the inner loop's profile is the control's
     assert max(abs(x) for x in same.claim_values()["slope_diff"]) < 0.1
-    t = steep.control_table()
+    t = steep.beside_control()
     assert t.loc[(0, "inner loop"), "log-depth slope"] > t.loc[(0, "control"), "log-depth slope"]
 
 

@@ -489,7 +489,7 @@ def with_nulls(values_fn, *args, controls=tuple(CONTROLS), **kwargs) -> tuple[di
     return values, nulls
 
 
-def control_table(values: Mapping, label: str) -> "pd.DataFrame":
+def signal_table(values: Mapping, label: str) -> "pd.DataFrame":
     """The signal beside its controls: one row per (run, signal or control) with ρ up to the
     peak, ρ from the peak on [95% CI], and over all checkpoints ρ less the step counter's and
     less the −support loss's [95% CI]."""
@@ -570,12 +570,13 @@ def peak_table(peaks: Mapping[str, Peak]) -> pd.DataFrame:
         "bias-corrected drop": round(100 * p.corrected, 1)} for name, p in peaks.items()}, orient="index")
 
 
-def evidence(claim_id: str, values_fn, *args, controls=tuple(CONTROLS)) -> Evidence:
+def evidence(claim_id: str, values_fn, *args, controls=tuple(CONTROLS), label: str = "") -> Evidence:
     """An L claim's evidence: ``values_fn(*args)`` with each control column measured by the same
     function (:func:`with_nulls`); the rule must reject the most favourable of them, check by
-    check (``envelope``)."""
+    check (``envelope``). Its table: :func:`signal_table` with the signal named ``label``."""
     values, nulls = with_nulls(values_fn, *args, controls=controls)
-    return Evidence(claim_id, values, nulls, ONE_SEED, envelope=True)
+    return Evidence(claim_id, values, nulls, ONE_SEED, envelope=True,
+                    table=signal_table(values, label) if label else None)
 
 
 def last_losses(run, n: int = 4) -> dict:

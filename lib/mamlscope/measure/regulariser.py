@@ -147,7 +147,7 @@ def rise_table(values: Mapping, threshold: float = 0.0133) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def control_table(result) -> pd.DataFrame:
+def result_table(result) -> pd.DataFrame:
     """The measurement beside its control (a :class:`~mamlscope.verdict.results.ClaimResult` of L6):
     the paired difference over seeds, the change of the error rate, and the verdict of the rule
     on each (the measurement's verdict includes its precondition)."""

@@ -295,7 +295,7 @@ class FinetuneChange:
                                                for m, lo, hi in diffs]
         return t
 
-    def control_table(self) -> pd.DataFrame:
+    def beside_control(self) -> pd.DataFrame:
         """Per checkpoint, mean d per layer of the inner loop beside its
         matched-perturbation control (``null_metric`` RDMs), and the log-depth slope of
         each."""
