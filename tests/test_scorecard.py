@@ -212,7 +212,8 @@ def _fake_table():
                  recipe="recipe-dependent: 20w Σℓ/K, finn (51%): reproduced"),
             dict(id="G5", claim="first", paper="p", measured="m", verdict="inconclusive",
                  chapter="03_inner_steps_vs_meta_steps", note="F2 is not reproduced", control="c",
-                 null_verdict="not reproduced", seeds="", precondition="x: FAILS", recipe=""),
+                 null_verdict="not reproduced", seeds="", precondition="x: FAILS", recipe="",
+                 outcome="a precondition fails"),  # what scorecard() computes from its reasons
             dict(id="R1", claim="anil", paper="p", measured="m", verdict=scorecard.NOT_RUN, chapter="",
                  note="", control="", null_verdict="", seeds="", precondition="", recipe="")]
     return pd.DataFrame(rows, columns=scorecard.COLUMNS)
