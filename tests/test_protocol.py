@@ -1,5 +1,7 @@
 """The verdict protocol (mamlscope.verdict.results.Protocol, mamlscope.verdict.claims.judge): decisive checks,
 secondary checks, and a negative control the rule must reject."""
+import math
+
 import pytest
 
 from mamlscope.verdict import claims, results
@@ -185,49 +187,85 @@ def test_the_rule_can_pass_an_effect_just_over_its_thresholds(claim_id):
     assert verdict == "reproduced", [k for k, ok in outcomes.items() if not ok]
 
 
-WITH_EFFECT = [c.id for c in claims.CLAIMS.values() if c.paper_effect]
+WITH_CHECKS = [c.id for c in claims.CLAIMS.values() if isinstance(c.rule, Protocol)]
 
 
-@pytest.mark.parametrize("claim_id", WITH_EFFECT)
+def _node(values, key):
+    """(parent, last part) of a dotted key."""
+    parts = key.split(".")
+    for p in parts[:-1]:
+        values = values[p]
+    return values, parts[-1]
+
+
+def _move(c, values, check, value):
+    """``values`` with ``check``'s estimate moved to ``value`` (every element), its interval's
+    half-width kept: the end the check reads and the centre move together."""
+    end = claims._ends(check.key)
+    centre_key = c.power_centre.get(check.key) or (check.key.replace(end, "", 1) if end else check.key)
+    ends, e_last = _node(values, check.key)
+    centres, c_last = _node(values, centre_key)
+    sign = -1 if end == "_lo" else 1 if end == "_hi" else 0
+    if isinstance(ends[e_last], dict):
+        for k in ends[e_last]:
+            half = abs(centres[c_last][k] - ends[e_last][k])
+            centres[c_last][k], ends[e_last][k] = value, value + sign * half
+    elif isinstance(ends[e_last], list):
+        for i, (cv, ev) in enumerate(zip(list(centres[c_last]), list(ends[e_last]))):
+            centres[c_last][i], ends[e_last][i] = value, value + sign * abs(cv - ev)
+    else:
+        half = abs(centres[c_last] - ends[e_last])
+        centres[c_last], ends[e_last] = value, value + sign * half
+
+
+@pytest.mark.parametrize("claim_id", WITH_CHECKS)
 def test_the_papers_effect_at_the_recorded_sample_passes_or_is_called_underpowered(claim_id):
-    """The positive control: on the book's record, each decisive check with a registered paper
-    effect has its estimate moved to that effect, its interval's half-width kept. The rule alone
-    then passes it exactly when its recorded power exceeds ½ (the estimate sits at the effect);
-    and where it fails, the power is below 0.8, so judge() says *underpowered*, not *not
-    reproduced*. A null (every decisive check failing) is still *not reproduced*."""
+    """The positive control of every check-judged rule, on the book's record: each decisive check
+    has a power entry. Where the paper gives a size, the estimate moved to that effect (its
+    interval's half-width kept) passes exactly when the recorded power exceeds ½, and where it
+    fails the power is below 0.8, so judge() says *underpowered*; where it gives none, the
+    estimate moved to the recorded ``detectable`` value passes. A null (every decisive check
+    failing) is still *not reproduced*."""
     c = claims.CLAIMS[claim_id]
     record = _records().get(claim_id)
     if record is None:
         pytest.skip(f"{claim_id} has no cpu record")
     values = copy.deepcopy(record["values"])
     power = claims.power_of(c, values)
-    assert power, f"{claim_id}: a paper effect is registered but no power was computed"
+    names = set()
     for check in c.rule.decisive:
-        if check.key not in c.paper_effect:
-            continue
-        end = "_lo" if "_lo" in check.key else "_hi"
-        parts, centre_parts = check.key.split("."), check.key.replace(end, "", 1).split(".")
-        ends, centres = values, values
-        for p in parts[:-1]:
-            ends = ends[p]
-        for p in centre_parts[:-1]:
-            centres = centres[p]
-        effect = c.paper_effect[check.key]
-        sign = -1 if end == "_lo" else 1
-        elements = ends[parts[-1]].keys() if check.each else [None]
-        for k in elements:
-            if k is None:
-                half = abs(centres[centre_parts[-1]] - ends[parts[-1]])
-                centres[centre_parts[-1]], ends[parts[-1]] = effect, effect + sign * half
-            else:
-                half = abs(centres[centre_parts[-1]][k] - ends[parts[-1]][k])
-                centres[centre_parts[-1]][k], ends[parts[-1]][k] = effect, effect + sign * half
+        mine = {k: p for k, p in power.items() if k == check.name or k.startswith(check.name + " [")}
+        assert mine, f"{claim_id}: no power entry for the decisive check {check.name!r}"
+        names |= set(mine)
+        if "needed_text" in next(iter(mine.values())):
+            continue  # simulated (power_fn): tested with its simulation
+        if check.key in c.paper_effect:
+            _move(c, values, check, c.paper_effect[check.key])
+        else:
+            assert all(p["power"] is None and math.isfinite(p["detectable"]) for p in mine.values())
+            worst = max if check.op in (">", ">=") else min
+            _move(c, values, check, worst(p["detectable"] for p in mine.values()))
     _, outcomes = c.rule.judge(values)
-    for name, p in power.items():
-        assert outcomes[name] == (p["power"] > 0.5), (name, p["power"])
-        if not outcomes[name]:
-            assert claims.underpowered(power, [name]), name
+    for name in names:
+        p = power[name]
+        if "needed_text" in p:
+            continue
+        if p["power"] is None:
+            assert outcomes[name], name
+        else:
+            assert outcomes[name] == (p["power"] > 0.5), (name, p["power"])
+            if not outcomes[name]:
+                assert claims.underpowered(power, [name]), name
     null = values
     for check in c.rule.decisive:
         null = _fail(null, check)
     assert c.rule.judge(null)[0] == "not reproduced"
+
+
+def test_a_check_without_a_paper_size_fails_as_underpowered_unless_its_interval_excludes_it():
+    """No size in the paper: a failing check whose interval still reaches accepted values is
+    *underpowered* (with the smallest true value it sees); one whose whole interval fails is a
+    contradiction."""
+    straddles = {"x": {"power": None, "detectable": 1.3, "excluded": False, "effect_text": "no size"}}
+    assert "1.3" in claims.underpowered(straddles, ["x"])
+    assert claims.underpowered({"x": {**straddles["x"], "excluded": True}}, ["x"]) == ""

@@ -39,7 +39,8 @@ def test_a_chunk_must_end_at_a_checkpoint(tmp_path):
 @requires_data
 def test_ship_restore_verify(tmp_path, monkeypatch):
     monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
-    monkeypatch.setattr(regime, "config", lambda shape: TINY)
+    monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
+                        dataclasses.replace(TINY, algorithm=algorithm, seed=seed))
     meta.attempt(TINY, until=3, root=tmp_path / "here")
     shipped = tmp_path / "shipped"
     (target,) = regime.ship(root=tmp_path / "here", dest=shipped)
@@ -90,7 +91,8 @@ def test_supervised_runs_train_to_their_end(tmp_path):
 
 def test_the_record_waits_for_enough_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
-    monkeypatch.setattr(regime, "config", lambda shape: TINY)
+    monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
+                        dataclasses.replace(TINY, algorithm=algorithm, seed=seed))
     rec = regime.measure(root=tmp_path)  # nothing trained: no row, no choice made from nothing
     assert rec["rows"] == {} and rec["choice"]["shape"] is None and "checkpoints" in rec["choice"]["reason"]
 
@@ -127,7 +129,8 @@ def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch):
     retrains to the same weights."""
     trial = dataclasses.replace(TINY, steps=12, log_checkpoints=True)
     monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
-    monkeypatch.setattr(regime, "config", lambda shape: trial)
+    monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
+                        dataclasses.replace(trial, algorithm=algorithm, seed=seed))
     with pytest.raises(ValueError, match="has not reached step 6"):
         regime.fork("tiny", 6, root=tmp_path / "here")
     threads = torch.get_num_threads()

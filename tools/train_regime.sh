@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Train a regime-trial shape in chunks (python -m mamlscope regime), one thread, lowest priority,
-# shipping the newest checkpoint after each chunk so that a stop loses at most one chunk.
-#   tools/train_regime.sh SHAPE LAST [CHUNK]     e.g. tools/train_regime.sh cpu 12000 1000
+# Train a regime-trial run in chunks (python -m mamlscope regime), one thread, lowest priority,
+# shipping its newest checkpoint after each chunk so that a stop loses at most one chunk.
+#   tools/train_regime.sh SHAPE LAST [CHUNK] [--algorithm anil --seed 1]
+#   e.g. tools/train_regime.sh cpu 12000 1000
 set -euo pipefail
 shape=$1 last=$2 chunk=${3:-1000}
+shift $(( $# < 3 ? $# : 3 ))
 py=${PYTHON:-.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # With the kernel's autogroup scheduling (the default on desktop and many server kernels), nice only
@@ -12,6 +14,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # 2 cores). Lowering this session's autogroup makes it yield to everything else.
 if [ -w /proc/self/autogroup ]; then echo 19 > /proc/self/autogroup; fi
 for ((until = chunk; until <= last; until += chunk)); do
-  nice -n 19 "$py" -m mamlscope regime train "$shape" --until "$until"
-  "$py" -m mamlscope regime ship "$shape" >/dev/null
+  nice -n 19 "$py" -m mamlscope regime train "$shape" --until "$until" "$@"
+  if [ $# -gt 0 ]; then "$py" -m mamlscope regime ship "$shape" "$@" >/dev/null
+  else "$py" -m mamlscope regime ship "$shape" --algorithm maml --seed 0 >/dev/null; fi
 done

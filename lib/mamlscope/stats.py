@@ -416,19 +416,32 @@ class Power(NamedTuple):
 
 
 def interval_power(effect: float, threshold: float, half: float, op: str = ">", n: int = 1,
-                   target: float = 0.8, z: float = 1.96) -> Power:
+                   target: float = 0.8, z: float = 1.96, lenient: bool = False) -> Power:
     """A decisive check of the form "the interval's lower end > ``threshold``" (``op`` ``">"``;
     ``"<"``: its upper end below it), where the interval is an estimate ± ``half`` (95%, normal:
     se = half / z). If the truth is ``effect``, the estimate is N(effect, se²) and the check passes
-    with probability ``power``. ``needed``: the sample, in the units ``n`` counts, whose interval
-    (se ∝ 1/√n) would pass with probability ``target``."""
+    with probability ``power``. ``lenient``: the check reads the interval's other end (upper end
+    above the threshold: "reaches the paper's level"). ``needed``: the sample, in the units ``n``
+    counts, whose interval (se ∝ 1/√n) would pass with probability ``target``."""
     if half < 0 or not math.isfinite(half):
         raise ValueError(f"half={half}: the interval's half-width must be non-negative and finite.")
     margin = (effect - threshold) if op in (">", ">=") else (threshold - effect)
     if half == 0:  # an exact measurement: it passes when the effect itself passes
-        return Power(float(margin > 0), n if margin > 0 else math.inf, n)
+        return Power(float(margin > 0 or (margin == 0 and op in (">=", "<="))), n if margin > 0 else math.inf, n)
     se = half / z
+    if lenient:  # passes unless the estimate falls more than z·se short; more sample only narrows it
+        power = float(_scipy.norm.cdf(margin / se + z))
+        return Power(power, n if power >= target else math.inf, n)
     power = float(_scipy.norm.cdf(margin / se - z))
     need = z + float(_scipy.norm.ppf(target))
     needed = math.inf if margin <= 0 else n * (need * se / margin) ** 2
     return Power(power, needed, n)
+
+
+def detectable(threshold: float, half: float, op: str = ">", target: float = 0.8, z: float = 1.96,
+               lenient: bool = False) -> float:
+    """The true value that the check of :func:`interval_power` passes with probability ``target``
+    at this interval's width: the smallest effect it sees (for a paper that gives no size)."""
+    se = half / z
+    shift = (float(_scipy.norm.ppf(target)) + (-z if lenient else z)) * se
+    return threshold + shift if op in (">", ">=") else threshold - shift

@@ -21,6 +21,9 @@ whose configuration says 60,000 steps (the paper's), trained in chunks that end 
    cheapest-to-level shape and also train the book's recipe long, saying which claims then
    lack the paper's inner step.
 
+ANIL under the same recipe (R1, R5) trains beside the chosen shape the same way
+(``--algorithm anil --seed 1``): the rule looks at MAML's curves only.
+
 ``python -m mamlscope regime train cpu --until 4000`` trains a chunk; ``fork cpu --at 31000`` makes
 the chosen shape's run of that length from the trial's checkpoints (no training); ``ship`` copies each
 trial run's newest checkpoint, log and manifest into :data:`SHIPPED` (committed, so another
@@ -62,14 +65,19 @@ RECORD = Path("book/results/long/studies/regime.json")
 TIMING = Path("book/results/long/studies/regime-timing.json")
 
 
-def config(shape: str) -> meta.MetaConfig:
+#: The trial runs of a shape: MAML (what the rule looks at) and ANIL under the same recipe.
+VARIANTS = (("maml", 0), ("anil", 0), ("anil", 1))
+
+
+def config(shape: str, algorithm: str = "maml", seed: int = 0) -> meta.MetaConfig:
     """The trial configuration of ``shape``: the cpu profile's 20-way 1-shot setting under Finn
-    et al.'s recipe, with ``shape``'s queries, meta-batch and filters, 60,000 steps."""
+    et al.'s recipe, with ``shape``'s queries, meta-batch and filters, 60,000 steps; trained with
+    ``algorithm`` from ``seed``."""
     if shape not in SHAPES:
         raise ValueError(f"shape={shape!r}; use one of {', '.join(SHAPES)}.")
     base = profiles.load("cpu").omniglot_20w1s
     return dataclasses.replace(base, inner_reduction="sum/k", network="finn", steps=PAPER_STEPS,
-                               checkpoint_every=500, **SHAPES[shape])
+                               checkpoint_every=500, algorithm=algorithm, seed=seed, **SHAPES[shape])
 
 
 def _root() -> Path:
@@ -77,26 +85,26 @@ def _root() -> Path:
 
 
 # -- training in chunks that survive a stop ---------------------------------------------------
-def train(shape: str, until: int, root=None, progress=None) -> meta.Attempt:
-    """Train ``shape``'s run up to checkpoint ``until`` at one thread, after restoring a newer
-    shipped checkpoint if the cache has none."""
+def train(shape: str, until: int, root=None, progress=None, algorithm: str = "maml", seed: int = 0) -> meta.Attempt:
+    """Train ``shape``'s run (``algorithm``, ``seed``) up to checkpoint ``until`` at one thread,
+    after restoring a newer shipped checkpoint if the cache has none."""
     torch.set_num_threads(1)
     restore(root)
-    return meta.attempt(config(shape), until=until, backend=BACKEND, progress=progress, root=root)
+    return meta.attempt(config(shape, algorithm, seed), until=until, backend=BACKEND, progress=progress, root=root)
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def ship(shapes=None, root=None, dest: Path | None = None) -> list[Path]:
-    """Copy each trial run's (of ``shapes``, default all) configuration, log, scores and newest
-    checkpoint, with a manifest (hash, steps, machine, threads, seconds, SHA-256 of each file),
-    into ``dest``."""
+def ship(shapes=None, root=None, dest: Path | None = None, variants=VARIANTS) -> list[Path]:
+    """Copy each trial run's (of ``shapes`` × ``variants``, default all) configuration, log,
+    scores and newest checkpoint, with a manifest (hash, steps, machine, threads, seconds,
+    SHA-256 of each file), into ``dest``."""
     dest = Path(dest or _root() / SHIPPED)
     out = []
-    for shape in shapes or SHAPES:
-        run = runs.Run(config(shape), root)
+    for shape, (algorithm, seed) in ((sh, v) for sh in shapes or SHAPES for v in variants):
+        run = runs.Run(config(shape, algorithm, seed), root)
         steps = run.checkpoint_steps()
         if not steps:
             continue
@@ -110,7 +118,8 @@ def ship(shapes=None, root=None, dest: Path | None = None) -> list[Path]:
         for n in files:
             shutil.copy2(run.dir / n, target / n)
         logged = [m for m in run.metrics() if "seconds_per_step" in m]
-        manifest = {"run": run.dir.name, "hash": run.hash, "shape": shape, "step": steps[-1],
+        manifest = {"run": run.dir.name, "hash": run.hash, "shape": shape, "algorithm": algorithm,
+                    "seed": seed, "step": steps[-1],
                     "steps": run.config.steps, "finished": run.finished, "backend": BACKEND,
                     "threads": 1, **provenance(),
                     "train_seconds": round(sum(m["seconds_per_step"] * _window(m, logged) for m in logged), 1),
@@ -160,20 +169,22 @@ def restore(root=None, src: Path | None = None) -> list[str]:
 
 
 # -- the chosen run at its own length, from the trial's checkpoints ---------------------------
-def fork(shape: str, at: int, root=None) -> runs.Run:
-    """The run of ``shape``'s configuration with ``steps=at``, an ordinary cached run with its
+def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0) -> runs.Run:
+    """The run of ``shape``'s configuration (``algorithm``, ``seed``) with ``steps=at``, an ordinary cached run with its
     own hash (what a profile of that length trains), made from the trial run's files up to step
     ``at`` instead of training it again. A step's tasks are drawn from the step's index and every
     checkpoint of the shorter run is one of the trial's (multiples of 500 and log-spaced steps,
     whose log windows end at the same checkpoints), so its files up to ``at`` are those of the
     shorter run; :func:`check_fork` retrains its last chunk to show it."""
-    src = runs.Run(config(shape), root)
-    cfg = dataclasses.replace(config(shape), steps=at)
+    src = runs.Run(config(shape, algorithm, seed), root)
+    cfg = dataclasses.replace(src.config, steps=at)
     wanted = cfg.checkpoint_steps()
     missing = [s for s in wanted if s not in src.checkpoint_steps()]
     if missing:
-        raise ValueError(f"the {shape} trial run has not reached step {at:,} with every checkpoint it needs "
-                         f"(missing {missing[:5]}); train it on: python -m mamlscope regime train {shape} --until {at}")
+        flags = "" if (algorithm, seed) == ("maml", 0) else f" --algorithm {algorithm} --seed {seed}"
+        raise ValueError(f"the {shape} trial run{flags} has not reached step {at:,} with every checkpoint it needs "
+                         f"(missing {missing[:5]}); train it on: python -m mamlscope regime train {shape} "
+                         f"--until {at}{flags}")
     dst = runs.Run(cfg, root)
     if dst.finished:
         return dst
@@ -200,11 +211,11 @@ def _copy_run(src: runs.Run, dst: runs.Run, steps, upto: int) -> list[dict]:
     return kept
 
 
-def check_fork(shape: str, at: int, root=None) -> float:
+def check_fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0) -> float:
     """Retrain the forked run's last chunk (from its previous checkpoint to ``at``) under its own
     configuration, in a scratch cache, and return the largest weight difference to the fork's
     checkpoint ``at``: 0.0 on the CPU type that trained it, a float-rounding size elsewhere."""
-    dst = fork(shape, at, root)
+    dst = fork(shape, at, root, algorithm, seed)
     steps = dst.checkpoint_steps()
     before = steps[steps.index(at) - 1]
     with tempfile.TemporaryDirectory(prefix="mamlscope-fork-") as tmp:
@@ -320,14 +331,23 @@ def main(argv=None) -> int:
     fk.add_argument("shape", choices=list(SHAPES))
     fk.add_argument("--at", type=int, required=True, help="its length: a checkpoint the trial has reached")
     fk.add_argument("--check", action="store_true", help="also retrain its last chunk and compare the weights")
+    for p in (t, sh, fk):
+        p.add_argument("--algorithm", choices=sorted({a for a, _ in VARIANTS}), default=None,
+                       help="the trial run of this algorithm (default maml; ship: every run)")
+        p.add_argument("--seed", type=int, default=None, help="its seed (default 0)")
     tm = sub.add_parser("time", help="time each shape's step at one thread (alone), write " + str(TIMING))
     tm.add_argument("--steps", type=int, default=8)
     args = parser.parse_args(argv)
+    variant = {"algorithm": args.algorithm or "maml", "seed": args.seed or 0} if "seed" in args else {}
+    if variant and (variant["algorithm"], variant["seed"]) not in VARIANTS:
+        parser.error(f"--algorithm {variant['algorithm']} --seed {variant['seed']}: the trial runs are "
+                     + ", ".join(f"{a} seed {k}" for a, k in VARIANTS))
     if args.command == "train":
-        a = train(args.shape, args.until)
+        a = train(args.shape, args.until, **variant)
         print(f"{a.run.dir.name}: steps {a.start} → {a.start + a.trained} in {a.seconds:.0f} s", flush=True)
     elif args.command == "ship":
-        print("\n".join(str(p) for p in ship(args.shapes)) or "nothing trained yet")
+        only = {"variants": [(variant["algorithm"], variant["seed"])]} if args.algorithm is not None or args.seed is not None else {}
+        print("\n".join(str(p) for p in ship(args.shapes, **only)) or "nothing trained yet")
     elif args.command == "restore":
         print("\n".join(restore()) or "the cache is up to date")
     elif args.command == "verify":
@@ -336,13 +356,13 @@ def main(argv=None) -> int:
         return 1 if problems else 0
     elif args.command == "fork":
         try:
-            run = fork(args.shape, args.at)
+            run = fork(args.shape, args.at, **variant)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"{run.dir.name}: {args.shape} at {args.at:,} steps, from the trial's checkpoints")
         if args.check:
-            diff = check_fork(args.shape, args.at)
+            diff = check_fork(args.shape, args.at, **variant)
             print(f"its last chunk retrained: largest weight difference {diff:.3g}")
     elif args.command == "time":
         rec = time_shapes(steps=args.steps)

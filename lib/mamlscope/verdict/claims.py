@@ -20,7 +20,7 @@ import pandas as pd
 
 from mamlscope.evidence import Evidence
 from mamlscope.measure import landscape
-from mamlscope.stats import interval_power, t_interval, window_rise
+from mamlscope.stats import detectable, interval_power, t_interval, window_rise
 from mamlscope.training.profiles import load
 from mamlscope.verdict import attached, results
 from mamlscope.verdict.results import AllChecks, Check, ClaimResult, MatchesPaper, Protocol, lookup
@@ -60,6 +60,8 @@ class Claim:
     # smallest its statement implies, said in ``effect_text``), and the values' key of the sample
     paper_effect: Mapping[str, float] = dataclasses.field(default_factory=dict)
     effect_text: str = ""
+    no_size_text: str = ""               # why a decisive check without a paper effect has none
+    power_centre: Mapping[str, str] = dataclasses.field(default_factory=dict)  # check key → its centre's key
     sample: tuple[str, str] = ("", "")   # (values key of the sample size, its unit)
     power_fn: Callable[[Mapping], dict] | None = None  # values → {element: (power, sample text)} by simulation
     power_keys: tuple[str, ...] = ()     # the decisive checks (by key) power_fn speaks for (() = all)
@@ -545,7 +547,7 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           chapter=_R, depends_on="F2", needs_converged=True, about_inner_loop=True,
           paper_effect={"body_cka_lo": 0.99}, sample=("n_tasks", "test tasks"),
           effect_text="[R] Fig 2: the conv layers' CKA ≈ 1, read as 0.99 (the paper shows a figure, no "
-                      "number); its CCA '> 0.9' is a level, not an effect, so that check has no power entry",
+                      "number)",
           rule=Protocol(
               decisive=(Check("body CKA ≥ 0.9, conv2 on (95% CI lower bound)", "body_cka_lo", ">=", 0.9,
                               each=True),
@@ -643,6 +645,49 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           measured=_error_vs(0.958), needs_converged=True),
 ]}
 
+
+# The positive controls of the rules whose claims carry no size inline (CLAIMS.md, protocol 3): the
+# paper's effect on each decisive check's estimate, the smallest the statement implies; a check
+# left out has no size in the paper, and its record gives the smallest true value it detects.
+_NO_SIZE = "the paper gives no size for this (its record gives the smallest true value the check sees)"
+_POSITIVE_CONTROLS = {
+    "G1": dict(paper_effect={"rho_lo": 1.0}, sample=("n_tasks", "meta-test tasks"),
+               effect_text="[G] Fig 1a: dissimilarity rises with depth at every checkpoint, a monotone ordering (ρ = 1)"),
+    "G2": dict(paper_effect={"rsa_rho_lo": 1.0, "cka_rho_hi": -1.0}, sample=("n_seeds", "seeds"),
+               effect_text="[G] Fig 2: RSA rises and CKA falls monotonically with depth (ρ = ±1)"),
+    "G3": dict(paper_effect={"plateau_last": 0.1},
+               effect_text="[G] Fig 1b: the last pooling layer's plateau ≈ 0.1",
+               no_size_text="[G] gives no size for meta-training's change against random steps of its sizes"),
+    "G4": dict(power_centre={"early_ratio_1_lo": "ratio_1"}, sample=("n_tasks", "meta-test tasks"),
+               no_size_text="[G] Fig 3 shows the inner loop's change 'larger' in every layer without a ratio"),
+    "G5": dict(sample=("n_tasks", "meta-test tasks"),
+               no_size_text="[G] Fig 3 shows the first step doing 'most' of the change without a share"),
+    "L1": dict(power_fn=_tracking_power, power_keys=("rho_after_lo",),
+               effect_text="[L] Figs 2–4: E‖H‖σ keeps falling while accuracy falls after its peak; simulated "
+                           "as a signal that follows the recorded accuracy curve exactly, through the recorded "
+                           "per-checkpoint noise, and required to pass all three tracking checks (a lower bound "
+                           "for this one)"),
+    "L4": dict(power_fn=_tracking_power,
+               effect_text="[L] Fig 8: coherence correlates with −MSE; simulated as a signal that follows the "
+                           "recorded −MSE curve exactly, through the recorded per-checkpoint noise"),
+    "L6": dict(paper_effect={"diff_lo": 0.0133}, sample=("seeds", "seeds"),
+               effect_text="[L] Fig 11: +1.33 points (94.05% → 95.38%, 5 runs)"),
+    "R2": dict(paper_effect={"train_lo": 1.7, "adapt_lo": 4.1},
+               effect_text="[R] §4: ANIL ≈ 1.7× faster per training step and ≈ 4.1× per adaptation"),
+    "R4": dict(no_size_text="[R] Fig 2 states the conv layers' CCA (> 0.9) and the head's (< 0.5) as levels, "
+                            "not effects"),
+    "A1": dict(no_size_text="[A] shows t-SNE clusters (Fig 3) without a separation score"),
+    "A1a": dict(paper_effect={"pi_hi": AGARWAL_BASELINE}, power_centre={"pi_hi": "mean"}, sample=("seeds", "seeds"),
+                effect_text="[A] §3.1: 96.71%, one run"),
+    "A1b": dict(paper_effect={"diff_lo": 0.0}, sample=("pool", "images"),
+                effect_text="MAML's features exactly as good as supervised ones, the least 'about as well' implies",
+                no_size_text="[A] gives no size for the gains over raw pixels or a random network"),
+    "A1c": dict(no_size_text="[A] gives no size for the gains over raw pixels or a random network"),
+    "A1d": dict(paper_effect={"f64_best": 2.2e-16 ** (2 / 3), "f32_best": 1.19e-7 ** (2 / 3)},
+                effect_text="a central difference's error at its best step, about ε_mach^(2/3): 3.7e-11 in "
+                            "float64, 2.4e-5 in float32 (Eq. 2 states no accuracy)"),
+}
+CLAIMS.update({k: dataclasses.replace(CLAIMS[k], **v) for k, v in _POSITIVE_CONTROLS.items()})
 
 # --------------------------------------------------------------------------------------------
 # The regime a claim was measured in, beside the paper's (CLAIMS.md, verdict protocol 5)
@@ -808,35 +853,89 @@ def table(chapter: str):
                           **rule_parts(c)} for c in of_chapter(chapter)]).set_index("id")
 
 
-def power_of(c: Claim, values: Mapping) -> dict:
-    """Per decisive check with a registered paper effect: the share of measurements of that
-    effect, with this measurement's interval width and sample, that pass it
-    (:func:`stats.interval_power`), and the sample that would reach 0.8."""
+def _ends(key: str) -> str:
+    """Which end of an interval a check's key reads: "_lo", "_hi", or "" (an exact value)."""
+    return "_lo" if "_lo" in key else "_hi" if "_hi" in key else ""
 
+
+def _as_elements(value) -> dict:
+    return {k: float(v) for k, v in results._elements(value).items()}
+
+
+def _check_power(c: Claim, check: Check, values: Mapping) -> dict:
+    """{name: power entry} of one decisive check, one entry per element of an ``each`` check.
+
+    With a registered paper effect: ``power``, the share of measurements of that effect, at this
+    interval's width and sample, that pass (:func:`stats.interval_power`), and ``needed``, the
+    sample that would reach 0.8. Without one (the paper gives no size): ``power`` None and
+    ``detectable``, the true value the check sees 80% of the time (:func:`stats.detectable`).
+    ``excluded``: the whole interval fails the check (the data rule out every value the check
+    would accept), which makes a failure a contradiction whatever the power."""
+    end = _ends(check.key)
+    centre_key = c.power_centre.get(check.key) or (check.key.replace(end, "", 1) if end else check.key)
+    ends, centres = lookup(values, check.key), lookup(values, centre_key)
+    if check.each:
+        ends, centres = _as_elements(ends), _as_elements(centres)
+        pairs = {f"{check.name} [{k}]" if k else check.name: (centres[k], e) for k, e in ends.items()}
+    else:
+        pairs = {check.name: (float(centres), float(ends))}
+    lenient = (end == "_hi" and check.op in (">", ">=")) or (end == "_lo" and check.op in ("<", "<="))
+    n = int(lookup(values, c.sample[0])) if c.sample[0] else 1
     out = {}
+    for name, (centre, e) in pairs.items():
+        half = abs(centre - e) if end else 0.0
+        other = 2 * centre - e if end else e
+        passes = lambda x: bool(results.OPS[check.op](x, float(check.threshold)))  # noqa: E731
+        entry = {"excluded": not passes(other) and not passes(e), "n": n, "unit": c.sample[1]}
+        if check.key in c.paper_effect:
+            pw = interval_power(c.paper_effect[check.key], float(check.threshold), half, check.op, n,
+                                lenient=lenient)
+            entry.update(power=pw.power, needed=pw.needed, effect=c.paper_effect[check.key],
+                         effect_text=c.effect_text)
+        else:
+            entry.update(power=None, detectable=detectable(float(check.threshold), half, check.op, lenient=lenient),
+                         effect_text=c.no_size_text or "the paper gives no size for this")
+        out[name] = entry
+    return out
+
+
+def _matches_power(rule: MatchesPaper, values: Mapping) -> dict:
+    """A :class:`MatchesPaper` rule's power: the chance that a measurement of the paper's own
+    accuracy, with this interval's width, is called *reproduced*."""
+    c, cp = float(lookup(values, "ci95")), rule.paper_ci95
+    se = c / 1.96 if c > 0 else 1e-12
+    reach = (c + cp) / se
+    pw = _stats_norm_cdf(reach) if rule.one_sided else 2 * _stats_norm_cdf(reach) - 1
+    return {rule.text().split(" → ")[0]: {"power": pw, "needed": int(lookup(values, "n_tasks")), "excluded": False,
+                                         "n": int(lookup(values, "n_tasks")), "unit": "test tasks",
+                                         "effect": rule.paper_mean, "effect_text": "the paper's accuracy"}}
+
+
+def _stats_norm_cdf(x: float) -> float:
+    return 0.5 * (1 + _math.erf(x / _math.sqrt(2)))
+
+
+def power_of(c: Claim, values: Mapping) -> dict:
+    """The rule's positive control, per decisive check (and element): its power to see the
+    paper's effect through this measurement's noise (:func:`_check_power`), or, where a
+    simulation speaks for the check (``power_fn``), the share of simulated paper-sized effects
+    that pass it."""
+
     rule = c.rule
-    if c.power_fn is not None:  # simulated: one share per element (run) of the `each` checks
-        by_element = c.power_fn(values)
-        for check in rule.decisive:
-            if c.power_keys and check.key not in c.power_keys:
-                continue
-            for element, (pw, need) in by_element.items():
-                out[f"{check.name} [{element}]"] = {"power": pw, "needed_text": need, "effect_text": c.effect_text}
-        return out
+    if isinstance(rule, MatchesPaper):
+        return _matches_power(rule, values)
+    out = {}
+    simulated = c.power_fn(values) if c.power_fn is not None else {}
     for check in getattr(rule, "decisive", ()):
-        if check.key not in c.paper_effect:
+        if simulated and (not c.power_keys or check.key in c.power_keys):
+            for element, (pw, need) in simulated.items():
+                out[f"{check.name} [{element}]"] = {"power": pw, "needed_text": need, "effect_text": c.effect_text,
+                                                     "excluded": False}
             continue
-        end = "_lo" if "_lo" in check.key else "_hi"  # the interval's end the check reads, and its centre
-        ends, centres = lookup(values, check.key), lookup(values, check.key.replace(end, "", 1))
-        n = int(lookup(values, c.sample[0])) if c.sample[0] else 1
-        # an `each` check: one interval per element (seed, layer), named as its outcomes are
-        pairs = ({f"{check.name} [{k}]": (centres[k], e) for k, e in ends.items()} if check.each
-                 else {check.name: (centres, ends)})
-        for name, (centre, e) in pairs.items():
-            pw = interval_power(c.paper_effect[check.key], float(check.threshold), abs(float(centre) - float(e)),
-                                check.op, n)
-            out[name] = {"power": pw.power, "needed": pw.needed, "n": n, "unit": c.sample[1],
-                         "effect": c.paper_effect[check.key], "effect_text": c.effect_text}
+        try:
+            out.update(_check_power(c, check, values))
+        except KeyError:  # a check read off values without its interval's centre (a rule's own tests)
+            continue
     return out
 
 
@@ -850,11 +949,21 @@ def _power_or_none(c: Claim, values: Mapping) -> dict:
 
 
 def underpowered(power: Mapping, failed: list[str]) -> str:
-    """The reason a failing decisive check says nothing, or "" when each failing check had power."""
-    weak = [(name, power[name]) for name in failed if name in power and power[name]["power"] < 0.8]
-    if not weak:
+    """The reason a failing decisive check says nothing, or "" when each failing check could have
+    seen the paper's effect (power ≥ 0.8) or its whole interval fails (a contradiction)."""
+    def weak(p):
+        if p.get("excluded"):
+            return False
+        return p["power"] is None or p["power"] < 0.8
+
+    weak_ones = [(name, power[name]) for name in failed if name in power and weak(power[name])]
+    if not weak_ones:
         return ""
-    name, p = weak[0]
+    name, p = weak_ones[0]
+    if p["power"] is None:
+        return (f"underpowered: the check \"{name}\" fails, but its interval still reaches values it would "
+                f"accept, and {p['effect_text']}: it sees a true value of {p['detectable']:.3g} or beyond 80% "
+                "of the time at this sample")
     if "needed_text" in p:
         return (f"underpowered: the check \"{name}\" passes the paper's effect ({p['effect_text']}) only "
                 f"{100 * p['power']:.0f}% of the time at this sample; {p['needed_text']} would reach 80%")
