@@ -1,5 +1,6 @@
 """The scorecard lists every claim from the recorded results (nothing typed in), and the book runs
 it after the chapters."""
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -229,7 +230,7 @@ def test_tallies_per_paper_and_the_front_page():
     page = scorecard.front_page(t)
     assert page.index("### Finn") < page.index("### Goerttler") < page.index("### Raghu")
     # the id links to the chapter's verdict section (its label claim-g4); a claim not run has no link
-    assert "| {ref}`G4 <claim-g4>` | inner† | — | — | {bdg-danger}`not reproduced` (recipe-dependent) | [ch. 3]" in page
+    assert "| {ref}`G4 <claim-g4>` | inner† | — | — | {bdg-danger}`not reproduced` (recipe-dependent) | — | [ch. 3]" in page
     assert "| R1 | anil |" in page
     assert "(a precondition fails)" in page and page.count("\n† ") == 1
     d = scorecard.details(t)
@@ -265,3 +266,24 @@ def test_the_first_screen_shows_each_measured_value_beside_the_papers():
     missing = [r.split("|")[1] for r in rows if r.split("|")[3].strip() == "—"]
     assert not missing, f"no headline value for {missing}"
     assert set(scorecard.HEADLINES) == set(claims.CLAIMS)
+    assert "| what decided it |" in page
+    lacking = [r.split("|")[1] for r in rows if r.split("|")[6].strip() == "—"]
+    assert not lacking, f"no line of what decided the verdict for {lacking}"
+
+
+def test_what_decided_it_reads_the_records_reason():
+    r = results.ClaimResult("F2", "01_maml_on_omniglot", "cpu", "s", "m", "p", "inconclusive", "rule", {}, {},
+                            "", reasons=["not converged"],
+                            regime={"converged": {"steps": 3000, "paper_steps": 60000, "last": 0.858, "rise": 0.023,
+                                                  "window": [1800, 3000]}})
+    assert scorecard.meaning(r) == ("its model (85.8%) was still rising at step 3,000 of 60,000 "
+                                    "(+2.3 points over steps 1,800–3,000)")
+    judged = dataclasses.replace(r, verdict="reproduced", reasons=[], power={
+        "a": {"power": 0.97, "n": 600, "unit": "tasks", "effect_text": "e"},
+        "b [x]": {"power": None, "detectable": 1.3, "excluded": False}})
+    assert scorecard.meaning(judged) == "the rule sees the paper's effect 97% of the time or more"
+    assert scorecard.power_text(judged.power) == ("a: 97% (600 tasks; the effect: e); b [x]: no size in the paper; it "
+                                                  "sees a true value of 1.3 or beyond 80% of the time")
+    contradicted = dataclasses.replace(judged, verdict="not reproduced",
+                                       power={"b [x]": {"power": None, "detectable": 1.3, "excluded": True}})
+    assert scorecard.meaning(contradicted) == "the whole interval of a decisive check fails it"

@@ -229,3 +229,18 @@ def test_power_reads_dotted_keys_and_the_centre_of_the_interval():
     (p5,) = claims.power_of(claims.claim("R5"), v5).values()
     assert p5["power"] == pytest.approx(stats.interval_power(0.005, -0.02, 0.04, ">").power)
     assert p5["power"] < 0.8  # a 4-point half-width cannot see a +0.5-point effect against a −2 margin
+
+
+def test_the_spread_between_runs_joins_the_powers_noise():
+    """For a claim about a trained model the run is the unit: another seed's estimate, 3 points
+    away, widens the noise the paper's effect is measured through, and the power falls."""
+    v = {"head_only_diff": -0.005, "head_only_diff_lo": -0.010, "head_only_diff_hi": 0.0,
+         "full": {"n_tasks": 600}}
+    c = claims.CLAIMS["R3"]
+    (alone,) = claims.power_of(c, v).values()
+    (spread,) = claims.power_of(c, v, [{**v, "head_only_diff": -0.035}]).values()
+    assert alone["power"] > 0.99 and "between_runs" not in alone
+    assert spread["between_runs"] == pytest.approx(0.03 / math.sqrt(2)) and spread["runs"] == 2
+    se = math.hypot(0.005 / 1.96, spread["between_runs"])
+    assert spread["power"] == pytest.approx(stats.interval_power(-0.006, -0.02, 1.96 * se, ">", 600).power)
+    assert spread["power"] < 0.8

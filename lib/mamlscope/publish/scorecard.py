@@ -23,7 +23,8 @@ from mamlscope.verdict import claims, results
 NOT_RUN = "not yet run"
 
 COLUMNS = ["id", "claim", "paper", "measured", "verdict", "chapter", "note", "control", "null_verdict",
-           "seeds", "precondition", "recipe", "outcome", "regime", "power", "headline", "paper_short"]
+           "seeds", "precondition", "recipe", "outcome", "regime", "power", "headline", "paper_short",
+           "meaning"]
 
 
 def _pc(x: float) -> str:
@@ -121,7 +122,7 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
         if r is None:
             rows.append(dict(id=claim_id, claim=line, paper="—", measured="—", verdict=NOT_RUN,
                              chapter="", note="", control="", null_verdict="", seeds="",
-                             precondition="", recipe="", outcome="", regime="", power="",
+                             precondition="", recipe="", outcome="", regime="", power="", meaning="",
                              headline="—", paper_short=HEADLINES.get(claim_id, (None, "—"))[1]))
         else:
             rows.append(dict(id=claim_id, claim=line, paper=r.paper, measured=r.measured,
@@ -129,7 +130,8 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
                              control=r.control, null_verdict=r.null_verdict,
                              seeds=claims.seeds_text(r.seeds, r.replication), precondition=r.precondition,
                              recipe=recipe_text(r.recipe), outcome=outcome(r), regime=regime_text(r.regime),
-                             power=power_text(r.power), **dict(zip(("headline", "paper_short"),
+                             power=power_text(r.power), meaning=meaning(r),
+                             **dict(zip(("headline", "paper_short"),
                                                                   headline(claim_id, r.values)))))
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -166,6 +168,45 @@ def outcome(r) -> str:
     return "a precondition fails"
 
 
+def _least_power(power: dict) -> dict | None:
+    sized = [p for p in (power or {}).values() if p.get("power") is not None]
+    return min(sized, key=lambda p: p["power"]) if sized else None
+
+
+def meaning(r) -> str:
+    """What decided the verdict, in one short line read from the record: the first reason an
+    *inconclusive* is one, or for a judged claim the rule's power to see the paper's effect."""
+    reasons, regime = list(r.reasons), r.regime or {}
+    conv = regime.get("converged") or {}
+    if "outside setting" in reasons and r.claim in claims.CLAIMS:
+        why = claims.setting_reason(claims.CLAIMS[r.claim], regime).split(": ", 1)[-1]
+        return "the paper's setting differs: " + why.split(" ([")[0].split(" (" + claims.CLAIMS[r.claim].setting_why)[0]
+    if "not converged" in reasons and conv:
+        acc = f" ({100 * conv['last']:.1f}%)" if conv.get("last") is not None else ""
+        return (f"its model{acc} was still rising at step {conv['steps']:,}"
+                + (f" of {conv['paper_steps']:,}" if conv.get("paper_steps") else "")
+                + f" ({100 * conv['rise']:+.1f} points over steps {conv['window'][0]:,}–{conv['window'][1]:,})")
+    if "inner loop" in reasons:
+        return claims.inner_loop_reason(regime).split(": ", 1)[-1].split(" (")[0] + ", not the paper's inner loop"
+    if "underpowered" in reasons:
+        p = _least_power(r.power)
+        if p is not None:
+            return f"the paper's effect would pass only {100 * p['power']:.0f}% of the time at this sample"
+        return "the failing check's interval still reaches values it would accept"
+    if "control not rejected" in reasons:
+        return "the rule passes its negative control too"
+    if reasons:
+        failing = [part.split(": FAILS")[0] for part in (r.precondition or "").split("; ") if part.endswith("FAILS")]
+        return (failing[0] + " fails") if failing else "a precondition of the rule fails"
+    p = _least_power(r.power)
+    if r.verdict == "not reproduced":
+        if any(v.get("excluded") for v in (r.power or {}).values()):
+            return "the whole interval of a decisive check fails it"
+        return f"the rule sees the paper's effect {100 * p['power']:.0f}% of the time, and it failed" if p else ""
+    return f"the rule sees the paper's effect {100 * p['power']:.0f}% of the time or more" if p else \
+        "every decisive check passes; the paper gives no size to test power against"
+
+
 def regime_text(regime: dict) -> str:
     """The departures from the paper's setting, and whether the model had converged."""
     if not regime:
@@ -180,12 +221,28 @@ def regime_text(regime: dict) -> str:
 
 
 def power_text(power: dict) -> str:
-    """Each decisive check's power to see the paper's effect, where it was computed."""
-    def one(name, p):
-        sample = p["needed_text"] + " would reach 80%" if "needed_text" in p else f"{p['n']:,} {p['unit']}"
-        return f"{name}: {100 * p['power']:.0f}% ({sample}; the effect: {p['effect_text']})"
+    """Each decisive check's power to see the paper's effect (the least over its elements), or
+    where the paper gives no size, the smallest true value it sees 80% of the time."""
+    groups: dict[str, list] = {}
+    for name, p in (power or {}).items():
+        check = name.rsplit(" [", 1)[0] if name.endswith("]") and " [" in name else name
+        groups.setdefault(check, []).append((name, p))
+    groups = {(check if len(named) > 1 else named[0][0]): [p for _, p in named] for check, named in groups.items()}
 
-    return "; ".join(one(name, p) for name, p in (power or {}).items())
+    def one(check, ps):
+        each = f", least of {len(ps)}" if len(ps) > 1 else ""
+        p = _least_power({i: q for i, q in enumerate(ps)})
+        if p is None:
+            seen = sorted(q["detectable"] for q in ps)
+            span = f"{seen[0]:.3g}" if len(seen) == 1 or f"{seen[0]:.3g}" == f"{seen[-1]:.3g}" \
+                else f"{seen[0]:.3g} to {seen[-1]:.3g}"
+            return f"{check}: no size in the paper; it sees a true value of {span} or beyond 80% of the time"
+        sample = p["needed_text"] + " would reach 80%" if "needed_text" in p else f"{p['n']:,} {p['unit']}".strip()
+        if p.get("runs"):
+            sample += f" and {p['runs']} runs"
+        return f"{check}: {100 * p['power']:.0f}%{each} ({sample}; the effect: {p['effect_text']})"
+
+    return "; ".join(one(check, ps) for check, ps in groups.items())
 
 
 def recipe_text(recipe: dict) -> str:
@@ -344,7 +401,8 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
         if not len(sub):
             continue
         parts.append(f"### {name} {{cite:p}}`{cite}`\n")
-        lines = ["| id | claim | measured | paper | verdict | chapter |", "|---|---|---|---|---|---|"]
+        lines = ["| id | claim | measured | paper | verdict | what decided it | chapter |",
+                 "|---|---|---|---|---|---|---|"]
         for row in sub.itertuples(index=False):
             mark = ""
             if row.note:
@@ -356,8 +414,9 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
             else:
                 link = "—"
             shown = [v if isinstance(v, str) and v else "—" for v in (row.headline, row.paper_short)]
+            why = row.meaning if isinstance(row.meaning, str) and row.meaning else "—"
             lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_cell(shown[0])} | {_cell(shown[1])} "
-                         f"| {_short_status(row)} | {link} |")
+                         f"| {_short_status(row)} | {_cell(why)} | {link} |")
         parts.append("\n".join(lines) + "\n")
     for note, mark in notes.items():
         parts.append(f"{mark} {_cell(note[:1].upper() + note[1:])}.\n")

@@ -51,6 +51,13 @@ def load_replicas(profile: str, root=None) -> dict[int, dict]:
     return out
 
 
+def replica_values(claim_id: str, profile: str, root=None) -> list[dict]:
+    """The measured values of ``claim_id``'s recorded replicas (other seeds of its model), by seed."""
+    if claim_id not in REPLICATED:
+        return []
+    return [recs[claim_id]["values"] for _, recs in sorted(load_replicas(profile, root).items()) if claim_id in recs]
+
+
 def replication(claim_id: str, verdict: str, profile: str, root=None) -> dict:
     """What the recorded replicas of ``profile`` say about ``claim_id`` beside the book's
     ``verdict``: ``{"seed <s>": {"verdict", "measured"}, …, "agrees": bool}``; ``{}`` when the

@@ -862,7 +862,7 @@ def _as_elements(value) -> dict:
     return {k: float(v) for k, v in results._elements(value).items()}
 
 
-def _check_power(c: Claim, check: Check, values: Mapping) -> dict:
+def _check_power(c: Claim, check: Check, values: Mapping, other_runs=()) -> dict:
     """{name: power entry} of one decisive check, one entry per element of an ``each`` check.
 
     With a registered paper effect: ``power``, the share of measurements of that effect, at this
@@ -870,7 +870,10 @@ def _check_power(c: Claim, check: Check, values: Mapping) -> dict:
     sample that would reach 0.8. Without one (the paper gives no size): ``power`` None and
     ``detectable``, the true value the check sees 80% of the time (:func:`stats.detectable`).
     ``excluded``: the whole interval fails the check (the data rule out every value the check
-    would accept), which makes a failure a contradiction whatever the power."""
+    would accept), which makes a failure a contradiction whatever the power. ``other_runs``: the
+    values of other runs of the same model (another seed): their centres' spread joins the
+    interval's noise, se² = se_tasks² + s²_between (``between_runs``, the runs' standard deviation),
+    since for a claim about a trained model the run is the unit."""
     end = _ends(check.key)
     centre_key = c.power_centre.get(check.key) or (check.key.replace(end, "", 1) if end else check.key)
     ends, centres = lookup(values, check.key), lookup(values, centre_key)
@@ -881,12 +884,18 @@ def _check_power(c: Claim, check: Check, values: Mapping) -> dict:
         pairs = {check.name: (float(centres), float(ends))}
     lenient = (end == "_hi" and check.op in (">", ">=")) or (end == "_lo" and check.op in ("<", "<="))
     n = int(lookup(values, c.sample[0])) if c.sample[0] else 1
+    spread = _between_runs(check, centre_key, values, other_runs)
     out = {}
     for name, (centre, e) in pairs.items():
         half = abs(centre - e) if end else 0.0
+        between = spread.get(name.rsplit(" [", 1)[1][:-1] if check.each and name != check.name else "")
+        if between is not None:
+            half = _math.hypot(half, 1.96 * between)
         other = 2 * centre - e if end else e
         passes = lambda x: bool(results.OPS[check.op](x, float(check.threshold)))  # noqa: E731
         entry = {"excluded": not passes(other) and not passes(e), "n": n, "unit": c.sample[1]}
+        if between is not None:
+            entry.update(between_runs=between, runs=1 + len(other_runs))
         if check.key in c.paper_effect:
             pw = interval_power(c.paper_effect[check.key], float(check.threshold), half, check.op, n,
                                 lenient=lenient)
@@ -899,23 +908,46 @@ def _check_power(c: Claim, check: Check, values: Mapping) -> dict:
     return out
 
 
-def _matches_power(rule: MatchesPaper, values: Mapping) -> dict:
+def _between_runs(check: Check, centre_key: str, values: Mapping, other_runs) -> dict:
+    """{element ("" for one value): the standard deviation of the estimate's centre over this run
+    and ``other_runs``}; {} without other runs or where they lack the key."""
+    if not other_runs:
+        return {}
+    try:
+        runs = [lookup(v, centre_key) for v in (values, *other_runs)]
+    except KeyError:
+        return {}
+    if check.each:
+        per = [_as_elements(r) for r in runs]
+        return {k: float(pd.Series([p[k] for p in per]).std()) for k in per[0] if all(k in p for p in per)}
+    return {"": float(pd.Series([float(r) for r in runs]).std())}
+
+
+def _matches_power(rule: MatchesPaper, values: Mapping, other_runs=()) -> dict:
     """A :class:`MatchesPaper` rule's power: the chance that a measurement of the paper's own
-    accuracy, with this interval's width, is called *reproduced*."""
+    accuracy, with this interval's width (and the spread of ``other_runs``' accuracies), is
+    called *reproduced*."""
     c, cp = float(lookup(values, "ci95")), rule.paper_ci95
     se = c / 1.96 if c > 0 else 1e-12
+    means = [float(lookup(v, "mean")) for v in (values, *other_runs) if "mean" in v]
+    between = float(pd.Series(means).std()) if len(means) > 1 else None
+    if between is not None:
+        se = _math.hypot(se, between)
     reach = (c + cp) / se
     pw = _stats_norm_cdf(reach) if rule.one_sided else 2 * _stats_norm_cdf(reach) - 1
-    return {rule.text().split(" → ")[0]: {"power": pw, "needed": int(lookup(values, "n_tasks")), "excluded": False,
-                                         "n": int(lookup(values, "n_tasks")), "unit": "test tasks",
-                                         "effect": rule.paper_mean, "effect_text": "the paper's accuracy"}}
+    entry = {"power": pw, "needed": int(lookup(values, "n_tasks")), "excluded": False,
+             "n": int(lookup(values, "n_tasks")), "unit": "test tasks", "effect": rule.paper_mean,
+             "effect_text": "the paper's accuracy"}
+    if between is not None:
+        entry.update(between_runs=between, runs=len(means))
+    return {rule.text().split(" → ")[0]: entry}
 
 
 def _stats_norm_cdf(x: float) -> float:
     return 0.5 * (1 + _math.erf(x / _math.sqrt(2)))
 
 
-def power_of(c: Claim, values: Mapping) -> dict:
+def power_of(c: Claim, values: Mapping, other_runs=()) -> dict:
     """The rule's positive control, per decisive check (and element): its power to see the
     paper's effect through this measurement's noise (:func:`_check_power`), or, where a
     simulation speaks for the check (``power_fn``), the share of simulated paper-sized effects
@@ -923,7 +955,7 @@ def power_of(c: Claim, values: Mapping) -> dict:
 
     rule = c.rule
     if isinstance(rule, MatchesPaper):
-        return _matches_power(rule, values)
+        return _matches_power(rule, values, other_runs)
     out = {}
     simulated = c.power_fn(values) if c.power_fn is not None else {}
     for check in getattr(rule, "decisive", ()):
@@ -933,17 +965,17 @@ def power_of(c: Claim, values: Mapping) -> dict:
                                                      "excluded": False}
             continue
         try:
-            out.update(_check_power(c, check, values))
+            out.update(_check_power(c, check, values, other_runs))
         except KeyError:  # a check read off values without its interval's centre (a rule's own tests)
             continue
     return out
 
 
-def _power_or_none(c: Claim, values: Mapping) -> dict:
+def _power_or_none(c: Claim, values: Mapping, other_runs=()) -> dict:
     """:func:`power_of`, or {} when the values lack what it reads (a failed precondition can leave
     the rule's keys unmeasured)."""
     try:
-        return power_of(c, values)
+        return power_of(c, values, other_runs)
     except (KeyError, TypeError):
         return {}
 
@@ -973,7 +1005,8 @@ def underpowered(power: Mapping, failed: list[str]) -> str:
 
 
 def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | None = None,
-          seeds: Mapping | None = None, regime: Mapping | None = None, *, in_setting: bool = True) -> ClaimResult:
+          seeds: Mapping | None = None, regime: Mapping | None = None, *, in_setting: bool = True,
+          other_runs=()) -> ClaimResult:
     """Apply the registered rule of ``claim_id`` to the measured ``values`` (not written).
 
     A :class:`~mamlscope.verdict.results.Protocol` rule is also applied to ``null_values``, its negative
@@ -983,11 +1016,12 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
     when its model had not levelled off (``regime=None`` judges the rule alone, for its tests). A failing decisive check whose power to see the paper's
     effect is below 0.8 gives *inconclusive (underpowered)*. A claim whose statement depends on
     the paper's setting (``Claim.setting``) measured outside it is *inconclusive*, with what the
-    rule gives in the book's setting as a qualifier. ``seeds`` is recorded."""
+    rule gives in the book's setting as a qualifier. ``seeds`` is recorded. ``other_runs``: the
+    values of other runs of the model (recorded replicas), whose spread joins the power's noise."""
     c = claim(claim_id)
     outside = setting_reason(c, regime) if regime is not None and in_setting else ""
     if outside:
-        inside = judge(claim_id, values, profile, null_values, seeds, regime, in_setting=False)
+        inside = judge(claim_id, values, profile, null_values, seeds, regime, in_setting=False, other_runs=other_runs)
         said = [] if inside.verdict == "inconclusive" else [f"in the book's setting the rule gives: {inside.verdict}"]
         return dataclasses.replace(inside, verdict="inconclusive",
                                    precondition="; ".join(filter(None, [inside.precondition, outside])),
@@ -1033,13 +1067,13 @@ def judge(claim_id: str, values: Mapping, profile: str, null_values: Mapping | N
         qualifiers.append(f"not specific to {c.rule.specific_to}")
     if reasons:  # the rule's power is still recorded: what the measurement could have seen
         return ClaimResult(c.id, c.chapter, profile, c.statement, measured, c.paper, "inconclusive",
-                           c.rule_text(), values, {}, precondition, power=_power_or_none(c, values),
+                           c.rule_text(), values, {}, precondition, power=_power_or_none(c, values, other_runs),
                            qualifiers=qualifiers, reasons=reasons, **extra)
     verdict, outcomes = c.rule.judge(values)
     if near:
         for check in c.rule.beyond:
             outcomes.update({f"(recorded) {k}": ok for k, ok in check.outcomes(values).items()})
-    power = power_of(c, values)
+    power = power_of(c, values, other_runs)
     if (isinstance(c.rule, MatchesPaper) and c.rule.one_sided and c.rule.exceeds(values)) or \
             (c.exceeds is not None and all(c.exceeds.outcomes(values).values())):
         qualifiers.append("exceeds the paper")
@@ -1122,7 +1156,8 @@ def record(evidence: Evidence, profile: str, root=None) -> ClaimResult:
     null = (null_envelope(claim_id, evidence.values, evidence.controls) if evidence.envelope
             else evidence.null_values)
     result = judge(claim_id, evidence.values, profile, null, seeds,
-                   regime_with_run(claim_id, profile, evidence.run))
+                   regime_with_run(claim_id, profile, evidence.run),
+                   other_runs=attached.replica_values(claim_id, profile, root))
     recipe = attached.recipe_block(claim_id, profile, root)
     split = recipe_split(recipe)
     result = dataclasses.replace(result, replication=attached.replication(claim_id, result.verdict, profile, root),
@@ -1217,7 +1252,8 @@ def rejudge(profile: str, root=None) -> list[dict]:
                "control": r.null_verdict or "—"}
         try:
             now = judge(r.claim, r.values, profile, null_values=r.null_values if r.control else None,
-                        seeds=r.seeds, regime=r.regime)
+                        seeds=r.seeds, regime=r.regime,
+                        other_runs=attached.replica_values(r.claim, profile, root) if not tag else ())
         except (KeyError, ValueError) as err:
             row["now"] = f"cannot judge: {err}"
         else:
