@@ -139,10 +139,10 @@ def _markdown_outputs(path: Path) -> list[str]:
 
 def _scorecard_from_records(profile: str = "cpu") -> list[str]:
     """What the scorecard notebook's cells display, computed from the committed records now."""
-    table = scorecard.scorecard(profile)
+    table = scorecard.beside_profile(scorecard.scorecard(profile), "long" if profile == "cpu" else "")
     c = scorecard.counts(table)
     head = f"{len(table) - c[scorecard.NOT_RUN]} of {len(table)} claims judged at the `{profile}` profile."
-    return [head + "\n\n" + scorecard.front_page(table, book_dir=ROOT / "book"),
+    return [head + "\n\n" + scorecard.front_page(table, book_dir=ROOT / "book", other="long"),
             scorecard.details(table)]
 
 
@@ -281,9 +281,25 @@ def test_what_decided_it_reads_the_records_reason():
     judged = dataclasses.replace(r, verdict="reproduced", reasons=[], power={
         "a": {"power": 0.97, "n": 600, "unit": "tasks", "effect_text": "e"},
         "b [x]": {"power": None, "detectable": 1.3, "excluded": False}})
-    assert scorecard.meaning(judged) == "the rule sees the paper's effect 97% of the time or more"
+    assert scorecard.meaning(judged) == "power 97% to see the paper's effect (the least over its checks)"
     assert scorecard.power_text(judged.power) == ("a: 97% (600 tasks; the effect: e); b [x]: no size in the paper; it "
                                                   "sees a true value of 1.3 or beyond 80% of the time")
     contradicted = dataclasses.replace(judged, verdict="not reproduced",
                                        power={"b [x]": {"power": None, "detectable": 1.3, "excluded": True}})
     assert scorecard.meaning(contradicted) == "the whole interval of a decisive check fails it"
+
+
+def test_a_second_profiles_verdicts_sit_beside_and_a_difference_is_budget_dependent():
+    t = _fake_table()
+    other = t.copy()
+    other["verdict"] = ["reproduced" if v != scorecard.NOT_RUN else v for v in t["verdict"]]
+    both = scorecard.beside(t, other)
+    g4 = both[both["id"] == "G4"].iloc[0]
+    assert g4["other_verdict"] == "reproduced" and g4["budget_dependent"]
+    page = scorecard.front_page(both, other="long")
+    assert "| verdict | what decided it | at `long` | chapter |" in page
+    assert "budget-dependent" in page
+    # without a judged claim at the other profile, no column
+    none = scorecard.beside(t, None)
+    assert not none["budget_dependent"].any()
+    assert "at `long`" not in scorecard.front_page(none, other="long")

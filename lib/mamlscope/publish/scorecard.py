@@ -202,8 +202,8 @@ def meaning(r) -> str:
     if r.verdict == "not reproduced":
         if any(v.get("excluded") for v in (r.power or {}).values()):
             return "the whole interval of a decisive check fails it"
-        return f"the rule sees the paper's effect {100 * p['power']:.0f}% of the time, and it failed" if p else ""
-    return f"the rule sees the paper's effect {100 * p['power']:.0f}% of the time or more" if p else \
+        return f"power {100 * p['power']:.0f}% to see the paper's effect, and a decisive check failed" if p else ""
+    return f"power {100 * p['power']:.0f}% to see the paper's effect (the least over its checks)" if p else \
         "every decisive check passes; the paper gives no size to test power against"
 
 
@@ -237,10 +237,12 @@ def power_text(power: dict) -> str:
             span = f"{seen[0]:.3g}" if len(seen) == 1 or f"{seen[0]:.3g}" == f"{seen[-1]:.3g}" \
                 else f"{seen[0]:.3g} to {seen[-1]:.3g}"
             return f"{check}: no size in the paper; it sees a true value of {span} or beyond 80% of the time"
-        sample = p["needed_text"] + " would reach 80%" if "needed_text" in p else f"{p['n']:,} {p['unit']}".strip()
-        if p.get("runs"):
-            sample += f" and {p['runs']} runs"
-        return f"{check}: {100 * p['power']:.0f}%{each} ({sample}; the effect: {p['effect_text']})"
+        if "needed_text" in p:
+            sample = p["needed_text"] + " would reach 80%" if p["power"] < 0.8 else "simulated"
+        else:
+            sample = " and ".join(filter(None, [f"{p['n']:,} {p['unit']}" if p.get("unit") else "",
+                                                f"{p['runs']} runs" if p.get("runs") else ""]))
+        return f"{check}: {100 * p['power']:.0f}%{each} ({sample + '; ' if sample else ''}the effect: {p['effect_text']})"
 
     return "; ".join(one(check, ps) for check, ps in groups.items())
 
@@ -352,6 +354,24 @@ def tallies_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def beside(table: pd.DataFrame, other: pd.DataFrame | None) -> pd.DataFrame:
+    """``table`` with the verdicts of another profile's scorecard ``other`` (e.g. ``long`` beside
+    ``cpu``): columns ``other_verdict`` and ``other_outcome``, and ``budget_dependent`` where both
+    judged the claim and their verdicts differ."""
+    t = table.copy()
+    got = {} if other is None else {r.id: r for r in other.itertuples(index=False) if r.verdict != NOT_RUN}
+    t["other_verdict"] = [got[i].verdict if i in got else "" for i in t["id"]]
+    t["other_outcome"] = [got[i].outcome if i in got else "" for i in t["id"]]
+    t["budget_dependent"] = [bool(ov) and v != NOT_RUN and ov != v for v, ov in zip(t["verdict"], t["other_verdict"])]
+    return t
+
+
+def beside_profile(table: pd.DataFrame, other: str, root=None) -> pd.DataFrame:
+    """:func:`beside` with the records of profile ``other`` (none recorded yet: empty columns)."""
+    recorded = other in PROFILES and bool(results.load_all(other, root=root))
+    return beside(table, scorecard(other, root) if recorded else None)
+
+
 def _short_status(row) -> str:
     """The verdict badge and, in a few words, what qualifies it."""
     extra = []
@@ -365,6 +385,8 @@ def _short_status(row) -> str:
         extra.append("recipe-dependent")
     if "a different verdict" in (row.seeds or ""):
         extra.append("another seed disagrees")
+    if getattr(row, "budget_dependent", False):
+        extra.append("budget-dependent")
     return badge(row.verdict) + (f" ({'; '.join(extra)})" if extra else "")
 
 
@@ -391,18 +413,23 @@ def claim_link(row) -> str:
     return f"{{ref}}`{row.id} <{claim_anchor(row.id)}>`" if row.chapter else row.id
 
 
-def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb") -> str:
+def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb",
+               other: str = "") -> str:
     """Markdown: the tallies, then one short table per paper (id, claim, verdict, chapter), with
-    a † footnote for claims measured on a model that fails its own accuracy claim."""
+    a † footnote for claims measured on a model that fails its own accuracy claim. ``other``:
+    the name of the profile whose verdicts :func:`beside` added, shown in a column of their own
+    when it judged any claim."""
     notes = {}
+    second = bool(other) and "other_verdict" in table and bool((table["other_verdict"] != "").any())
     parts = [tallies_markdown(table)]
     for key, (name, cite) in PAPERS.items():
         sub = table[table["id"].map(paper_of) == key]
         if not len(sub):
             continue
         parts.append(f"### {name} {{cite:p}}`{cite}`\n")
-        lines = ["| id | claim | measured | paper | verdict | what decided it | chapter |",
-                 "|---|---|---|---|---|---|---|"]
+        extra_head = f" at `{other}` |" if second else ""
+        lines = [f"| id | claim | measured | paper | verdict | what decided it |{extra_head} chapter |",
+                 "|---|---|---|---|---|---|---|" + ("---|" if second else "")]
         for row in sub.itertuples(index=False):
             mark = ""
             if row.note:
@@ -415,8 +442,12 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
                 link = "—"
             shown = [v if isinstance(v, str) and v else "—" for v in (row.headline, row.paper_short)]
             why = row.meaning if isinstance(row.meaning, str) and row.meaning else "—"
+            also = ""
+            if second:
+                also = (f" {badge(row.other_verdict)}" + (f" ({_cell(row.other_outcome)})" if row.other_outcome else "")
+                        if row.other_verdict else " —") + " |"
             lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_cell(shown[0])} | {_cell(shown[1])} "
-                         f"| {_short_status(row)} | {_cell(why)} | {link} |")
+                         f"| {_short_status(row)} | {_cell(why)} |{also} {link} |")
         parts.append("\n".join(lines) + "\n")
     for note, mark in notes.items():
         parts.append(f"{mark} {_cell(note[:1].upper() + note[1:])}.\n")
