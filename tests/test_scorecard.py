@@ -179,14 +179,14 @@ def test_scorecard_notebook_has_a_described_profile_parameter():
 
 
 def test_every_committed_record_rejudges_to_its_verdict():
-    """A reader re-judging book/results/cpu/ from its stored values gets the recorded verdicts:
-    a rule changed in mamlscope.verdict.claims without re-executing its chapter fails here."""
+    """A reader re-judging book/results/cpu/ from its stored values gets the recorded verdicts and
+    power: a rule changed in mamlscope.verdict.claims without re-executing its chapter fails here."""
     rows = claims.rejudge("cpu", ROOT / "book" / "results")
     book = [r for r in rows if " (seed" not in r["claim"]]
     assert len(book) == len(claims.CLAIMS)
     replicas = {r["claim"] for r in rows} - {r["claim"] for r in book}
     assert replicas == {f"{c} (seed1)" for c in attached.REPLICATED}  # the replica is re-judged too
-    differ = [r for r in rows if not (r["same verdict"] and r["same rule"])]
+    differ = [r for r in rows if not (r["same verdict"] and r["same rule"] and r["same power"])]
     assert not differ, f"re-judged records differ from the stored ones (re-execute their chapters): {differ}"
 
 

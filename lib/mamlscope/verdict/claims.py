@@ -1240,8 +1240,10 @@ def verdict_lines(records: list[ClaimResult], measured: bool = False) -> str:
 def rejudge(profile: str, root=None) -> list[dict]:
     """Judge every recorded claim of ``profile`` again from its stored values (and its stored
     control values) with the rule registered now, as a reader can. One row per claim: the
-    recorded verdict, the verdict now, and whether they and the rule's text agree; a row that
-    disagrees means a rule changed without its chapter being re-executed."""
+    recorded verdict, the verdict now, and whether they, the rule's text and (for the book's own
+    records) the power agree; a row that disagrees means a rule changed without its chapter
+    being re-executed. Replicas' records are re-judged without their power, which their study
+    recorded with the code of its day."""
     records = [("", r) for r in results.load_all(profile, root)]
     for d in sorted((results.results_root(root) / profile / "replicas").glob("seed*")):
         records += [(f" ({d.name})", results.ClaimResult(**json.loads(p.read_text())))
@@ -1249,7 +1251,7 @@ def rejudge(profile: str, root=None) -> list[dict]:
     rows = []
     for tag, r in records:
         row = {"claim": r.claim + tag, "recorded": r.verdict, "now": "", "same verdict": False, "same rule": False,
-               "control": r.null_verdict or "—"}
+               "same power": True, "control": r.null_verdict or "—"}
         try:
             now = judge(r.claim, r.values, profile, null_values=r.null_values if r.control else None,
                         seeds=r.seeds, regime=r.regime,
@@ -1258,11 +1260,21 @@ def rejudge(profile: str, root=None) -> list[dict]:
             row["now"] = f"cannot judge: {err}"
         else:
             row.update(now=now.verdict, **{"same verdict": now.verdict == r.verdict,
-                                          "same rule": now.rule == r.rule})
+                                          "same rule": now.rule == r.rule,
+                                          "same power": bool(tag) or _same(results.plain(now.power), r.power)})
             if r.control:
                 row["control"] = f"{r.null_verdict} → {now.null_verdict}"
         rows.append(row)
     return rows
+
+
+def _same(a, b, tol: float = 1e-9) -> bool:
+    """Nested values equal, numbers to ``tol`` (a record's JSON round trip)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) == set(b) and all(_same(a[k], b[k], tol) for k in a)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return a == b or abs(float(a) - float(b)) <= tol * max(1.0, abs(float(a)))
+    return a == b
 
 
 def main(argv=None) -> int:
@@ -1276,13 +1288,14 @@ def main(argv=None) -> int:
     if not rows:
         print(f"no records for profile {args.profile!r} under {results.results_root() / args.profile}")
         return 1
-    bad = [r for r in rows if not (r["same verdict"] and r["same rule"])]
+    bad = [r for r in rows if not (r["same verdict"] and r["same rule"] and r["same power"])]
     for r in rows:
-        differs = [what for what, same in (("verdict", r["same verdict"]), ("rule text", r["same rule"])) if not same]
+        differs = [what for what, same in (("verdict", r["same verdict"]), ("rule text", r["same rule"]),
+                                           ("power", r["same power"])) if not same]
         flag = f"   ← differs ({', '.join(differs)})" if differs else ""
         print(f"{r['claim']:12s} recorded {r['recorded']:15s} now {r['now']:15s} control {r['control']}{flag}")
     print(f"\n{len(rows) - len(bad)} of {len(rows)} records of profile {args.profile} re-judge to their verdict "
-          "under the rules registered now" + ("." if not bad else f"; {len(bad)} differ (re-execute their chapters)."))
+          "and power under the rules registered now" + ("." if not bad else f"; {len(bad)} differ (re-execute their chapters)."))
     return 1 if bad else 0
 
 
