@@ -163,9 +163,13 @@ def test_g3_rule():
     assert r.verdict == "not reproduced" and r.decisive and r.null_verdict == "not reproduced"
     # a null at the same level that also beats a second null draw: the rule cannot tell them apart
     assert claims.judge("G3", _g3(), "smoke", null_values=_g3(0.11)).verdict == "inconclusive"
-    # the plateau in the band, but no more change than random steps of the same size make
-    r = claims.judge("G3", _g3(excess_lo=-0.1), "smoke", null_values=_g3(0.11, excess_lo=-0.4))
+    # the plateau in the band, but less change than random steps of the same size make
+    r = claims.judge("G3", _g3(excess_lo=-0.5), "smoke", null_values=_g3(0.11, excess_lo=-0.9))
     assert r.verdict == "not reproduced" and r.null_verdict == "not reproduced"
+    # an interval that still reaches more change ([−0.1, +0.3]): [G] gives no size, so the failing
+    # check says nothing until the interval excludes it
+    r = claims.judge("G3", _g3(excess_lo=-0.1), "smoke", null_values=_g3(0.11, excess_lo=-0.9))
+    assert r.verdict == "inconclusive" and r.reasons == ["underpowered"] and "sees a true value" in r.precondition
     # the control at the plateau's level: rejected by the contrast with its second draw
     assert claims.judge("G3", _g3(), "smoke", null_values=_g3(0.11, excess_lo=-0.4)).verdict == "reproduced"
     r = claims.judge("G3", _g3(drift=0.7), "smoke", null_values=_g3(0.6))
@@ -173,7 +177,9 @@ def test_g3_rule():
 
 
 def _g4(lo_early, lo_late):
-    return {"metric": "correlation", "ratio_1": {}, "ratio_1_lo": {}, "ratio_1_hi": {},
+    los = dict(zip(LAYERS, [*lo_early, *lo_late]))
+    return {"metric": "correlation", "ratio_1": {k: lo + 0.2 for k, lo in los.items()},
+            "ratio_1_lo": los, "ratio_1_hi": {k: lo + 0.4 for k, lo in los.items()},
             "n_tasks": 20, "early_ratio_1_lo": dict(zip(LAYERS[:3], lo_early)),
             "late_ratio_1_lo": dict(zip(LAYERS[3:], lo_late))}
 
@@ -188,8 +194,8 @@ def test_g4_rule():
     assert same.verdict == "inconclusive"  # a random change of that size does as much
 
 
-def _g5(hi, loss=0.3):
-    return {"later_share": dict.fromkeys(LAYERS, 0.1), "later_share_lo": dict.fromkeys(LAYERS, 0.0),
+def _g5(hi, loss=0.3, half=0.1):
+    return {"later_share": dict.fromkeys(LAYERS, hi - half), "later_share_lo": dict.fromkeys(LAYERS, hi - 2 * half),
             "later_share_hi": dict.fromkeys(LAYERS, hi), "n_tasks": 20, "train_inner_steps": 5,
             "support_loss_ratio_1": loss}
 
@@ -198,6 +204,8 @@ def test_g5_rule():
     counter = _g5(3.0)
     assert claims.judge("G5", _g5(0.2), "smoke", null_values=counter).verdict == "reproduced"
     assert claims.judge("G5", _g5(0.8), "smoke", null_values=counter).verdict == "not reproduced"
+    wide = claims.judge("G5", _g5(0.8, half=0.4), "smoke", null_values=counter)  # [0.0, 0.8]: reaches < 0.5
+    assert wide.verdict == "inconclusive" and wide.reasons == ["underpowered"]
     assert claims.CLAIMS["G5"].rule.judge_control(counter) == "not reproduced"
     saturated = claims.judge("G5", _g5(0.2, loss=0.0), "smoke", null_values=counter)
     assert saturated.verdict == "inconclusive" and "FAILS" in saturated.precondition
