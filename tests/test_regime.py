@@ -149,3 +149,22 @@ def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch):
     assert json.loads((scratch.dir / "scores.json").read_text()) == json.loads((forked.dir / "scores.json").read_text())
     assert regime.check_fork("tiny", 6, root=tmp_path / "here") == 0.0
     assert torch.get_num_threads() == threads
+
+
+def test_the_long_profile_names_the_forked_runs():
+    """``long_profile(shape, T)``'s 20-way runs are exactly what ``regime fork`` makes from the
+    trial (MAML and each ANIL seed, same hash), so its chapters read the shipped checkpoints and
+    train nothing; every other setting is the cpu profile's."""
+    from mamlscope.training import plan, profiles
+
+    P = profiles.long_profile("finn-queries", 21_500)
+    forked = [dataclasses.replace(regime.config("finn-queries", a, s), steps=21_500) for a, s in regime.VARIANTS]
+    wanted = [P.meta("omniglot_20w1s")] + [dataclasses.replace(P.meta("omniglot_20w1s", "anil"), seed=s)
+                                            for s in range(P.anil_seeds)]
+    assert [Run(c, "/nonexistent").hash for c in wanted] == [Run(c, "/nonexistent").hash for c in forked]
+    assert P.omniglot_5w1s == profiles.PROFILES["cpu"].omniglot_5w1s
+    assert {Run(c, "/x").hash for c in plan.chapter_runs(P, "04_rapid_learning_or_feature_reuse")} >= \
+        {Run(c, "/x").hash for c in forked}
+    if "long" not in profiles.PROFILES:  # not chosen yet: a clear error, not a silent fallback
+        with pytest.raises(ValueError, match="regime fork"):
+            profiles.load("long")

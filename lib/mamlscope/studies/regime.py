@@ -53,11 +53,7 @@ LEVEL = 0.01        # fitted rise over the last 40% of training, at most (fracti
 FIT_FROM = 1_000    # checkpoints before this step (the slow start) are not fitted
 CAP_HOURS = 10.0    # one thread, the 2-core machine
 BACKEND = "func"    # one backend for every chunk of a run, so a retrained chunk is bit-identical
-# Ordered from the paper's shape (Finn: 1 query per class, meta-batch 16, 64 filters) down.
-SHAPES = {
-    "finn-queries": {"q_query": 1, "meta_batch": 16, "filters": 32},
-    "cpu": {"q_query": 5, "meta_batch": 4, "filters": 32},
-}
+SHAPES = profiles.REGIME_SHAPES
 SHIPPED = Path("book/results/long/runs")
 RECORD = Path("book/results/long/studies/regime.json")
 #: Seconds per step measured alone at one thread (``regime time``): what the cost rule uses. The
@@ -70,14 +66,11 @@ VARIANTS = (("maml", 0), ("anil", 0), ("anil", 1))
 
 
 def config(shape: str, algorithm: str = "maml", seed: int = 0) -> meta.MetaConfig:
-    """The trial configuration of ``shape``: the cpu profile's 20-way 1-shot setting under Finn
-    et al.'s recipe, with ``shape``'s queries, meta-batch and filters, 60,000 steps; trained with
-    ``algorithm`` from ``seed``."""
+    """The trial configuration of ``shape`` (:func:`mamlscope.training.profiles.regime_config`),
+    configured for the paper's 60,000 steps; trained with ``algorithm`` from ``seed``."""
     if shape not in SHAPES:
         raise ValueError(f"shape={shape!r}; use one of {', '.join(SHAPES)}.")
-    base = profiles.load("cpu").omniglot_20w1s
-    return dataclasses.replace(base, inner_reduction="sum/k", network="finn", steps=PAPER_STEPS,
-                               checkpoint_every=500, algorithm=algorithm, seed=seed, **SHAPES[shape])
+    return profiles.regime_config(shape, PAPER_STEPS, algorithm, seed)
 
 
 def _root() -> Path:
@@ -361,6 +354,9 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"{run.dir.name}: {args.shape} at {args.at:,} steps, from the trial's checkpoints")
+        if profiles.LONG_RUN != {"shape": args.shape, "steps": args.at}:
+            print(f"the long profile names it once mamlscope/training/profiles.py sets "
+                  f"LONG_RUN = {{'shape': '{args.shape}', 'steps': {args.at}}}")
         if args.check:
             diff = check_fork(args.shape, args.at, **variant)
             print(f"its last chunk retrained: largest weight difference {diff:.3g}")

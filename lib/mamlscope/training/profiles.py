@@ -7,6 +7,8 @@
   Smaller nets (32 filters), smaller meta-batches, fewer steps and inner steps than the papers.
 * ``paper`` — the papers' exact settings (Finn et al. 2017 App. A.1 and their released code's
   inner loss and network; Goerttler & Obermayer §4), hours on a GPU.
+* ``long`` — ``cpu`` with the 20-way 1-shot model under Finn et al.'s recipe, trained until its
+  curve levelled off (:func:`long_profile`; defined once the regime trial chose it).
 * ``paper-dry`` — :func:`dry_run` of ``paper``: its configurations with every count cut (3 steps
   per run, a handful of tasks), so the whole book runs through the paper's code paths, at its
   shapes, in minutes on 2 CPU cores (CI does).
@@ -247,6 +249,47 @@ def dry_run(profile: Profile, steps: int = 3) -> Profile:
 PROFILES["paper-dry"] = dry_run(PROFILES["paper"])
 
 
+# -- the long regime: the 20-way claims near the papers' setting --------------------------------
+#: Finn et al.'s 20-way 1-shot recipe at shapes a 2-core CPU affords (the regime trial's,
+#: :mod:`mamlscope.studies.regime`), ordered from the paper's shape (1 query per class, meta-batch
+#: 16, 64 filters) down.
+REGIME_SHAPES = {
+    "finn-queries": {"q_query": 1, "meta_batch": 16, "filters": 32},
+    "cpu": {"q_query": 5, "meta_batch": 4, "filters": 32},
+}
+#: The long run the regime trial's rule chose: its shape and length T (set when ``regime fork``
+#: makes it, once the trial's curve has levelled off there); ``None`` until then.
+LONG_RUN: dict | None = None
+
+
+def regime_config(shape: str, steps: int = 60_000, algorithm: str = "maml", seed: int = 0) -> MetaConfig:
+    """The cpu profile's 20-way 1-shot setting under Finn et al.'s recipe (Σℓ/K inner loss, their
+    network, 5 inner steps at α = 0.1), with ``shape``'s queries, meta-batch and filters,
+    ``steps`` long, a checkpoint every 500 steps, trained with ``algorithm`` from ``seed``."""
+    if shape not in REGIME_SHAPES:
+        raise ValueError(f"shape={shape!r}; use one of {', '.join(REGIME_SHAPES)}.")
+    return replace(PROFILES["cpu"].omniglot_20w1s, inner_reduction="sum/k", network="finn", steps=steps,
+                   checkpoint_every=500, algorithm=algorithm, seed=seed, **REGIME_SHAPES[shape])
+
+
+def long_profile(shape: str, steps: int) -> Profile:
+    """The ``long`` profile: the cpu profile with its 20-way 1-shot model replaced by the regime
+    trial's ``shape`` at ``steps`` (MAML; ANIL under the same recipe, seeds 0 and 1), so chapters
+    1–4 and 7 read the 20-way claims off a model trained until its curve levelled off. Every
+    other setting is the cpu profile's (the same cached runs)."""
+    cpu = PROFILES["cpu"]
+    return replace(cpu, name="long", omniglot_20w1s=regime_config(shape, steps), anil_seeds=2,
+                   description=(f"cpu, with the 20-way 1-shot model under Finn et al.'s recipe (Σℓ/K, their "
+                                f"network, α = 0.1) at {steps:,} steps, {REGIME_SHAPES[shape]['q_query']} "
+                                f"query per class, meta-batch {REGIME_SHAPES[shape]['meta_batch']}, "
+                                f"{REGIME_SHAPES[shape]['filters']} filters: trained until its curve levelled "
+                                "off, read from shipped checkpoints"))
+
+
+if LONG_RUN is not None:
+    PROFILES["long"] = long_profile(**LONG_RUN)
+
+
 def _valid_overrides(profile: Profile) -> list[str]:
     keys = []
     for f in dataclasses.fields(profile):
@@ -261,6 +304,10 @@ def _valid_overrides(profile: Profile) -> list[str]:
 def load(name: str = "cpu", **overrides) -> Profile:
     """The profile ``name`` with ``overrides`` applied (``None`` values are ignored, so a
     notebook can pass its optional parameters straight through)."""
+    if name == "long" and name not in PROFILES:
+        raise ValueError("the long profile's run is not chosen yet: the regime trial trains until its learning "
+                         "curve levels off, then `python -m mamlscope regime fork SHAPE --at T` makes it and sets "
+                         "profiles.LONG_RUN (README, 'The long regime').")
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}.")
     profile = PROFILES[name]
