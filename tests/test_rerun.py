@@ -360,3 +360,20 @@ def test_the_graph_executes_chapters_on_workers_atomically(project, capsys):
     out, err = capsys.readouterr()
     assert "predicted" in out and "91_ok: executed in" in out
     assert "error: 92_fails failed: in cell [3]: ValueError: boom" in err
+
+
+@requires_data
+def test_the_long_profile_writes_beside_the_book_and_waits_for_its_run(monkeypatch, tmp_path):
+    """``long``: an error that says how it comes to exist until its run is chosen; then its
+    notebooks go to book/long/ and its records beside the book's (book/results/long/)."""
+    from mamlscope.training import profiles
+
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
+    monkeypatch.delenv("MAMLSCOPE_RESULTS", raising=False)
+    if "long" not in profiles.PROFILES:
+        with pytest.raises(rerun.UsageError, match="regime fork"):
+            rerun.prepare(_args("02_early_layers_change_little", "--profile", "long"), ROOT)
+    monkeypatch.setitem(profiles.PROFILES, "long", profiles.long_profile("finn-queries", 1000))
+    job = rerun.prepare(_args("02_early_layers_change_little", "--profile", "long"), ROOT)
+    assert not job.in_book and job.notebook_dir == ROOT / "book" / "long"
+    assert job.results_dir == ROOT / "book" / "results"

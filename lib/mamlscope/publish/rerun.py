@@ -92,6 +92,11 @@ class Job:
         return cache_root() / "failed" / self.profile
 
 
+#: Profiles whose executed chapters the book ships beside its own (``book/<profile>/``), with
+#: their records beside the book's (``book/results/<profile>/``): the long regime's.
+BESIDE_BOOK = ("long",)
+
+
 def prepare(args, root: Path) -> Job:
     """Check everything the rerun needs, without starting a kernel; raise :class:`UsageError`."""
 
@@ -101,7 +106,10 @@ def prepare(args, root: Path) -> Job:
         raise UsageError(f"--profile {args.profile} and -p profile={profile} disagree: give one of them")
     profile = args.profile if args.profile is not None else (profile if profile is not None else BOOK_PROFILE)
     if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}: use --profile with one of {', '.join(PROFILES)}")
+        try:
+            load(profile)  # says why a profile that exists only once chosen (long) is not there yet
+        except ValueError as err:
+            raise UsageError(str(err)) from None
 
     known, summaries = chapters(root), summary_pages(root)
     unknown = [name for name in args.chapters if name not in known + summaries]
@@ -122,6 +130,9 @@ def prepare(args, root: Path) -> Job:
     if in_book:
         notebook_dir = root / "book"
 
+        results_dir = results_root()
+    elif args.output_dir is None and profile in BESIDE_BOOK:
+        notebook_dir = root / "book" / profile  # its chapters beside the book's, its records beside theirs
         results_dir = results_root()
     else:
         notebook_dir = (Path(args.output_dir) if args.output_dir is not None else root / "_build" / profile)
