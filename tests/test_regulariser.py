@@ -222,7 +222,13 @@ def test_l6_rule_on_consistent_small_and_absent_improvements():
     assert r.verdict == "partly" and r.values["diff_lo"] > 0 and r.values["error_reduction"] < 0.115
     none = _comparison([0.90, 0.91, 0.89], [0.91, 0.90, 0.89])
     r = _judge(none)
-    assert r.verdict == "not reproduced" and r.seeds["passing"] == 1  # seed 0 (+1), not 1 (−1) or 2 (0)
+    # seeds +1, −1, 0 points: an interval over 3 seeds this wide could not have told [L]'s +1.33
+    # points from nothing
+    assert r.verdict == "inconclusive" and r.reasons == ["underpowered"]
+    assert r.seeds["passing"] == 1  # seed 0 (+1), not 1 (−1) or 2 (0)
+    flat = _comparison([0.90, 0.91, 0.89], [0.9005, 0.9095, 0.8905])  # ±0.05 points: it would have
+    r = _judge(flat)
+    assert r.verdict == "not reproduced" and next(iter(r.power.values()))["power"] > 0.99
     two = _comparison([0.90, 0.91], [0.92, 0.93])
     assert _judge(two).verdict == "inconclusive"
     assert "seed 2" in good.table().index[2] and "t interval over seeds" in good.table().iloc[-1, -1]

@@ -335,8 +335,12 @@ def test_r4_head_check_is_against_the_floor_not_a_raw_threshold():
     """
     from mamlscope.verdict import claims
 
-    v = {**_r_values(True)["R4"], "head_cca": 0.45, "head_cca_hi": 0.46, "head_excess_hi": 0.7}
+    v = {**_r_values(True)["R4"], "head_cca": 0.45, "head_cca_hi": 0.46, "head_excess": 0.6, "head_excess_lo": 0.5,
+         "head_excess_hi": 0.7}
     assert claims.judge("R4", v, "smoke", null_values=_r_values(False)["R4"]).verdict == "not reproduced"
+    # an excess whose interval still reaches below 0.5: [R] gives no size for the head, so it says nothing
+    wide = {**v, "head_excess": 0.4, "head_excess_lo": 0.1}
+    assert claims.judge("R4", wide, "smoke", null_values=_r_values(False)["R4"]).reasons == ["underpowered"]
 
 
 def test_r5_decisive_is_nil_after_anil_training():
