@@ -163,3 +163,10 @@ def test_grouped_pairwise_mean_matches_brute_force():
     loo = np.array([(lambda k: (k @ k.T)[~torch.eye(6, dtype=torch.bool)].mean().item())(
         torch.cat([h[j] for j in range(4) if j != i])) for i in range(4)])
     assert se == pytest.approx(math.sqrt(3 / 4 * ((loo - loo.mean()) ** 2).sum()))
+
+
+def test_overlap_power_against_a_simulation():
+    rng = np.random.default_rng(0)
+    est = rng.normal(0.0, 0.01, 200_000)
+    assert stats.overlap_power(0.01, 0.015) == pytest.approx(float(np.mean(np.abs(est) <= 0.015)), abs=0.005)
+    assert stats.overlap_power(0.01, 0.015, one_sided=True) == pytest.approx(float(np.mean(est >= -0.015)), abs=0.005)

@@ -445,3 +445,12 @@ def detectable(threshold: float, half: float, op: str = ">", target: float = 0.8
     se = half / z
     shift = (float(_scipy.norm.ppf(target)) + (-z if lenient else z)) * se
     return threshold + shift if op in (">", ">=") else threshold - shift
+
+
+def overlap_power(se: float, reach: float, one_sided: bool = False) -> float:
+    """The chance that an estimate of the true value, with standard error ``se``, lands within
+    ``reach`` of it (below it only, ``one_sided``: "reaches the level"): the power of a rule that
+    calls a match when our interval and the paper's overlap (``reach`` = the two half-widths)."""
+    z = reach / se
+    return float(_scipy.norm.cdf(z)) if one_sided else float(2 * _scipy.norm.cdf(z) - 1)
+

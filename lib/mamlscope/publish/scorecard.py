@@ -179,8 +179,7 @@ def meaning(r) -> str:
     reasons, regime = list(r.reasons), r.regime or {}
     conv = regime.get("converged") or {}
     if "outside setting" in reasons and r.claim in claims.CLAIMS:
-        why = claims.setting_reason(claims.CLAIMS[r.claim], regime).split(": ", 1)[-1]
-        return "the paper's setting differs: " + why.split(" ([")[0].split(" (" + claims.CLAIMS[r.claim].setting_why)[0]
+        return "the paper's setting differs: " + claims.setting_departures(claims.CLAIMS[r.claim], regime)
     if "not converged" in reasons and conv:
         acc = f" ({100 * conv['last']:.1f}%)" if conv.get("last") is not None else ""
         return (f"its model{acc} was still rising at step {conv['steps']:,}"

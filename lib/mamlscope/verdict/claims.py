@@ -20,7 +20,7 @@ import pandas as pd
 
 from mamlscope.evidence import Evidence
 from mamlscope.measure import landscape
-from mamlscope.stats import detectable, interval_power, t_interval, window_rise
+from mamlscope.stats import detectable, interval_power, overlap_power, t_interval, window_rise
 from mamlscope.training.profiles import load
 from mamlscope.verdict import attached, results
 from mamlscope.verdict.results import AllChecks, Check, ClaimResult, MatchesPaper, Protocol, lookup
@@ -803,16 +803,21 @@ def _regime_value(row: Mapping, label: str):
     return row.get(label, row.get(old.get(label, label)))
 
 
+def setting_departures(c: Claim, regime: Mapping) -> str:
+    """How ``regime`` departs from the paper's in the setting labels ``c``'s statement depends on
+    (``c.setting``), in words; "" when it does not."""
+    here, paper = regime.get("here", {}), regime.get("paper", {})
+    differs = [(k, _regime_value(here, k), _regime_value(paper, k)) for k in c.setting]
+    return "; ".join(_departure(k, h, p) for k, h, p in differs if h is not None and p is not None and h != p)
+
+
 def setting_reason(c: Claim, regime: Mapping) -> str:
     """"" when ``regime`` is the paper's in every setting label ``c``'s statement depends on
     (``c.setting``), else the precondition "the paper's setting" failing, in words."""
-    here, paper = regime.get("here", {}), regime.get("paper", {})
-    differs = [(k, _regime_value(here, k), _regime_value(paper, k)) for k in c.setting]
-    differs = [(k, h, p) for k, h, p in differs if h is not None and p is not None and h != p]
+    differs = setting_departures(c, regime)
     if not differs:
         return ""
-    return ("not the paper's setting: " + "; ".join(_departure(*d) for d in differs)
-            + (f" ({c.setting_why})" if c.setting_why else ""))
+    return "not the paper's setting: " + differs + (f" ({c.setting_why})" if c.setting_why else "")
 
 
 def claim(claim_id: str) -> Claim:
@@ -879,16 +884,16 @@ def _check_power(c: Claim, check: Check, values: Mapping, other_runs=()) -> dict
     ends, centres = lookup(values, check.key), lookup(values, centre_key)
     if check.each:
         ends, centres = _as_elements(ends), _as_elements(centres)
-        pairs = {f"{check.name} [{k}]" if k else check.name: (centres[k], e) for k, e in ends.items()}
+        pairs = {f"{check.name} [{k}]" if k else check.name: (k, centres[k], e) for k, e in ends.items()}
     else:
-        pairs = {check.name: (float(centres), float(ends))}
+        pairs = {check.name: ("", float(centres), float(ends))}
     lenient = (end == "_hi" and check.op in (">", ">=")) or (end == "_lo" and check.op in ("<", "<="))
     n = int(lookup(values, c.sample[0])) if c.sample[0] else 1
     spread = _between_runs(check, centre_key, values, other_runs)
     out = {}
-    for name, (centre, e) in pairs.items():
+    for name, (element, centre, e) in pairs.items():
         half = abs(centre - e) if end else 0.0
-        between = spread.get(name.rsplit(" [", 1)[1][:-1] if check.each and name != check.name else "")
+        between = spread.get(element)
         if between is not None:
             half = _math.hypot(half, 1.96 * between)
         other = 2 * centre - e if end else e
@@ -933,18 +938,13 @@ def _matches_power(rule: MatchesPaper, values: Mapping, other_runs=()) -> dict:
     between = float(pd.Series(means).std()) if len(means) > 1 else None
     if between is not None:
         se = _math.hypot(se, between)
-    reach = (c + cp) / se
-    pw = _stats_norm_cdf(reach) if rule.one_sided else 2 * _stats_norm_cdf(reach) - 1
+    pw = overlap_power(se, c + cp, rule.one_sided)
     entry = {"power": pw, "needed": int(lookup(values, "n_tasks")), "excluded": False,
              "n": int(lookup(values, "n_tasks")), "unit": "test tasks", "effect": rule.paper_mean,
              "effect_text": "the paper's accuracy"}
     if between is not None:
         entry.update(between_runs=between, runs=len(means))
     return {rule.text().split(" → ")[0]: entry}
-
-
-def _stats_norm_cdf(x: float) -> float:
-    return 0.5 * (1 + _math.erf(x / _math.sqrt(2)))
 
 
 def power_of(c: Claim, values: Mapping, other_runs=()) -> dict:
