@@ -863,10 +863,6 @@ def _ends(key: str) -> str:
     return "_lo" if "_lo" in key else "_hi" if "_hi" in key else ""
 
 
-def _as_elements(value) -> dict:
-    return {k: float(v) for k, v in results._elements(value).items()}
-
-
 def _check_power(c: Claim, check: Check, values: Mapping, other_runs=()) -> dict:
     """{name: power entry} of one decisive check, one entry per element of an ``each`` check.
 
@@ -883,7 +879,7 @@ def _check_power(c: Claim, check: Check, values: Mapping, other_runs=()) -> dict
     centre_key = c.power_centre.get(check.key) or (check.key.replace(end, "", 1) if end else check.key)
     ends, centres = lookup(values, check.key), lookup(values, centre_key)
     if check.each:
-        ends, centres = _as_elements(ends), _as_elements(centres)
+        ends, centres = results._elements(ends), results._elements(centres)
         pairs = {f"{check.name} [{k}]" if k else check.name: (k, centres[k], e) for k, e in ends.items()}
     else:
         pairs = {check.name: ("", float(centres), float(ends))}
@@ -923,7 +919,7 @@ def _between_runs(check: Check, centre_key: str, values: Mapping, other_runs) ->
     except KeyError:
         return {}
     if check.each:
-        per = [_as_elements(r) for r in runs]
+        per = [results._elements(r) for r in runs]
         return {k: float(pd.Series([p[k] for p in per]).std()) for k in per[0] if all(k in p for p in per)}
     return {"": float(pd.Series([float(r) for r in runs]).std())}
 
