@@ -42,9 +42,10 @@ def test_ship_restore_verify(tmp_path, monkeypatch):
     monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
                         dataclasses.replace(TINY, algorithm=algorithm, seed=seed))
     meta.attempt(TINY, until=3, root=tmp_path / "here")
-    shipped = tmp_path / "shipped"
+    shipped = tmp_path / "long" / "runs"  # laid out as a cache's runs/, as SHIPPED is
+    monkeypatch.setattr(regime.profiles, "LONG_EVERY", 4)
     (target,) = regime.ship(root=tmp_path / "here", dest=shipped)
-    assert sorted(p.name for p in (target / "ckpt").iterdir()) == ["step_0000003.pt"]
+    assert sorted(p.name for p in (target / "ckpt").iterdir()) == ["step_0000000.pt", "step_0000003.pt"]
     assert regime.verify(shipped) == []
 
     # another machine: an empty cache resumes from the shipped checkpoint to the same weights
@@ -56,7 +57,22 @@ def test_ship_restore_verify(tmp_path, monkeypatch):
     a, b = full.load_checkpoint(6)["model"], Run(TINY, tmp_path / "there").load_checkpoint(6)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
-    (target / "ckpt" / "step_0000003.pt").write_bytes(b"changed")
+    # shipped on: the long grid's checkpoints (0, 4) and the newest (6) stay, the old newest (3) goes;
+    # a cache that has the newest but lacks an earlier shipped checkpoint gets it, and only it
+    meta.attempt(TINY, root=tmp_path / "here")
+    (target,) = regime.ship(root=tmp_path / "here", dest=shipped)
+    assert sorted(p.name for p in (target / "ckpt").iterdir()) == ["step_0000000.pt", "step_0000006.pt"]
+    (tmp_path / "there" / "runs" / target.name / "ckpt" / "step_0000000.pt").unlink()
+    log = (tmp_path / "there" / "runs" / target.name / "metrics.jsonl").read_text()
+    assert regime.restore(root=tmp_path / "there", src=shipped) == [target.name]
+    assert Run(TINY, tmp_path / "there").checkpoint_steps() == [0, 3, 6]
+    assert (tmp_path / "there" / "runs" / target.name / "metrics.jsonl").read_text() == log
+    # verify --retrain: from the second-newest shipped checkpoint (0) to the newest (6), bit for bit
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # its one thread: keep the test's
+    assert regime.retrain_last(target.name, src=shipped) == {"run": target.name, "from": 0, "to": 6,
+                                                             "largest_weight_difference": 0.0}
+
+    (target / "ckpt" / "step_0000006.pt").write_bytes(b"changed")
     assert any("SHA-256" in p for p in regime.verify(shipped))
 
 
@@ -123,23 +139,27 @@ def test_an_accelerating_curve_has_no_level_to_predict():
 
 
 @requires_data
-def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("every", [2, 6])
+def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch, every):
     """The chosen shape at its own length is made from the trial's files: the same checkpoints,
-    log and scores as training the shorter configuration from scratch, and its last chunk
-    retrains to the same weights."""
-    trial = dataclasses.replace(TINY, steps=12, log_checkpoints=True)
+    log and scores as training the shorter configuration from scratch, with the trial's
+    checkpoint grid or a coarser one (the long profile's), and its last chunk retrains to the
+    same weights."""
+    trial = dataclasses.replace(TINY, steps=12, checkpoint_every=2, log_checkpoints=True)
     monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
     monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
                         dataclasses.replace(trial, algorithm=algorithm, seed=seed))
     with pytest.raises(ValueError, match="has not reached step 6"):
-        regime.fork("tiny", 6, root=tmp_path / "here")
+        regime.fork("tiny", 6, root=tmp_path / "here", every=every)
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # check_fork's one thread: keep ours
     meta.attempt(trial, until=6, root=tmp_path / "here", backend=regime.BACKEND)
-    forked = regime.fork("tiny", 6, root=tmp_path / "here")
+    with pytest.raises(ValueError, match="subset"):  # 3 is not on the trial's grid
+        regime.fork("tiny", 6, root=tmp_path / "here", every=3)
+    forked = regime.fork("tiny", 6, root=tmp_path / "here", every=every)
     assert forked.finished and forked.config.steps == 6 and forked.hash != Run(trial, tmp_path / "here").hash
-    scratch = meta.train(dataclasses.replace(trial, steps=6), root=tmp_path / "scratch")
-    assert forked.checkpoint_steps() == scratch.checkpoint_steps()
+    scratch = meta.train(dataclasses.replace(trial, steps=6, checkpoint_every=every), root=tmp_path / "scratch")
+    assert forked.checkpoint_steps() == scratch.checkpoint_steps() == ([0, 1, 2, 4, 5, 6] if every == 2 else [0, 1, 2, 5, 6])
     for step in scratch.checkpoint_steps():
         a, b = scratch.load_checkpoint(step), forked.load_checkpoint(step)
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
@@ -147,7 +167,7 @@ def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch):
     assert [{k: v for k, v in m.items() if k != timing} for m in scratch.metrics()] == \
         [{k: v for k, v in m.items() if k != timing} for m in forked.metrics()]
     assert json.loads((scratch.dir / "scores.json").read_text()) == json.loads((forked.dir / "scores.json").read_text())
-    assert regime.check_fork("tiny", 6, root=tmp_path / "here") == 0.0
+    assert regime.check_fork("tiny", 6, root=tmp_path / "here", every=every) == 0.0
     assert torch.get_num_threads() == threads
 
 
@@ -158,7 +178,8 @@ def test_the_long_profile_names_the_forked_runs():
     from mamlscope.training import plan, profiles
 
     P = profiles.long_profile("finn-queries", 21_500)
-    forked = [dataclasses.replace(regime.config("finn-queries", a, s), steps=21_500) for a, s in regime.VARIANTS]
+    forked = [dataclasses.replace(regime.config("finn-queries", a, s), steps=21_500, checkpoint_every=profiles.LONG_EVERY)
+              for a, s in regime.VARIANTS]
     wanted = [P.meta("omniglot_20w1s")] + [dataclasses.replace(P.meta("omniglot_20w1s", "anil"), seed=s)
                                             for s in range(P.anil_seeds)]
     assert [Run(c, "/nonexistent").hash for c in wanted] == [Run(c, "/nonexistent").hash for c in forked]
@@ -168,3 +189,10 @@ def test_the_long_profile_names_the_forked_runs():
     if "long" not in profiles.PROFILES:  # not chosen yet: a clear error, not a silent fallback
         with pytest.raises(ValueError, match="regime fork"):
             profiles.load("long")
+    # long@STEPS: the same profile at a shorter fork (the budget study), checked before any work
+    short = profiles.load("long@10000", anil_seeds=1)
+    assert short.name == "long@10000" and short.meta("omniglot_20w1s").steps == 10_000 and short.anil_seeds == 1
+    assert short.omniglot_20w1s == dataclasses.replace(P.omniglot_20w1s, steps=10_000)
+    for bad in ("long@", "long@12345", "long@ten"):
+        with pytest.raises(ValueError, match="multiple of 500"):
+            profiles.load(bad)

@@ -22,6 +22,8 @@ COMMANDS = {
     "recipe_claims": ("mamlscope.studies.recipe_claims", "the inner-loop claims under both recipes"),
     "replicate": ("mamlscope.studies.replicate", "a second seed of the 20-way run, measured by the chapters"),
     "regime": ("mamlscope.studies.regime", "the long-regime trial: train, ship, record and verify its runs"),
+    "budget": ("mamlscope.studies.budget", "the claims the budget may decide, judged at each long-run checkpoint"),
+    "long_regime": ("mamlscope.studies.long_regime", "the book's page on the long regime, from its records"),
 }
 
 

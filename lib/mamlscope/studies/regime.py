@@ -26,8 +26,9 @@ ANIL under the same recipe (R1, R5) trains beside the chosen shape the same way
 
 ``python -m mamlscope regime train cpu --until 4000`` trains a chunk; ``fork cpu --at 31000`` makes
 the chosen shape's run of that length from the trial's checkpoints (no training); ``ship`` copies each
-trial run's newest checkpoint, log and manifest into :data:`SHIPPED` (committed, so another
-machine resumes: ``restore``); ``record`` fits, applies the rule and writes the record.
+trial run's checkpoints on the long profile's grid and its newest, log and manifest into
+:data:`SHIPPED` (committed, so another machine resumes or reads them: ``restore``); ``record``
+fits, applies the rule and writes the record.
 """
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ RECORD = Path("book/results/long/studies/regime.json")
 #: Seconds per step measured alone at one thread (``regime time``): what the cost rule uses. The
 #: training logs' own timings are not, since the trial's shapes train side by side.
 TIMING = Path("book/results/long/studies/regime-timing.json")
+#: Checkpoints retrained after the fact (``tools/recover_checkpoints.py``), with their check.
+RECOVERED = Path("book/results/long/studies/recovered.json")
 
 
 #: The trial runs of a shape: MAML (what the rule looks at) and ANIL under the same recipe.
@@ -90,36 +93,60 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def shipped_steps(run: runs.Run) -> list[int]:
+    """The checkpoints of a trial run that are shipped: those on the long profile's grid
+    (:data:`~mamlscope.training.profiles.LONG_EVERY`, the log-spaced early ones), the chosen
+    length's (:data:`~mamlscope.training.profiles.LONG_RUN`) and the newest (to resume from)."""
+    have = run.checkpoint_steps()
+    if not have:
+        return []
+    grid = set(meta.checkpoint_steps(have[-1], profiles.LONG_EVERY, run.config.log_checkpoints))
+    keep = grid | {have[-1]} | ({profiles.LONG_RUN["steps"]} if profiles.LONG_RUN else set())
+    return [s for s in have if s in keep]
+
+
 def ship(shapes=None, root=None, dest: Path | None = None, variants=VARIANTS) -> list[Path]:
     """Copy each trial run's (of ``shapes`` × ``variants``, default all) configuration, log,
-    scores and newest checkpoint, with a manifest (hash, steps, machine, threads, seconds,
-    SHA-256 of each file), into ``dest``."""
+    scores and :func:`shipped_steps` checkpoints, with a manifest (hash, steps, machine, threads,
+    seconds, SHA-256 of each file), into ``dest``. A shipped checkpoint no longer wanted (the
+    previous newest) is removed; the others are copied only when new."""
     dest = Path(dest or _root() / SHIPPED)
     out = []
     for shape, (algorithm, seed) in ((sh, v) for sh in shapes or SHAPES for v in variants):
         run = runs.Run(config(shape, algorithm, seed), root)
-        steps = run.checkpoint_steps()
+        steps = shipped_steps(run)
         if not steps:
             continue
         target = dest / run.dir.name
         (target / "ckpt").mkdir(parents=True, exist_ok=True)
-        names = ["config.json", "metrics.jsonl", "scores.json", "final.json", f"ckpt/step_{steps[-1]:07d}.pt"]
+        names = ["config.json", "metrics.jsonl", "scores.json", "final.json", *(f"ckpt/step_{s:07d}.pt" for s in steps)]
         files = [n for n in names if (run.dir / n).is_file()]
         for old in (target / "ckpt").glob("step_*.pt"):
             if f"ckpt/{old.name}" not in files:
                 old.unlink()
         for n in files:
-            shutil.copy2(run.dir / n, target / n)
+            if not (n.startswith("ckpt/") and (target / n).is_file() and _sha256(target / n) == _sha256(run.dir / n)):
+                shutil.copy2(run.dir / n, target / n)
         logged = [m for m in run.metrics() if "seconds_per_step" in m]
+        recovered = _recovered(run.dir.name)
         manifest = {"run": run.dir.name, "hash": run.hash, "shape": shape, "algorithm": algorithm,
-                    "seed": seed, "step": steps[-1],
+                    "seed": seed, "step": steps[-1], "checkpoints": steps,
                     "steps": run.config.steps, "finished": run.finished, "backend": BACKEND,
                     "threads": 1, **provenance(),
                     "train_seconds": round(sum(m["seconds_per_step"] * _window(m, logged) for m in logged), 1),
+                    **({"recovered": recovered} if recovered else {}),
                     "files": {n: _sha256(target / n) for n in files}}
         atomic_write(target / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
         out.append(target)
     return out
+
+
+def _recovered(run_name: str) -> list[dict]:
+    """The segments of ``run_name`` that ``tools/recover_checkpoints.py`` retrained (checkpoints
+    trained before shipping kept them, recovered and checked against the next shipped one)."""
+    path = _root() / RECOVERED
+    rows = json.loads(path.read_text())["segments"] if path.is_file() else []
+    return [r for r in rows if r["run"] == run_name]
 
 
 def _window(record: dict, logged: list[dict]) -> int:
@@ -143,38 +170,73 @@ def verify(dest: Path | None = None) -> list[str]:
     return problems
 
 
+def retrain_last(run_name: str, root=None, src: Path | None = None) -> dict:
+    """Retrain the shipped run ``run_name`` from its second-newest shipped checkpoint to its
+    newest, in a scratch cache, and compare the weights: 0.0 on the CPU type that trained it, a
+    float-rounding size elsewhere (``regime verify --retrain``; minutes per 500 steps)."""
+    src = Path(src or _root() / SHIPPED)
+    manifest = json.loads((src / run_name / "manifest.json").read_text())
+    cfg = config(manifest["shape"], manifest["algorithm"], manifest["seed"])
+    steps = manifest.get("checkpoints") or [manifest["step"]]
+    if len(steps) < 2:
+        raise ValueError(f"{run_name}: one shipped checkpoint, nothing to retrain from")
+    before, after = steps[-2], steps[-1]
+    shipped = runs.Run(cfg, src.parent)  # the shipped folder is laid out as a cache's runs/
+    with tempfile.TemporaryDirectory(prefix="mamlscope-verify-") as tmp:
+        scratch = runs.Run(cfg, tmp)
+        _copy_run(shipped, scratch, [before], before)
+        torch.set_num_threads(1)
+        meta.attempt(cfg, until=after, backend=BACKEND, root=tmp)
+        a, b = shipped.load_checkpoint(after)["model"], scratch.load_checkpoint(after)["model"]
+    return {"run": run_name, "from": before, "to": after,
+            "largest_weight_difference": max(float((a[k].double() - b[k].double()).abs().max()) for k in a)}
+
+
 def restore(root=None, src: Path | None = None) -> list[str]:
-    """Copy shipped runs into the cache where the cache has no checkpoint as new (another machine
-    resumes a long run from what was committed). Never overwrites a newer cached state."""
+    """Copy shipped runs into the cache (another machine resumes a long run, or reads its
+    checkpoints, from what was committed): every shipped checkpoint the cache lacks, and the log
+    and scores when the shipped run is newer. Never overwrites a cached checkpoint."""
     src = Path(src or _root() / SHIPPED)
     restored = []
     for mf in sorted(src.glob("*/manifest.json")):
         manifest = json.loads(mf.read_text())
         target = cache_root(root) / "runs" / manifest["run"]
         have = runs.checkpoint_steps(target) if target.is_dir() else []
-        if have and have[-1] >= manifest["step"]:
+        newer = not have or have[-1] < manifest["step"]
+        wanted = [n for n in manifest["files"] if (n.startswith("ckpt/") and not (target / n).is_file())
+                  or (newer and not n.startswith("ckpt/"))]
+        if not wanted:
             continue
         (target / "ckpt").mkdir(parents=True, exist_ok=True)
-        for name in manifest["files"]:
+        for name in wanted:
             shutil.copy2(mf.parent / name, target / name)
         restored.append(manifest["run"])
     return restored
 
 
 # -- the chosen run at its own length, from the trial's checkpoints ---------------------------
-def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0) -> runs.Run:
-    """The run of ``shape``'s configuration (``algorithm``, ``seed``) with ``steps=at``, an ordinary cached run with its
-    own hash (what a profile of that length trains), made from the trial run's files up to step
-    ``at`` instead of training it again. A step's tasks are drawn from the step's index and every
-    checkpoint of the shorter run is one of the trial's (multiples of 500 and log-spaced steps,
-    whose log windows end at the same checkpoints), so its files up to ``at`` are those of the
-    shorter run; :func:`check_fork` retrains its last chunk to show it."""
+def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0,
+         every: int | None = None) -> runs.Run:
+    """The run of ``shape``'s configuration (``algorithm``, ``seed``) with ``steps=at`` and a
+    checkpoint every ``every`` steps (default: the long profile's,
+    :data:`~mamlscope.training.profiles.LONG_EVERY`): an ordinary cached run with its own hash
+    (what the long profile at that length trains), made from the trial run's files up to step
+    ``at`` instead of training it again. A step's tasks are drawn from the step's index,
+    evaluating a checkpoint changes no weight, and every checkpoint of the shorter run is one of
+    the trial's, so its weights are the trial's; its log is the trial's without the test scores
+    of checkpoints it does not have (its log windows are the trial's when ``log_every`` divides
+    every checkpoint the trial has and it lacks). :func:`check_fork` retrains its last chunk."""
     src = runs.Run(config(shape, algorithm, seed), root)
-    cfg = dataclasses.replace(src.config, steps=at)
+    every = every or profiles.LONG_EVERY
+    cfg = dataclasses.replace(src.config, steps=at, checkpoint_every=every)
     wanted = cfg.checkpoint_steps()
+    flags = "" if (algorithm, seed) == ("maml", 0) else f" --algorithm {algorithm} --seed {seed}"
+    if every % src.config.checkpoint_every or any(s % cfg.log_every for s in src.config.checkpoint_steps()
+                                                  if s <= at and s not in wanted):
+        raise ValueError(f"every={every}: a fork's checkpoints must be a subset of the trial's (a multiple of "
+                         f"{src.config.checkpoint_every}) and leave out only steps its log windows end at anyway")
     missing = [s for s in wanted if s not in src.checkpoint_steps()]
     if missing:
-        flags = "" if (algorithm, seed) == ("maml", 0) else f" --algorithm {algorithm} --seed {seed}"
         raise ValueError(f"the {shape} trial run{flags} has not reached step {at:,} with every checkpoint it needs "
                          f"(missing {missing[:5]}); train it on: python -m mamlscope regime train {shape} "
                          f"--until {at}{flags}")
@@ -184,7 +246,7 @@ def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0)
     with dst.lock():
         kept = _copy_run(src, dst, wanted, at)
         scores = json.loads((src.dir / "scores.json").read_text())
-        scores = {k: v for k, v in scores.items() if json.loads(k)["step"] <= at}
+        scores = {k: v for k, v in scores.items() if json.loads(k)["step"] in wanted}
         atomic_write(dst.dir / "scores.json", lambda p: p.write_text(json.dumps(scores, indent=2, sort_keys=True)))
         final = next((m["test_score"] for m in reversed(kept) if "test_score" in m), None)
         dst.finish({"steps": at, "final_curve_score": final, "forked_from": src.dir.name,
@@ -194,21 +256,23 @@ def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0)
 
 def _copy_run(src: runs.Run, dst: runs.Run, steps, upto: int) -> list[dict]:
     """Copy ``src``'s checkpoints ``steps`` into ``dst`` (the same state, stamped with ``dst``'s
-    hash) and its log up to step ``upto``; returns that log."""
+    hash) and its log up to step ``upto`` (test scores only of ``steps``); returns that log."""
     for step in steps:
         dst.save_checkpoint(step, {k: v for k, v in src.load_checkpoint(step).items()
                                    if k not in ("step", "run_hash")})
-    kept = [m for m in src.metrics() if m.get("step", 0) <= upto]
+    kept = [m for m in src.metrics() if m.get("step", 0) <= upto
+            and ("test_score" not in m or m["step"] in steps)]
     atomic_write(dst.metrics_path, lambda p: p.write_text("".join(json.dumps(m, sort_keys=True) + "\n"
                                                                   for m in kept)))
     return kept
 
 
-def check_fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0) -> float:
+def check_fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0,
+               every: int | None = None) -> float:
     """Retrain the forked run's last chunk (from its previous checkpoint to ``at``) under its own
     configuration, in a scratch cache, and return the largest weight difference to the fork's
     checkpoint ``at``: 0.0 on the CPU type that trained it, a float-rounding size elsewhere."""
-    dst = fork(shape, at, root, algorithm, seed)
+    dst = fork(shape, at, root, algorithm, seed, every)
     steps = dst.checkpoint_steps()
     before = steps[steps.index(at) - 1]
     with tempfile.TemporaryDirectory(prefix="mamlscope-fork-") as tmp:
@@ -318,7 +382,10 @@ def main(argv=None) -> int:
     sh = sub.add_parser("ship", help="copy each trial run's newest checkpoint and log, with a manifest, into " + str(SHIPPED))
     sh.add_argument("shapes", nargs="*", help="default: all (" + ", ".join(SHAPES) + ")")
     sub.add_parser("restore", help="copy shipped checkpoints into the cache where it has none as new")
-    sub.add_parser("verify", help="check the shipped files' SHA-256 against their manifests")
+    vf = sub.add_parser("verify", help="check the shipped files' SHA-256 against their manifests")
+    vf.add_argument("--retrain", action="store_true",
+                    help="also retrain each run from its second-newest shipped checkpoint to its newest and "
+                         "print the largest weight difference (minutes per 500 steps, one thread)")
     sub.add_parser("record", help="fit the curves, apply the rule, write " + str(RECORD))
     fk = sub.add_parser("fork", help="the shape's run at its own length (steps=AT), from the trial's checkpoints")
     fk.add_argument("shape", choices=list(SHAPES))
@@ -346,6 +413,11 @@ def main(argv=None) -> int:
     elif args.command == "verify":
         problems = verify()
         print("\n".join(problems) or "every shipped file matches its manifest")
+        if args.retrain and not problems:
+            for mf in sorted((_root() / SHIPPED).glob("*/manifest.json")):
+                r = retrain_last(mf.parent.name)
+                print(f"{r['run']}: steps {r['from']:,} → {r['to']:,} retrained: largest weight difference "
+                      f"{r['largest_weight_difference']:.3g}", flush=True)
         return 1 if problems else 0
     elif args.command == "fork":
         try:

@@ -257,28 +257,36 @@ REGIME_SHAPES = {
     "finn-queries": {"q_query": 1, "meta_batch": 16, "filters": 32},
     "cpu": {"q_query": 5, "meta_batch": 4, "filters": 32},
 }
-#: The long run the regime trial's rule chose: its shape and length T (set when ``regime fork``
-#: makes it, once the trial's curve has levelled off there); ``None`` until then.
+#: The shape the regime trial's rule chose (``book/results/long/studies/regime.json``).
+LONG_SHAPE = "finn-queries"
+#: The long run: that shape and its length T (set when ``regime fork`` makes it, once the trial's
+#: curve has levelled off there); ``None`` until then.
 LONG_RUN: dict | None = None
+#: The long profile's checkpoints: every ``LONG_EVERY`` steps, the log-spaced early ones and the
+#: last (the trial checkpoints every 500 to resume; the chapters and the book's files need fewer).
+LONG_EVERY = 2_500
 
 
-def regime_config(shape: str, steps: int = 60_000, algorithm: str = "maml", seed: int = 0) -> MetaConfig:
+def regime_config(shape: str, steps: int = 60_000, algorithm: str = "maml", seed: int = 0,
+                  every: int = 500) -> MetaConfig:
     """The cpu profile's 20-way 1-shot setting under Finn et al.'s recipe (Σℓ/K inner loss, their
     network, 5 inner steps at α = 0.1), with ``shape``'s queries, meta-batch and filters,
-    ``steps`` long, a checkpoint every 500 steps, trained with ``algorithm`` from ``seed``."""
+    ``steps`` long, a checkpoint every ``every`` steps, trained with ``algorithm`` from ``seed``."""
     if shape not in REGIME_SHAPES:
         raise ValueError(f"shape={shape!r}; use one of {', '.join(REGIME_SHAPES)}.")
     return replace(PROFILES["cpu"].omniglot_20w1s, inner_reduction="sum/k", network="finn", steps=steps,
-                   checkpoint_every=500, algorithm=algorithm, seed=seed, **REGIME_SHAPES[shape])
+                   checkpoint_every=every, algorithm=algorithm, seed=seed, **REGIME_SHAPES[shape])
 
 
 def long_profile(shape: str, steps: int) -> Profile:
     """The ``long`` profile: the cpu profile with its 20-way 1-shot model replaced by the regime
     trial's ``shape`` at ``steps`` (MAML; ANIL under the same recipe, seeds 0 and 1), so chapters
     1–4 and 7 read the 20-way claims off a model trained until its curve levelled off. Every
-    other setting is the cpu profile's (the same cached runs)."""
+    other setting is the cpu profile's (the same cached runs). Named ``long`` at the chosen length
+    (:data:`LONG_RUN`), ``long@STEPS`` at another (the budget study's shorter forks)."""
     cpu = PROFILES["cpu"]
-    return replace(cpu, name="long", omniglot_20w1s=regime_config(shape, steps), anil_seeds=2,
+    name = "long" if LONG_RUN == {"shape": shape, "steps": steps} else f"long@{steps}"
+    return replace(cpu, name=name, omniglot_20w1s=regime_config(shape, steps, every=LONG_EVERY), anil_seeds=2,
                    description=(f"cpu, with the 20-way 1-shot model under Finn et al.'s recipe (Σℓ/K, their "
                                 f"network, α = 0.1) at {steps:,} steps, {REGIME_SHAPES[shape]['q_query']} "
                                 f"query per class, meta-batch {REGIME_SHAPES[shape]['meta_batch']}, "
@@ -303,14 +311,27 @@ def _valid_overrides(profile: Profile) -> list[str]:
 
 def load(name: str = "cpu", **overrides) -> Profile:
     """The profile ``name`` with ``overrides`` applied (``None`` values are ignored, so a
-    notebook can pass its optional parameters straight through)."""
+    notebook can pass its optional parameters straight through). ``long@STEPS`` is the long
+    profile with its 20-way runs at STEPS (:func:`long_profile`)."""
+    if name.startswith("long@"):
+        steps = name.partition("@")[2]
+        if not steps.isdigit() or int(steps) % 500:
+            raise ValueError(f"profile {name!r}: long@STEPS takes a step the regime trial checkpointed "
+                             "(a multiple of 500), e.g. long@10000.")
+        return _with_overrides(long_profile(LONG_SHAPE, int(steps)), overrides)
     if name == "long" and name not in PROFILES:
         raise ValueError("the long profile's run is not chosen yet: the regime trial trains until its learning "
                          "curve levels off, then `python -m mamlscope regime fork SHAPE --at T` makes it and sets "
                          "profiles.LONG_RUN (README, 'The long regime').")
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}.")
-    profile = PROFILES[name]
+    return _with_overrides(PROFILES[name], overrides)
+
+
+def _with_overrides(profile: Profile, overrides: dict) -> Profile:
+    """``profile`` with ``overrides`` (``field`` or ``field__subfield``; ``None`` ignored) applied,
+    after checking every key."""
+    name = profile.name
     valid = _valid_overrides(profile)
     for key, value in overrides.items():
         if value is None:

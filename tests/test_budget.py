@@ -1,0 +1,54 @@
+"""The budget study (mamlscope.studies.budget): which steps the long run's variants reached, a
+clear refusal before any work for a step they did not, and the claim × step table read back
+from stored records."""
+import dataclasses
+import json
+
+import pytest
+from conftest import requires_data
+from test_runs import TINY
+
+from mamlscope.core import meta
+from mamlscope.studies import budget, regime
+from mamlscope.verdict.results import ClaimResult
+
+
+@requires_data
+def test_the_steps_every_variant_reached(tmp_path, monkeypatch):
+    monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
+                        dataclasses.replace(TINY, algorithm=algorithm, seed=seed))
+    monkeypatch.setattr(budget.profiles, "LONG_EVERY", 3)
+    assert budget.reached(root=tmp_path) == []
+    for (algorithm, seed), until in zip(regime.VARIANTS, (6, 6, 3)):
+        meta.attempt(dataclasses.replace(TINY, algorithm=algorithm, seed=seed), until=until, root=tmp_path)
+    assert budget.reached(root=tmp_path) == [3]  # ANIL seed 1 has not reached step 6
+    monkeypatch.setattr(budget, "reached", lambda shape=None, root=None: [3])
+    with pytest.raises(ValueError, match=r"steps \[6\]"):
+        budget.run([6])
+
+
+def test_the_table_reads_each_steps_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMLSCOPE_RESULTS", str(tmp_path))
+    base = dict(claim="R3", chapter="04_rapid_learning_or_feature_reuse", profile="long@5000", statement="s",
+                measured="m", paper="p", rule="r")
+    for step, verdict, reasons in ((5000, "inconclusive", ["not converged"]), (20000, "reproduced", [])):
+        d = tmp_path / "long" / "budget" / f"step{step:06d}"
+        d.mkdir(parents=True)
+        rec = dataclasses.asdict(ClaimResult(verdict=verdict, reasons=reasons, **base))
+        (d / "R3.json").write_text(json.dumps(rec))
+    t = budget.table()
+    assert list(t.index) == ["R3"] and list(t.columns) == [5000, 20000]
+    assert t.loc["R3", 5000] == "inconclusive: not reached at this budget"
+    assert t.loc["R3", 20000] == "reproduced: holds"
+
+
+def test_the_long_regime_page_is_what_the_records_give():
+    """book/long_regime.md is generated from the committed records (regenerate it after a ship,
+    a regime record or a budget run: python -m mamlscope long_regime --write book/long_regime.md)."""
+    from pathlib import Path
+
+    from mamlscope.studies import long_regime
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "book" / "long_regime.md").read_text() == long_regime.page(root)
+    assert "book/long_regime" in (root / "_toc.yml").read_text()
