@@ -42,6 +42,22 @@ def test_the_table_reads_each_steps_records(tmp_path, monkeypatch):
     assert t.loc["R3", 20000] == "reproduced: holds"
 
 
+def test_the_rule_alone_is_judged_again_from_each_records_values(tmp_path, monkeypatch):
+    """Without the regime preconditions: the claim's own rule on the stored values (F2: the
+    paper's 95.8% inside or below the interval)."""
+    monkeypatch.setenv("MAMLSCOPE_RESULTS", str(tmp_path))
+    from mamlscope.verdict import claims
+
+    for step, (mean, ci95) in ((5000, (0.80, 0.01)), (20000, (0.955, 0.01))):
+        d = tmp_path / "long" / "budget" / f"step{step:06d}"
+        d.mkdir(parents=True)
+        values = {"mean": mean, "ci95": ci95, "n_tasks": 600}
+        rec = claims.judge("F2", values, f"long@{step}")
+        (d / "F2.json").write_text(json.dumps(dataclasses.asdict(rec)))
+    alone = budget.table(rule_alone=True)
+    assert alone.loc["F2", 5000] == "not reproduced" and alone.loc["F2", 20000] == "reproduced"
+
+
 def test_the_long_regime_page_is_what_the_records_give():
     """book/long_regime.md is generated from the committed records (regenerate it after a ship,
     a regime record or a budget run: python -m mamlscope long_regime --write book/long_regime.md)."""

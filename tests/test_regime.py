@@ -139,35 +139,34 @@ def test_an_accelerating_curve_has_no_level_to_predict():
 
 
 @requires_data
-@pytest.mark.parametrize("every", [2, 6])
-def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch, every):
-    """The chosen shape at its own length is made from the trial's files: the same checkpoints,
-    log and scores as training the shorter configuration from scratch, with the trial's
-    checkpoint grid or a coarser one (the long profile's), and its last chunk retrains to the
-    same weights."""
+def test_a_fork_of_the_long_run_is_the_shorter_run(tmp_path, monkeypatch):
+    """The chosen shape at its own length is made from the trial's files: the log, scores and
+    (of the checkpoints it keeps: the long grid's, the log-spaced ones, the last) the weights
+    that training the shorter configuration from scratch writes; its last stretch retrains to
+    the same weights."""
     trial = dataclasses.replace(TINY, steps=12, checkpoint_every=2, log_checkpoints=True)
     monkeypatch.setattr(regime, "SHAPES", {"tiny": {}})
     monkeypatch.setattr(regime, "config", lambda shape, algorithm="maml", seed=0:
                         dataclasses.replace(trial, algorithm=algorithm, seed=seed))
-    with pytest.raises(ValueError, match="has not reached step 6"):
-        regime.fork("tiny", 6, root=tmp_path / "here", every=every)
+    monkeypatch.setattr(regime.profiles, "LONG_EVERY", 4)
+    with pytest.raises(ValueError, match="has not reached step 8"):
+        regime.fork("tiny", 8, root=tmp_path / "here")
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # check_fork's one thread: keep ours
-    meta.attempt(trial, until=6, root=tmp_path / "here", backend=regime.BACKEND)
-    with pytest.raises(ValueError, match="subset"):  # 3 is not on the trial's grid
-        regime.fork("tiny", 6, root=tmp_path / "here", every=3)
-    forked = regime.fork("tiny", 6, root=tmp_path / "here", every=every)
-    assert forked.finished and forked.config.steps == 6 and forked.hash != Run(trial, tmp_path / "here").hash
-    scratch = meta.train(dataclasses.replace(trial, steps=6, checkpoint_every=every), root=tmp_path / "scratch")
-    assert forked.checkpoint_steps() == scratch.checkpoint_steps() == ([0, 1, 2, 4, 5, 6] if every == 2 else [0, 1, 2, 5, 6])
-    for step in scratch.checkpoint_steps():
+    meta.attempt(trial, until=8, root=tmp_path / "here", backend=regime.BACKEND)
+    forked = regime.fork("tiny", 8, root=tmp_path / "here")
+    assert forked.finished and forked.config.steps == 8 and forked.hash != Run(trial, tmp_path / "here").hash
+    scratch = meta.train(dataclasses.replace(trial, steps=8), root=tmp_path / "scratch")
+    assert scratch.checkpoint_steps() == [0, 1, 2, 4, 5, 6, 8]
+    assert forked.checkpoint_steps() == [0, 1, 2, 4, 5, 8]  # 6: not kept
+    for step in forked.checkpoint_steps():
         a, b = scratch.load_checkpoint(step), forked.load_checkpoint(step)
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     timing = "seconds_per_step"
     assert [{k: v for k, v in m.items() if k != timing} for m in scratch.metrics()] == \
         [{k: v for k, v in m.items() if k != timing} for m in forked.metrics()]
     assert json.loads((scratch.dir / "scores.json").read_text()) == json.loads((forked.dir / "scores.json").read_text())
-    assert regime.check_fork("tiny", 6, root=tmp_path / "here", every=every) == 0.0
+    assert regime.check_fork("tiny", 8, root=tmp_path / "here") == 0.0
     assert torch.get_num_threads() == threads
 
 
@@ -178,8 +177,7 @@ def test_the_long_profile_names_the_forked_runs():
     from mamlscope.training import plan, profiles
 
     P = profiles.long_profile("finn-queries", 21_500)
-    forked = [dataclasses.replace(regime.config("finn-queries", a, s), steps=21_500, checkpoint_every=profiles.LONG_EVERY)
-              for a, s in regime.VARIANTS]
+    forked = [dataclasses.replace(regime.config("finn-queries", a, s), steps=21_500) for a, s in regime.VARIANTS]
     wanted = [P.meta("omniglot_20w1s")] + [dataclasses.replace(P.meta("omniglot_20w1s", "anil"), seed=s)
                                             for s in range(P.anil_seeds)]
     assert [Run(c, "/nonexistent").hash for c in wanted] == [Run(c, "/nonexistent").hash for c in forked]
@@ -196,3 +194,27 @@ def test_the_long_profile_names_the_forked_runs():
     for bad in ("long@", "long@12345", "long@ten"):
         with pytest.raises(ValueError, match="multiple of 500"):
             profiles.load(bad)
+
+
+def test_the_length_is_the_first_grid_step_where_the_protocol_sees_a_level():
+    """Rule 4: from T* on, at multiples of LONG_EVERY, the first step whose curve passes the
+    protocol's convergence precondition (95% upper end of the window rise ≤ 1 point); a curve
+    still rising runs to the cap, and says so."""
+    flat_after = {s: min(0.88, 0.5 + s / 40_000) + 0.002 * (-1) ** (s // 500) for s in range(0, 40_001, 500)}
+    got = regime.length(flat_after, levelled_at=20_500, seconds_per_step=1.0)
+    assert got["cap_step"] == 36_000 and got["why"] == "levelled off"
+    assert got["T"] % 2_500 == 0 and got["T"] >= 22_500 and got["looks"][got["T"]]["hi"] <= 0.01
+    assert all(not v["levelled"] for T, v in got["looks"].items() if T < got["T"])
+    rising = {s: 0.3 + s / 100_000 for s in range(0, 40_001, 500)}
+    capped = regime.length(rising, levelled_at=20_500, seconds_per_step=1.0)
+    assert capped["T"] == 36_000 and capped["why"].startswith("the cap")
+    early = regime.length({s: v for s, v in rising.items() if s <= 30_000}, levelled_at=20_500, seconds_per_step=1.0)
+    assert early["T"] is None and early["why"] == "training on"
+
+
+def test_the_lengths_power_falls_with_the_curves_noise():
+    f = {"a": 0.88, "b": 0.73, "tau": 2900.0}
+    quiet = regime.length_power(f, 0.001, 20_500, 31_000, draws=200)
+    noisy = regime.length_power(f, 0.02, 20_500, 31_000, draws=200)
+    assert quiet["any"] == 1.0 and quiet["looks"] == [22_500, 25_000, 27_500, 30_000, 31_000]
+    assert noisy["any"] < 0.5 and noisy["at_cap"] <= noisy["any"]

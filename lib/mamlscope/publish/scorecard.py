@@ -17,7 +17,7 @@ import re
 import pandas as pd
 
 from mamlscope.publish.notebooks import chapter_title
-from mamlscope.training.profiles import PROFILES
+from mamlscope.training.profiles import PROFILES, known
 from mamlscope.verdict import claims, results
 
 NOT_RUN = "not yet run"
@@ -96,8 +96,8 @@ def scorecard(profile: str, root=None) -> pd.DataFrame:
     """One row per claim (columns :data:`COLUMNS`): the registry's ids, in its order, then any
     other recorded id. ``chapter`` is the notebook's name ('' when not yet run)."""
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    if not known(profile):
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}, long@STEPS")
     recorded = {}
     for r in results.load_all(profile, root=root):
         if r.verdict not in results.VERDICTS:

@@ -1,7 +1,7 @@
 """The verdicts the budget may decide, judged at every shipped checkpoint of the long run.
 
-Six claims (:data:`CLAIMS`: F2, G4, R3, R4, R5, A1c) changed verdict with the recipe, the ways or
-the budget in the book's own studies. The long run's checkpoints (every
+Six claims (:data:`CLAIMS`: F2, G4, R3, R4, R5, A1c) are those whose verdict the training budget
+may decide. The long run's checkpoints (every
 :data:`~mamlscope.training.profiles.LONG_EVERY` steps) let each be judged as the model trains:
 
     python -m mamlscope budget --steps 5000 10000     # default: every step the three runs reached
@@ -26,13 +26,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mamlscope.core import meta, runs
+from mamlscope.core import runs
 from mamlscope.paths import atomic_write, cache_root, project_root, provenance
 from mamlscope.publish import notebooks
 from mamlscope.publish import scorecard
 from mamlscope.publish.notebooks import kernel_environ
 from mamlscope.studies import regime
 from mamlscope.training import plan, profiles
+from mamlscope.verdict import claims
 from mamlscope.verdict.claims import claim
 from mamlscope.verdict.results import ClaimResult, results_root
 
@@ -56,7 +57,7 @@ def reached(shape: str = profiles.LONG_SHAPE, root=None) -> list[int]:
         run = runs.Run(regime.config(shape, algorithm, seed), root)
         have = set(run.checkpoint_steps())
         mine = {s for s in have if s and (s % every == 0 or s == (profiles.LONG_RUN or {}).get("steps"))
-                and set(meta.checkpoint_steps(s, every, run.config.log_checkpoints)) <= have}
+                and set(regime.kept_steps(s, run.config.log_checkpoints)) <= have}
         ok = mine if ok is None else ok & mine
     return sorted(ok)
 
@@ -110,9 +111,11 @@ def run(steps=None, shape: str = profiles.LONG_SHAPE, threads: int = 1, only=Non
     return dest
 
 
-def table(root=None) -> pd.DataFrame:
+def table(root=None, rule_alone: bool = False) -> pd.DataFrame:
     """Claim × step: the verdict each stored record gives, with what it means (the scorecard's
-    outcome: "holds", "not reached at this budget", …)."""
+    outcome: "holds", "not reached at this budget", …); with ``rule_alone``, what the claim's rule
+    gives on the record's values without the regime preconditions (a model still rising, another
+    inner loop, setting), as the recipe study reports it: how the measurement itself moves."""
     cells = {}
     for d in sorted(budget_root(root).glob("step*")):
         step = int(d.name[4:])
@@ -120,7 +123,11 @@ def table(root=None) -> pd.DataFrame:
             path = d / f"{claim_id}.json"
             if path.is_file():
                 r = ClaimResult(**json.loads(path.read_text()))
-                cells.setdefault(claim_id, {})[step] = f"{r.verdict}: {scorecard.outcome(r)}"
+                if rule_alone:
+                    alone = claims.judge(r.claim, r.values, r.profile, r.null_values or None, r.seeds or None)
+                    cells.setdefault(claim_id, {})[step] = alone.verdict
+                else:
+                    cells.setdefault(claim_id, {})[step] = f"{r.verdict}: {scorecard.outcome(r)}"
     frame = pd.DataFrame(cells).T.reindex([c for c in CLAIMS if c in cells])
     frame.columns.name = "meta-training step"
     return frame

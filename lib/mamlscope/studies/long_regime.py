@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from mamlscope.paths import project_root
+from mamlscope.stats import window_rise
 from mamlscope.studies import budget, regime
 from mamlscope.training import profiles
 
@@ -71,10 +72,41 @@ def _trial(rec: dict) -> str:
     rule = rec["rule"].split("(:func:`choose`):")[-1].split("ANIL under")[0]
     rule = rule.replace(":data:`LEVEL` (1 point)", f"{100 * regime.LEVEL:.0f} point").replace(":data:`FIT_FROM`", f"{regime.FIT_FROM:,}")
     rule = rule.replace(":data:`CAP_HOURS`", f"{regime.CAP_HOURS:g} hours").replace("``regime time``", "`regime time`")
+    rule = rule.replace("; :func:`length`", "")
+    chosen += " " + _length(rec)
     return (f"{table}\n\nAccuracy is on the run's fixed 100 test tasks (20-way 1-shot, 5 inner steps at α = 0.1), "
             f"scored at each checkpoint while training; seconds per step were timed alone at one thread "
-            f"({rec.get('machine', 'machine not recorded')}). The rule, fixed before any curve was seen:\n\n"
+            f"({rec.get('machine', 'machine not recorded')}). The rule (fixed before any curve was seen; the "
+            "additions are dated, each made before what it decides):\n\n"
             f"{rule.strip()}\n\n{chosen} Recorded at commit `{rec.get('commit')}` on {rec.get('date')}.")
+
+
+def _length(rec: dict) -> str:
+    """Rule 4's state, in words: the length chosen, or where the chosen run's curve stands."""
+    choice = rec["choice"]
+    got = choice.get("length")
+    if not got:
+        return ""
+    row = rec["rows"][choice["shape"]]
+    curve = {int(k): v for k, v in row["curve"].items()}
+    if got["T"] is not None:
+        look = got["looks"].get(got["T"]) or got["looks"].get(str(got["T"]))
+        return (f"Its length is T = {got['T']:,} steps ({got['why']}: the window rise there is "
+                f"{100 * look['rise']:+.1f} [{100 * look['lo']:+.1f}, {100 * look['hi']:+.1f}] points).")
+    power = got.get("power")
+    said = "" if not power else (
+        f" If the curve follows its fit with the scatter it has shown about it ({100 * power['noise']:.1f} points "
+        f"per checkpoint, on 100 test tasks), the precondition sees a level at one of the looks in "
+        f"{100 * power['any']:.0f}% of simulated curves, and at the cap in {100 * power['at_cap']:.0f}%: a "
+        "noisy curve can level off without the test saying so. Scoring the checkpoints of the window on more "
+        "test tasks would narrow it.")
+    last = max(curve)
+    r = window_rise({0: curve}, last)
+    every = profiles.LONG_EVERY
+    nxt = max(-(-(row["levelled_step"] or 0) // every) * every, (last // every + 1) * every)
+    return (f"Its length is not fixed yet: at step {last:,}, its newest, the protocol's window rise is "
+            f"{100 * r.rise:+.1f} [{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] points (levelled off: upper end ≤ 1); "
+            f"the next look is at step {min(nxt, got['cap_step']):,}, and the cap is step {got['cap_step']:,}." + said)
 
 
 def _runs(man: dict) -> str:
@@ -111,15 +143,22 @@ def _curve(man: dict) -> str:
 
 
 def _budget(root: Path) -> str:
-    t = budget.table(root / "book" / "results")
+    results = root / "book" / "results"
+    t = budget.table(results)
     if t.empty:
         return ("**Not judged yet.** `python -m mamlscope budget` executes chapters 1, 3, 4 and 7 at each "
                 "step the three runs have all reached, and this page shows what they recorded.")
-    rows = [[c] + [t.loc[c, s] if isinstance(t.loc[c, s], str) else "—" for s in t.columns] for c in t.index]
-    return (_md_table(["claim"] + [f"step {s:,}" for s in t.columns], rows)
-            + "\n\nEach cell is the verdict the claim's rule gives on the chapter's measurement of the run forked at "
-              "that step (*inconclusive: not reached at this budget* while its learning curve is still rising), and "
-              "what it means in the scorecard's words.")
+    alone = budget.table(results, rule_alone=True)
+    grid = lambda f: [[c] + [f.loc[c, s] if isinstance(f.loc[c, s], str) else "—" for s in f.columns]  # noqa: E731
+                      for c in f.index]
+    return ("**The verdict**, under the protocol (each cell: the verdict, then what it means in the scorecard's "
+            "words):\n\n" + _md_table(["claim"] + [f"step {s:,}" for s in t.columns], grid(t))
+            + "\n\n**The rule alone**, on the same measurements without the regime preconditions (the model still "
+              "rising, the setting): how the measurement itself moves as the model trains. It is not a verdict "
+              "where a precondition fails; the recipe study reports it the same way.\n\n"
+            + _md_table(["claim"] + [f"step {s:,}" for s in alone.columns], grid(alone))
+            + "\n\nEach column is the run forked at that step (MAML and both ANIL seeds), measured by the chapters' "
+              "own code.")
 
 
 def _remaining() -> str:
@@ -156,8 +195,8 @@ def page(root=None) -> str:
         f"\n## Learning curves, every {profiles.LONG_EVERY:,} steps\n",
         "Accuracy on the fixed 100 test tasks at the checkpoints the book ships:\n\n" + _curve(man),
         "\n## The verdicts against the training step\n",
-        "Six claims changed verdict with the recipe, the ways or the budget in the book's own studies "
-        f"({', '.join(budget.CLAIMS)}). Each is judged again on the run at every shipped checkpoint:\n\n" + _budget(root),
+        f"Six claims whose verdict the training budget may decide ({', '.join(budget.CLAIMS)}) are judged again "
+        "on the run at every shipped checkpoint:\n\n" + _budget(root),
         "\n## What still differs from the papers' setting\n", _remaining(),
         "\n## Reproducing it\n",
         "```bash\n# the shipped checkpoints into the cache; their SHA-256 against the manifests\n"

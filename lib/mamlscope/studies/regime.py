@@ -20,6 +20,13 @@ whose configuration says 60,000 steps (the paper's), trained in chunks that end 
    whose T* costs at most :data:`CAP_HOURS` at one thread. If none fits the cap, choose the
    cheapest-to-level shape and also train the book's recipe long, saying which claims then
    lack the paper's inner step.
+4. *The length* (added 2026-12-07, before the length was fixed; :func:`length`): the long
+   chapters' records are judged by the protocol's convergence precondition, the 95% upper end
+   of the linear rise over [0.6 T, T] ≤ 1 point on the run's own curve, which is stricter than
+   the fit's point estimate of step 2. T is the first step from T* on, among the multiples of
+   2,500 (few looks, so that noise has few chances to pass it), at which the chosen run's curve
+   passes that precondition; if none does within the cap, T is the cap's step, and the records
+   say that the model had not levelled off.
 
 ANIL under the same recipe (R1, R5) trains beside the chosen shape the same way
 (``--algorithm anil --seed 1``): the rule looks at MAML's curves only.
@@ -47,7 +54,9 @@ import torch
 
 from mamlscope.core import meta, runs
 from mamlscope.paths import atomic_write, cache_root, project_root, provenance
+from mamlscope.stats import window_rise
 from mamlscope.training import profiles
+from mamlscope.verdict import claims
 
 PAPER_STEPS = 60_000
 LEVEL = 0.01        # fitted rise over the last 40% of training, at most (fraction)
@@ -100,7 +109,7 @@ def shipped_steps(run: runs.Run) -> list[int]:
     have = run.checkpoint_steps()
     if not have:
         return []
-    grid = set(meta.checkpoint_steps(have[-1], profiles.LONG_EVERY, run.config.log_checkpoints))
+    grid = set(kept_steps(have[-1], run.config.log_checkpoints))
     keep = grid | {have[-1]} | ({profiles.LONG_RUN["steps"]} if profiles.LONG_RUN else set())
     return [s for s in have if s in keep]
 
@@ -215,28 +224,27 @@ def restore(root=None, src: Path | None = None) -> list[str]:
 
 
 # -- the chosen run at its own length, from the trial's checkpoints ---------------------------
-def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0,
-         every: int | None = None) -> runs.Run:
-    """The run of ``shape``'s configuration (``algorithm``, ``seed``) with ``steps=at`` and a
-    checkpoint every ``every`` steps (default: the long profile's,
-    :data:`~mamlscope.training.profiles.LONG_EVERY`): an ordinary cached run with its own hash
-    (what the long profile at that length trains), made from the trial run's files up to step
-    ``at`` instead of training it again. A step's tasks are drawn from the step's index,
-    evaluating a checkpoint changes no weight, and every checkpoint of the shorter run is one of
-    the trial's, so its weights are the trial's; its log is the trial's without the test scores
-    of checkpoints it does not have (its log windows are the trial's when ``log_every`` divides
-    every checkpoint the trial has and it lacks). :func:`check_fork` retrains its last chunk."""
+def kept_steps(last: int, log_spaced: bool = True) -> list[int]:
+    """The checkpoints a run of ``last`` steps keeps once forked or shipped: every
+    :data:`~mamlscope.training.profiles.LONG_EVERY` steps, the log-spaced early ones and the last
+    (what the long profile's chapters read; the others only resume training)."""
+    return meta.checkpoint_steps(last, profiles.LONG_EVERY, log_spaced)
+
+
+def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0) -> runs.Run:
+    """The run of ``shape``'s configuration (``algorithm``, ``seed``) with ``steps=at``, an ordinary
+    cached run with its own hash (what the long profile at that length trains), made from the
+    trial run's files up to step ``at`` instead of training it again. A step's tasks are drawn
+    from the step's index and every checkpoint of the shorter run is one of the trial's, so its
+    log, scores and checkpoints are the trial's up to ``at``. Of the checkpoints it keeps only
+    :func:`kept_steps` (what is shipped); its log keeps the test score of every checkpoint, which
+    the convergence precondition reads. :func:`check_fork` retrains its last stretch."""
     src = runs.Run(config(shape, algorithm, seed), root)
-    every = every or profiles.LONG_EVERY
-    cfg = dataclasses.replace(src.config, steps=at, checkpoint_every=every)
-    wanted = cfg.checkpoint_steps()
-    flags = "" if (algorithm, seed) == ("maml", 0) else f" --algorithm {algorithm} --seed {seed}"
-    if every % src.config.checkpoint_every or any(s % cfg.log_every for s in src.config.checkpoint_steps()
-                                                  if s <= at and s not in wanted):
-        raise ValueError(f"every={every}: a fork's checkpoints must be a subset of the trial's (a multiple of "
-                         f"{src.config.checkpoint_every}) and leave out only steps its log windows end at anyway")
+    cfg = dataclasses.replace(src.config, steps=at)
+    wanted = [s for s in cfg.checkpoint_steps() if s in set(kept_steps(at, cfg.log_checkpoints))]
     missing = [s for s in wanted if s not in src.checkpoint_steps()]
-    if missing:
+    if at not in cfg.checkpoint_steps() or missing:
+        flags = "" if (algorithm, seed) == ("maml", 0) else f" --algorithm {algorithm} --seed {seed}"
         raise ValueError(f"the {shape} trial run{flags} has not reached step {at:,} with every checkpoint it needs "
                          f"(missing {missing[:5]}); train it on: python -m mamlscope regime train {shape} "
                          f"--until {at}{flags}")
@@ -246,33 +254,32 @@ def fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0,
     with dst.lock():
         kept = _copy_run(src, dst, wanted, at)
         scores = json.loads((src.dir / "scores.json").read_text())
-        scores = {k: v for k, v in scores.items() if json.loads(k)["step"] in wanted}
+        scores = {k: v for k, v in scores.items() if json.loads(k)["step"] <= at}
         atomic_write(dst.dir / "scores.json", lambda p: p.write_text(json.dumps(scores, indent=2, sort_keys=True)))
         final = next((m["test_score"] for m in reversed(kept) if "test_score" in m), None)
         dst.finish({"steps": at, "final_curve_score": final, "forked_from": src.dir.name,
+                    "checkpoints_kept": f"every {profiles.LONG_EVERY:,} steps, the log-spaced early ones and the last",
                     "device": "cpu", "threads": 1, "torch": torch.__version__})
     return dst
 
 
 def _copy_run(src: runs.Run, dst: runs.Run, steps, upto: int) -> list[dict]:
     """Copy ``src``'s checkpoints ``steps`` into ``dst`` (the same state, stamped with ``dst``'s
-    hash) and its log up to step ``upto`` (test scores only of ``steps``); returns that log."""
+    hash) and its log up to step ``upto``; returns that log."""
     for step in steps:
         dst.save_checkpoint(step, {k: v for k, v in src.load_checkpoint(step).items()
                                    if k not in ("step", "run_hash")})
-    kept = [m for m in src.metrics() if m.get("step", 0) <= upto
-            and ("test_score" not in m or m["step"] in steps)]
+    kept = [m for m in src.metrics() if m.get("step", 0) <= upto]
     atomic_write(dst.metrics_path, lambda p: p.write_text("".join(json.dumps(m, sort_keys=True) + "\n"
                                                                   for m in kept)))
     return kept
 
 
-def check_fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0,
-               every: int | None = None) -> float:
+def check_fork(shape: str, at: int, root=None, algorithm: str = "maml", seed: int = 0) -> float:
     """Retrain the forked run's last chunk (from its previous checkpoint to ``at``) under its own
     configuration, in a scratch cache, and return the largest weight difference to the fork's
     checkpoint ``at``: 0.0 on the CPU type that trained it, a float-rounding size elsewhere."""
-    dst = fork(shape, at, root, algorithm, seed, every)
+    dst = fork(shape, at, root, algorithm, seed)
     steps = dst.checkpoint_steps()
     before = steps[steps.index(at) - 1]
     with tempfile.TemporaryDirectory(prefix="mamlscope-fork-") as tmp:
@@ -317,6 +324,46 @@ def levelled_step(f: dict, level: float = LEVEL) -> int:
         if acc(T) - acc(0.6 * T) <= level:
             return T
     return math.inf
+
+
+def length(points: dict[int, float], levelled_at: int | None, seconds_per_step: float,
+           cap_hours: float = CAP_HOURS) -> dict:
+    """Rule 4 on a run's curve ``points``: the first multiple of ``LONG_EVERY`` from
+    ``levelled_at`` (T*) on whose curve up to it passes the protocol's convergence precondition
+    (:func:`mamlscope.stats.window_rise`, upper end ≤ :data:`mamlscope.verdict.claims.LEVEL`), or
+    the cap's step (the last multiple of 500 within ``cap_hours``). ``T`` is None while neither is
+    reached; ``looks`` gives each look's rise and interval."""
+    cap = int(cap_hours * 3600 / seconds_per_step) // 500 * 500
+    every = profiles.LONG_EVERY
+    first = -(-(levelled_at or math.inf) // every) * every if levelled_at else math.inf
+    looks = {}
+    for T in sorted(s for s in points if first <= s <= cap and (s % every == 0 or s == cap)):
+        r = window_rise({0: {s: v for s, v in points.items() if s <= T}}, T)
+        looks[T] = {"rise": r.rise, "lo": r.lo, "hi": r.hi, "levelled": bool(r.hi <= claims.LEVEL)}
+        if r.hi <= claims.LEVEL:
+            return {"T": T, "why": "levelled off", "cap_step": cap, "looks": looks}
+    if cap in points:
+        return {"T": cap, "why": "the cap (not levelled off)", "cap_step": cap, "looks": looks}
+    return {"T": None, "why": "training on", "cap_step": cap, "looks": looks}
+
+
+def length_power(f: dict, noise: float, levelled_at: int, cap: int, draws: int = 2000, seed: int = 0) -> dict:
+    """How often rule 4 finds a level, if the curve is the fit ``f`` plus independent normal noise
+    of ``noise`` (the residual SD of the curve about the fit) at every 500 steps: the share of
+    ``draws`` simulated curves that pass at some look (``any``) and at the cap (``at_cap``)."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(0, cap + 1, 500)
+    mean = f["a"] - f["b"] * np.exp(-steps / f["tau"])
+    every = profiles.LONG_EVERY
+    first = -(-levelled_at // every) * every
+    looks = [T for T in steps.tolist() if first <= T and (T % every == 0 or T == cap)]
+    hits = at_cap = 0
+    for _ in range(draws):
+        curve = dict(zip(steps.tolist(), (mean + rng.normal(0, noise, len(steps))).tolist()))
+        passed = [window_rise({0: {s: v for s, v in curve.items() if s <= T}}, T).hi <= claims.LEVEL for T in looks]
+        hits += any(passed)
+        at_cap += passed[-1] if looks else 0
+    return {"any": hits / draws, "at_cap": at_cap / draws, "noise": noise, "draws": draws, "looks": looks}
 
 
 def choose(rows: dict[str, dict], cap_hours: float = CAP_HOURS) -> dict:
@@ -369,6 +416,13 @@ def measure(root=None) -> dict:
            else "its fit sits at a bound (the curve is still accelerating: no level to predict yet)" for k in waiting}
     choice = choose(fitted) if not waiting else {
         "shape": None, "reason": "; ".join(f"{k}: {w}" for k, w in why.items()) + " (the rule compares every shape)"}
+    if choice.get("shape"):
+        row = rows[choice["shape"]]
+        choice["length"] = length(row["curve"], row["levelled_step"], row["seconds_per_step"])
+        f, pts = row["fit"], row["curve"]
+        resid = [v - (f["a"] - f["b"] * math.exp(-s / f["tau"])) for s, v in pts.items() if s >= 5 * FIT_FROM]
+        choice["length"]["power"] = length_power(f, float(np.std(resid, ddof=3)), row["levelled_step"],
+                                                 choice["length"]["cap_step"])
     return {"rows": rows, "choice": choice, "rule": __doc__.split("**The rule")[1].split("``python")[0].strip(),
             **provenance()}
 

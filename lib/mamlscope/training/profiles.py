@@ -262,20 +262,20 @@ LONG_SHAPE = "finn-queries"
 #: The long run: that shape and its length T (set when ``regime fork`` makes it, once the trial's
 #: curve has levelled off there); ``None`` until then.
 LONG_RUN: dict | None = None
-#: The long profile's checkpoints: every ``LONG_EVERY`` steps, the log-spaced early ones and the
-#: last (the trial checkpoints every 500 to resume; the chapters and the book's files need fewer).
+#: The long runs' checkpoints that are kept once forked and shipped: every ``LONG_EVERY`` steps, the
+#: log-spaced early ones and the last (they checkpoint every 500 steps to resume, and log the
+#: learning curve there; the chapters and the book's files need fewer).
 LONG_EVERY = 2_500
 
 
-def regime_config(shape: str, steps: int = 60_000, algorithm: str = "maml", seed: int = 0,
-                  every: int = 500) -> MetaConfig:
+def regime_config(shape: str, steps: int = 60_000, algorithm: str = "maml", seed: int = 0) -> MetaConfig:
     """The cpu profile's 20-way 1-shot setting under Finn et al.'s recipe (Σℓ/K inner loss, their
     network, 5 inner steps at α = 0.1), with ``shape``'s queries, meta-batch and filters,
-    ``steps`` long, a checkpoint every ``every`` steps, trained with ``algorithm`` from ``seed``."""
+    ``steps`` long, a checkpoint every 500 steps, trained with ``algorithm`` from ``seed``."""
     if shape not in REGIME_SHAPES:
         raise ValueError(f"shape={shape!r}; use one of {', '.join(REGIME_SHAPES)}.")
     return replace(PROFILES["cpu"].omniglot_20w1s, inner_reduction="sum/k", network="finn", steps=steps,
-                   checkpoint_every=every, algorithm=algorithm, seed=seed, **REGIME_SHAPES[shape])
+                   checkpoint_every=500, algorithm=algorithm, seed=seed, **REGIME_SHAPES[shape])
 
 
 def long_profile(shape: str, steps: int) -> Profile:
@@ -286,7 +286,7 @@ def long_profile(shape: str, steps: int) -> Profile:
     (:data:`LONG_RUN`), ``long@STEPS`` at another (the budget study's shorter forks)."""
     cpu = PROFILES["cpu"]
     name = "long" if LONG_RUN == {"shape": shape, "steps": steps} else f"long@{steps}"
-    return replace(cpu, name=name, omniglot_20w1s=regime_config(shape, steps, every=LONG_EVERY), anil_seeds=2,
+    return replace(cpu, name=name, omniglot_20w1s=regime_config(shape, steps), anil_seeds=2,
                    description=(f"cpu, with the 20-way 1-shot model under Finn et al.'s recipe (Σℓ/K, their "
                                 f"network, α = 0.1) at {steps:,} steps, {REGIME_SHAPES[shape]['q_query']} "
                                 f"query per class, meta-batch {REGIME_SHAPES[shape]['meta_batch']}, "
@@ -307,6 +307,15 @@ def _valid_overrides(profile: Profile) -> list[str]:
         elif f.name not in ("name", "description"):
             keys.append(f.name)
     return keys
+
+
+def known(name: str) -> bool:
+    """Whether ``name`` is a profile :func:`load` gives (one of :data:`PROFILES` or ``long@STEPS``)."""
+    try:
+        load(name)
+    except ValueError:
+        return False
+    return True
 
 
 def load(name: str = "cpu", **overrides) -> Profile:
