@@ -195,3 +195,19 @@ def test_g2_rbf_cka_uses_goerttlers_bandwidth():
     got = cka(torch.tensor(x), torch.tensor(y), **R.G2_KERNELS["rbf [G]"])
     assert got == pytest.approx(by_hand, rel=1e-10)
     assert got != pytest.approx(cka(torch.tensor(x), torch.tensor(y), **R.G2_KERNELS["rbf [Kornblith]"]))
+
+
+def test_analysed_checkpoints_are_the_nearest_kept_ones():
+    """[G] Fig 3's checkpoints over the last two thirds: exact where the run has them (the cpu
+    grid), else the nearest the run kept (a long fork keeps every 2,500 steps)."""
+    from types import SimpleNamespace
+
+    from mamlscope.measure.representations import analysed_checkpoints
+
+    def run(steps, every, have):
+        return SimpleNamespace(config=SimpleNamespace(steps=steps, checkpoint_every=every),
+                               checkpoint_steps=lambda: sorted(have))
+
+    assert analysed_checkpoints(run(3000, 250, range(0, 3001, 250))) == [1000, 1500, 2000, 2500, 3000]
+    kept = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 2500, 5000, 7500, 10000]
+    assert analysed_checkpoints(run(10000, 500, kept)) == [2500, 5000, 7500, 10000]

@@ -673,10 +673,12 @@ def meta_change(run, x: torch.Tensor, device="cpu", metrics=METRICS,
 
 def analysed_checkpoints(run, n: int = 5) -> list[int]:
     """``n`` checkpoints spread evenly over the last two thirds of training (as [G] Fig 3's 20k …
-    60k of 60k), those that exist."""
-    last = run.config.steps
+    60k of 60k): for each wanted step, the run's checkpoint on its regular grid nearest to it
+    (the step itself where it exists; fewer than ``n`` when a run kept fewer checkpoints there)."""
+    last, every = run.config.steps, run.config.checkpoint_every
+    have = [s for s in run.checkpoint_steps() if s % every == 0 or s == last]
     wanted = [round(last * k / (n + 1)) for k in range(2, n + 2)]
-    return [s for s in wanted if s in run.checkpoint_steps()]
+    return sorted({min(have, key=lambda s: (abs(s - w), s)) for w in wanted}) if have else []
 
 
 @dataclass

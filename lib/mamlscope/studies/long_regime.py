@@ -109,6 +109,10 @@ def _length(rec: dict) -> str:
             f"the next look is at step {min(nxt, got['cap_step']):,}, and the cap is step {got['cap_step']:,}." + said)
 
 
+def _span(steps: list[int]) -> str:
+    return f"{steps[0]:,}" if len(steps) == 1 else f"{min(steps):,}–{max(steps):,}"
+
+
 def _runs(man: dict) -> str:
     rows = []
     T = (profiles.LONG_RUN or {}).get("steps")
@@ -118,14 +122,14 @@ def _runs(man: dict) -> str:
             rows.append([name, "not trained yet", "", "", "", ""])
             continue
         last = max(m["curve"])
-        recovered = ", ".join(f"{min(s['recovered']):,}–{max(s['recovered']):,} (checked at {s['to']:,}: "
+        recovered = ", ".join(f"{_span(s['recovered'])} (checked at {s['to']:,}: "
                               f"largest weight difference {s['largest_weight_difference_at_to']:g})"
                               for s in m.get("recovered", []))
         rows.append([name, f"{m['step']:,}", _pc(m["curve"][last]), f"{m['train_seconds'] / 3600:.1f}",
                      f"{m['machine']}, {m['threads']} thread", recovered or "none"])
     status = (f"The long profile's length is T = {T:,} steps (`profiles.LONG_RUN`)." if T else
-              "The MAML run has not yet reached the step at which the rule's fit levels off, so the long "
-              "profile's length is not fixed yet (`profiles.LONG_RUN` is unset) and its chapters are not executed.")
+              "The length rule (4, above) has not fixed the long run's length yet (`profiles.LONG_RUN` is unset), "
+              "so the long profile's chapters are not executed; MAML and ANIL seed 1 train on.")
     return (_md_table(["run", "trained to step", "accuracy there", "hours of training", "trained on",
                        "checkpoints retrained after the fact"], rows)
             + f"\n\n{status} Hours of training add up the wall time of the logged steps (checkpoint evaluations "
@@ -142,12 +146,19 @@ def _curve(man: dict) -> str:
     return _md_table(["step"] + list(NAMES.values()), rows)
 
 
+def _chapters() -> str:
+    """The budget study's chapters, each linked: "chapters 1, 3, 4 and 7" as a reader follows them."""
+    links = [f"{{doc}}`chapter {int(c[:2])} <{c}>`" for c in budget.chapters()]
+    return ", ".join(links[:-1]) + " and " + links[-1]
+
+
 def _budget(root: Path) -> str:
     results = root / "book" / "results"
     t = budget.table(results)
     if t.empty:
-        return ("**Not judged yet.** `python -m mamlscope budget` executes chapters 1, 3, 4 and 7 at each "
-                "step the three runs have all reached, and this page shows what they recorded.")
+        return ("**Not judged yet.** `python -m mamlscope budget` executes the chapters that measure them ("
+                + _chapters() + ") at each step the three runs have all reached, and this page shows what they "
+                "recorded.")
     alone = budget.table(results, rule_alone=True)
     grid = lambda f: [[c] + [f.loc[c, s] if isinstance(f.loc[c, s], str) else "—" for s in f.columns]  # noqa: E731
                       for c in f.index]
@@ -157,8 +168,8 @@ def _budget(root: Path) -> str:
               "rising, the setting): how the measurement itself moves as the model trains. It is not a verdict "
               "where a precondition fails; the recipe study reports it the same way.\n\n"
             + _md_table(["claim"] + [f"step {s:,}" for s in alone.columns], grid(alone))
-            + "\n\nEach column is the run forked at that step (MAML and both ANIL seeds), measured by the chapters' "
-              "own code.")
+            + "\n\nEach column is the run forked at that step (MAML and both ANIL seeds), measured by the code of "
+              + _chapters() + ".")
 
 
 def _remaining() -> str:
@@ -201,7 +212,7 @@ def page(root=None) -> str:
         "\n## Reproducing it\n",
         "```bash\n# the shipped checkpoints into the cache; their SHA-256 against the manifests\n"
         ".venv/bin/python -m mamlscope regime restore\n.venv/bin/python -m mamlscope regime verify\n"
-        "# the verdicts at each step (chapters 1, 3, 4 and 7), then this page\n"
+        "# the verdicts at each step, then this page\n"
         ".venv/bin/python -m mamlscope budget\n"
         ".venv/bin/python -m mamlscope long_regime --write book/long_regime.md\n```\n\n"
         "Retraining from scratch and how long it takes: the README, *The long regime*.",
