@@ -44,10 +44,14 @@ def history(run: runs.Run) -> dict[int, str]:
     return found
 
 
-def from_history(run: runs.Run, step: int, commit: str) -> dict:
-    blob = subprocess.run(["git", "show", f"{commit}:{regime.SHIPPED}/{run.dir.name}/ckpt/step_{step:07d}.pt"],
+def blob(run: runs.Run, step: int, commit: str) -> bytes:
+    """The bytes of ``run``'s checkpoint ``step`` as ``commit`` shipped it."""
+    return subprocess.run(["git", "show", f"{commit}:{regime.SHIPPED}/{run.dir.name}/ckpt/step_{step:07d}.pt"],
                           capture_output=True, check=True).stdout
-    return torch.load(io.BytesIO(blob), weights_only=True)
+
+
+def from_history(run: runs.Run, step: int, commit: str) -> dict:
+    return torch.load(io.BytesIO(blob(run, step, commit)), weights_only=True)
 
 
 def recover(shape: str, wanted: list[int], algorithm: str = "maml", seed: int = 0) -> list[dict]:
@@ -55,9 +59,8 @@ def recover(shape: str, wanted: list[int], algorithm: str = "maml", seed: int = 
     run = runs.Run(regime.config(shape, algorithm, seed))
     hist, have = history(run), set(run.checkpoint_steps())
     for s in sorted(set(wanted) & set(hist) - have):  # shipped once: the committed file, byte for byte
-        blob = subprocess.run(["git", "show", f"{hist[s]}:{regime.SHIPPED}/{run.dir.name}/ckpt/step_{s:07d}.pt"],
-                              capture_output=True, check=True).stdout
-        atomic_write(run.checkpoint_path(s), lambda p, blob=blob: p.write_bytes(blob))
+        data = blob(run, s, hist[s])
+        atomic_write(run.checkpoint_path(s), lambda p, data=data: p.write_bytes(data))
         print(f"step {s:,}: restored from commit {hist[s][:7]}", flush=True)
     have = set(run.checkpoint_steps())
     missing = sorted(s for s in wanted if s not in have)
