@@ -102,11 +102,10 @@ def _length(rec: dict) -> str:
         "test tasks would narrow it.")
     last = max(curve)
     r = window_rise({0: curve}, last)
-    every = profiles.LONG_EVERY
-    nxt = max(-(-(row["levelled_step"] or 0) // every) * every, (last // every + 1) * every)
+    nxt = next((T for T in regime.looks(row["levelled_step"], got["cap_step"]) if T > last), got["cap_step"])
     return (f"Its length is not fixed yet: at step {last:,}, its newest, the protocol's window rise is "
             f"{100 * r.rise:+.1f} [{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] points (levelled off: upper end ≤ 1); "
-            f"the next look is at step {min(nxt, got['cap_step']):,}, and the cap is step {got['cap_step']:,}." + said)
+            f"the next look is at step {nxt:,}, and the cap is step {got['cap_step']:,}." + said)
 
 
 def _span(steps: list[int]) -> str:

@@ -326,25 +326,36 @@ def levelled_step(f: dict, level: float = LEVEL) -> int:
     return math.inf
 
 
+def looks(levelled_at: int, cap: int) -> list[int]:
+    """Rule 4's looks: the multiples of ``LONG_EVERY`` from T* (``levelled_at``) on, up to the
+    cap's step, and the cap's step."""
+    every = profiles.LONG_EVERY
+    first = -(-levelled_at // every) * every
+    return [T for T in range(first, cap + 1, every) if T != cap] + [cap]
+
+
+def _look(points: dict[int, float], T: int) -> dict:
+    """The protocol's convergence precondition on the curve ``points`` up to ``T``."""
+    r = window_rise({0: {s: v for s, v in points.items() if s <= T}}, T)
+    return {"rise": r.rise, "lo": r.lo, "hi": r.hi, "levelled": bool(r.hi <= claims.LEVEL)}
+
+
 def length(points: dict[int, float], levelled_at: int | None, seconds_per_step: float,
            cap_hours: float = CAP_HOURS) -> dict:
-    """Rule 4 on a run's curve ``points``: the first multiple of ``LONG_EVERY`` from
-    ``levelled_at`` (T*) on whose curve up to it passes the protocol's convergence precondition
-    (:func:`mamlscope.stats.window_rise`, upper end ≤ :data:`mamlscope.verdict.claims.LEVEL`), or
-    the cap's step (the last multiple of 500 within ``cap_hours``). ``T`` is None while neither is
-    reached; ``looks`` gives each look's rise and interval."""
+    """Rule 4 on a run's curve ``points``: the first of :func:`looks` whose curve up to it passes
+    the protocol's convergence precondition (:func:`mamlscope.stats.window_rise`, upper end ≤
+    :data:`mamlscope.verdict.claims.LEVEL`), or the cap's step (the last multiple of 500 within
+    ``cap_hours``). ``T`` is None while neither is reached; ``looks`` gives each look's rise and
+    interval."""
     cap = int(cap_hours * 3600 / seconds_per_step) // 500 * 500
-    every = profiles.LONG_EVERY
-    first = -(-(levelled_at or math.inf) // every) * every if levelled_at else math.inf
-    looks = {}
-    for T in sorted(s for s in points if first <= s <= cap and (s % every == 0 or s == cap)):
-        r = window_rise({0: {s: v for s, v in points.items() if s <= T}}, T)
-        looks[T] = {"rise": r.rise, "lo": r.lo, "hi": r.hi, "levelled": bool(r.hi <= claims.LEVEL)}
-        if r.hi <= claims.LEVEL:
-            return {"T": T, "why": "levelled off", "cap_step": cap, "looks": looks}
+    seen = {}
+    for T in (t for t in (looks(levelled_at, cap) if levelled_at else []) if t in points):
+        seen[T] = _look(points, T)
+        if seen[T]["levelled"]:
+            return {"T": T, "why": "levelled off", "cap_step": cap, "looks": seen}
     if cap in points:
-        return {"T": cap, "why": "the cap (not levelled off)", "cap_step": cap, "looks": looks}
-    return {"T": None, "why": "training on", "cap_step": cap, "looks": looks}
+        return {"T": cap, "why": "the cap (not levelled off)", "cap_step": cap, "looks": seen}
+    return {"T": None, "why": "training on", "cap_step": cap, "looks": seen}
 
 
 def length_power(f: dict, noise: float, levelled_at: int, cap: int, draws: int = 2000, seed: int = 0) -> dict:
@@ -354,16 +365,14 @@ def length_power(f: dict, noise: float, levelled_at: int, cap: int, draws: int =
     rng = np.random.default_rng(seed)
     steps = np.arange(0, cap + 1, 500)
     mean = f["a"] - f["b"] * np.exp(-steps / f["tau"])
-    every = profiles.LONG_EVERY
-    first = -(-levelled_at // every) * every
-    looks = [T for T in steps.tolist() if first <= T and (T % every == 0 or T == cap)]
+    at = looks(levelled_at, cap)
     hits = at_cap = 0
     for _ in range(draws):
         curve = dict(zip(steps.tolist(), (mean + rng.normal(0, noise, len(steps))).tolist()))
-        passed = [window_rise({0: {s: v for s, v in curve.items() if s <= T}}, T).hi <= claims.LEVEL for T in looks]
+        passed = [_look(curve, T)["levelled"] for T in at]
         hits += any(passed)
-        at_cap += passed[-1] if looks else 0
-    return {"any": hits / draws, "at_cap": at_cap / draws, "noise": noise, "draws": draws, "looks": looks}
+        at_cap += passed[-1]
+    return {"any": hits / draws, "at_cap": at_cap / draws, "noise": noise, "draws": draws, "looks": at}
 
 
 def choose(rows: dict[str, dict], cap_hours: float = CAP_HOURS) -> dict:
