@@ -9,8 +9,12 @@
 * A profile other than the book's never writes into ``book/`` unless asked (``--in-place``).
 """
 import argparse
+import asyncio
+import contextvars
+import gc
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -271,6 +275,48 @@ def test_ctrl_c_stops_the_kernel_and_leaves_the_book_intact(project, tmp_path):
     assert _gone(kernel), "the kernel kept running after Ctrl-C"
     assert "interrupted in 93_sleeps" in err and "Traceback" not in err
     assert tree_digest(project / "book") == before
+
+
+class NotebookClient:  # stands in for nbclient's, whose tasks a Ctrl-C leaves on the loop
+    async def async_execute_cell(self, end):
+        if end == "dies":
+            from nbclient.exceptions import DeadKernelError
+            raise DeadKernelError("Kernel died")
+        await asyncio.get_running_loop().create_future()  # pending for ever
+
+
+def _leftover_task_reports(quiet: bool, end: str) -> list[str]:
+    """What asyncio reports about an interrupted cell's task left on the loop, collected after
+    its kernel died (the race CI hit: "Task exception was never retrieved" and a traceback)."""
+    from jupyter_core.utils import ensure_event_loop
+
+    reports = []
+    handler = logging.Handler()
+    handler.emit = lambda record: reports.append(record.getMessage())
+    logging.getLogger("asyncio").addHandler(handler)
+
+    def scenario():
+        loop = ensure_event_loop()
+        task = loop.create_task(NotebookClient().async_execute_cell(end))
+        loop.run_until_complete(asyncio.sleep(0.01))
+        if quiet:
+            notebooks._quiet_interrupted_cell()
+        del task
+        gc.collect()
+        loop.close()
+
+    try:
+        contextvars.Context().run(scenario)
+    finally:
+        asyncio.set_event_loop(None)
+        logging.getLogger("asyncio").removeHandler(handler)
+    return reports
+
+
+@pytest.mark.parametrize("end", ["dies", "pending"])
+def test_an_interrupted_cells_leftover_tasks_are_not_reported(end):
+    assert _leftover_task_reports(quiet=False, end=end)  # what asyncio prints without it
+    assert _leftover_task_reports(quiet=True, end=end) == []
 
 
 def test_a_killed_kernel_leaves_the_book_intact(project, tmp_path):

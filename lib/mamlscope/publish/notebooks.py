@@ -15,6 +15,7 @@ and review; ``book/<chapter>.ipynb`` carries the outputs that the HTML shows and
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import logging
@@ -268,6 +269,31 @@ def _kill_new_children(before: set[int], grace: float = 3.0) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
+def _quiet_interrupted_cell() -> None:
+    """After Ctrl-C, the interrupted cell's nbclient tasks stay on this thread's event loop; with
+    the kernel stopped they end in ``DeadKernelError`` (or are dropped still pending) whenever the
+    loop next runs or they are collected, and asyncio would print that as a traceback. Silence
+    those two reports on this loop: the interruption is reported once, by the caller."""
+    from jupyter_core.utils import ensure_event_loop
+    from nbclient.exceptions import DeadKernelError
+
+    loop = ensure_event_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop, context):
+        task = context.get("task") or context.get("future")
+        coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+        if isinstance(context.get("exception"), DeadKernelError) or (
+                context.get("exception") is None and "NotebookClient" in getattr(coro, "__qualname__", "")):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 def _hide_injected(path: Path) -> None:
     import nbformat
 
@@ -318,6 +344,7 @@ def execute(root: Path, chapter: str, parameters: dict, output: Path, *, failed_
                                     kernel_name="python3", **papermill_kwargs)
         except KeyboardInterrupt:
             _kill_new_children(before)
+            _quiet_interrupted_cell()
             raise
         except Exception as err:
             _kill_new_children(before, grace=1.0)
