@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import requires_data
@@ -84,6 +85,39 @@ def test_levelling_rule_on_a_known_curve():
     pts = {s: f["a"] - f["b"] * math.exp(-s / f["tau"]) for s in range(0, 8001, 500)}
     got = regime.fit(pts)
     assert got["a"] == pytest.approx(0.9, abs=1e-4) and got["tau"] == pytest.approx(2000, rel=1e-3)
+
+
+def _per_task(model_shift, tasks=1000, seed=0, fixed=True):
+    """Per-task accuracies at checkpoints 0, 500, …, 10,000: the same tasks at every checkpoint
+    (``fixed``; each keeps its difficulty) or new ones drawn at each (20 queries each), the
+    model's accuracy moved by ``model_shift(step)``."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.uniform(0.6, 0.95, tasks)
+    out = {}
+    for step in range(0, 10_001, 500):
+        if fixed:
+            out[step] = np.clip(difficulty + model_shift(step), 0, 1)
+        else:
+            out[step] = rng.binomial(20, np.clip(rng.uniform(0.6, 0.95, tasks) + model_shift(step), 0, 1)) / 20
+    return out
+
+
+def test_scatter_tells_the_tasks_noise_from_the_models():
+    # new tasks at every checkpoint, a flat model: the scatter is the tasks' error, which 10× the
+    # tasks cuts by about √10; the window rise contains 0
+    tasks_only = regime.scatter(_per_task(lambda s: 0.0, fixed=False), curve_tasks=100)
+    few, many = tasks_only["100"], tasks_only["1000"]
+    assert few["scatter"] == pytest.approx(few["task_se"], rel=0.5)
+    assert many["scatter"] < few["scatter"] / 2 and many["lo"] <= 0 <= many["hi"]
+    # the same tasks, a model that jumps ±1 point between checkpoints: more tasks do not help
+    jumps = np.random.default_rng(1).normal(0, 0.01, 21)
+    model = regime.scatter(_per_task(lambda s: jumps[s // 500]), curve_tasks=100)
+    assert model["1000"]["scatter"] == pytest.approx(model["100"]["scatter"], rel=0.25)
+    assert model["1000"]["scatter"] > 0.005
+    # a steady rise of 5 points per 10,000 steps: 2 points over the protocol's window (the last
+    # 40%), seen as a rise, not levelled off
+    rising = regime.scatter(_per_task(lambda s: 0.05 * s / 10_000), curve_tasks=100)["1000"]
+    assert rising["rise"] == pytest.approx(0.02, abs=0.002) and not rising["levelled"]
 
 
 def test_choice_prefers_the_papers_shape_within_the_cap():
@@ -218,3 +252,9 @@ def test_the_lengths_power_falls_with_the_curves_noise():
     noisy = regime.length_power(f, 0.02, 20_500, 31_000, draws=200)
     assert quiet["any"] == 1.0 and quiet["looks"] == [22_500, 25_000, 27_500, 30_000, 31_000]
     assert noisy["any"] < 0.5 and noisy["at_cap"] <= noisy["any"]
+
+
+def test_noise_refuses_fewer_tasks_than_the_curve_before_any_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MAMLSCOPE_CACHE", str(tmp_path))
+    assert regime.main(["noise", "--tasks", "50"]) == 2
+    assert "give more than the curve's own 100" in capsys.readouterr().err

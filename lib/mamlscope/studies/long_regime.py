@@ -51,7 +51,7 @@ def _manifests(root: Path) -> dict:
     return out
 
 
-def _trial(rec: dict) -> str:
+def _trial(rec: dict, root: Path) -> str:
     rows = []
     for shape, r in rec["rows"].items():
         f, T = r.get("fit") or {}, r.get("levelled_step")
@@ -73,7 +73,7 @@ def _trial(rec: dict) -> str:
     rule = rule.replace(":data:`LEVEL` (1 point)", f"{100 * regime.LEVEL:.0f} point").replace(":data:`FIT_FROM`", f"{regime.FIT_FROM:,}")
     rule = rule.replace(":data:`CAP_HOURS`", f"{regime.CAP_HOURS:g} hours").replace("``regime time``", "`regime time`")
     rule = rule.replace("; :func:`length`", "")
-    chosen += " " + _length(rec)
+    chosen += " " + _length(rec, root)
     return (f"{table}\n\nAccuracy is on the run's fixed 100 test tasks (20-way 1-shot, 5 inner steps at α = 0.1), "
             f"scored at each checkpoint while training; seconds per step were timed alone at one thread "
             f"({rec.get('machine', 'machine not recorded')}). The rule (fixed before any curve was seen; the "
@@ -81,7 +81,7 @@ def _trial(rec: dict) -> str:
             f"{rule.strip()}\n\n{chosen} Recorded at commit `{rec.get('commit')}` on {rec.get('date')}.")
 
 
-def _length(rec: dict) -> str:
+def _length(rec: dict, root: Path) -> str:
     """Rule 4's state, in words: the length chosen, or where the chosen run's curve stands."""
     choice = rec["choice"]
     got = choice.get("length")
@@ -98,14 +98,30 @@ def _length(rec: dict) -> str:
         f" If the curve follows its fit with the scatter it has shown about it ({100 * power['noise']:.1f} points "
         f"per checkpoint, on 100 test tasks), the precondition sees a level at one of the looks in "
         f"{100 * power['any']:.0f}% of simulated curves, and at the cap in {100 * power['at_cap']:.0f}%: a "
-        "noisy curve can level off without the test saying so. Scoring the checkpoints of the window on more "
-        "test tasks would narrow it.")
+        "noisy curve can level off without the test saying so.")
     last = max(curve)
     r = window_rise({0: curve}, last)
     nxt = next((T for T in regime.looks(row["levelled_step"], got["cap_step"]) if T > last), got["cap_step"])
     return (f"Its length is not fixed yet: at step {last:,}, its newest, the protocol's window rise is "
             f"{100 * r.rise:+.1f} [{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] points (levelled off: upper end ≤ 1); "
-            f"the next look is at step {nxt:,}, and the cap is step {got['cap_step']:,}." + said)
+            f"the next look is at step {nxt:,}, and the cap is step {got['cap_step']:,}." + said + _noise(root))
+
+
+def _noise(root: Path) -> str:
+    """Where the curve's scatter comes from (``regime noise``), in words; "" before it is measured."""
+    path = root / regime.NOISE
+    if not path.is_file():
+        return ""
+    rec = json.loads(path.read_text())
+    few, many = sorted((v for v in rec.values() if isinstance(v, dict) and "scatter" in v), key=lambda v: v["tasks"])
+    return (f" Would more test tasks narrow it? Scored on {many['tasks']:,} fixed test tasks instead of "
+            f"{few['tasks']:,}, the checkpoints of the window at step {rec['window'][1]:,} (steps "
+            f"{rec['window'][0]:,}–{rec['window'][1]:,}, every 500) have a sampling error of "
+            f"{100 * many['task_se']:.2f} points instead of {100 * few['task_se']:.2f}, but the curve scatters about "
+            f"a smooth trend by {100 * many['scatter']:.2f} points instead of {100 * few['scatter']:.2f}: most of the "
+            "scatter is the model's own, from one checkpoint to the next, not the test tasks'. On those tasks the "
+            f"window rise is {100 * many['rise']:+.1f} [{100 * many['lo']:+.1f}, {100 * many['hi']:+.1f}] points "
+            f"(on {few['tasks']:,}: {100 * few['rise']:+.1f} [{100 * few['lo']:+.1f}, {100 * few['hi']:+.1f}]).")
 
 
 def _span(steps: list[int]) -> str:
@@ -200,7 +216,7 @@ def page(root=None) -> str:
         "their network, 5 inner steps at α = 0.1), trained on a CPU in resumable chunks, with ANIL under the same "
         "recipe (two seeds, for R1 and R5). Its checkpoints are shipped with the book.\n",
         "## Which run, and how long\n",
-        _trial(rec) if rec else "The regime trial has not been recorded yet (`python -m mamlscope regime record`).",
+        _trial(rec, root) if rec else "The regime trial has not been recorded yet (`python -m mamlscope regime record`).",
         "\n## The runs\n", _runs(man),
         f"\n## Learning curves, every {profiles.LONG_EVERY:,} steps\n",
         "Accuracy on the fixed 100 test tasks at the checkpoints the book ships:\n\n" + _curve(man),

@@ -71,6 +71,8 @@ RECORD = Path("book/results/long/studies/regime.json")
 TIMING = Path("book/results/long/studies/regime-timing.json")
 #: Checkpoints retrained after the fact (``tools/recover_checkpoints.py``), with their check.
 RECOVERED = Path("book/results/long/studies/recovered.json")
+#: Where the learning curve's scatter comes from (``regime noise``): the test tasks or the model.
+NOISE = Path("book/results/long/studies/curve-noise.json")
 
 
 #: The trial runs of a shape: MAML (what the rule looks at) and ANIL under the same recipe.
@@ -375,6 +377,66 @@ def length_power(f: dict, noise: float, levelled_at: int, cap: int, draws: int =
     return {"any": hits / draws, "at_cap": at_cap / draws, "noise": noise, "draws": draws, "looks": at}
 
 
+def scatter(values: dict[int, np.ndarray], curve_tasks: int) -> dict:
+    """Split a learning curve's scatter into the test tasks' and the model's: ``values`` holds
+    each checkpoint's per-task accuracies on the same fixed tasks, the curve's own
+    ``curve_tasks`` first. For the curve on the first ``curve_tasks`` and on all of them: the
+    tasks' standard error of one checkpoint's mean (averaged over checkpoints), the residual SD
+    of the checkpoint means about a quadratic in the step (the scatter a window's fit sees), and
+    the protocol's window rise at the newest step (over its last 40%). Task sampling alone would shrink the scatter
+    with the tasks' error; what stays at many tasks is the model's, from checkpoint to checkpoint."""
+    steps = np.array(sorted(values), dtype=float)
+    out = {}
+    for n in (curve_tasks, min(len(v) for v in values.values())):
+        means = np.array([np.mean(values[int(s)][:n]) for s in steps])
+        se = float(np.mean([np.std(values[int(s)][:n], ddof=1) / math.sqrt(n) for s in steps]))
+        resid = means - np.polyval(np.polyfit(steps, means, 2), steps)
+        r = window_rise({0: dict(zip(steps.astype(int).tolist(), means.tolist()))}, int(steps[-1]))
+        out[str(n)] = {"tasks": n, "task_se": se, "scatter": float(np.std(resid, ddof=3)),
+                       "rise": r.rise, "lo": r.lo, "hi": r.hi, "levelled": bool(r.hi <= claims.LEVEL),
+                       "curve": dict(zip(steps.astype(int).tolist(), means.tolist()))}
+    return out
+
+
+def curve_noise(shape: str, n_tasks: int = 1000, root=None, algorithm: str = "maml", seed: int = 0) -> dict:
+    """:func:`scatter` of the trial run's convergence window, [0.6 T, T] at its newest checkpoint
+    T: each of its checkpoints there (every 500 steps: the local cache's, since only every
+    2,500th is shipped) scored on the first ``n_tasks`` fixed test tasks. Computed without writing
+    into the run, which may be training; the first 100 tasks must give the logged curve."""
+    from mamlscope.core import evaluate
+
+    run = runs.Run(config(shape, algorithm, seed), root)
+    cfg, pts = run.config, curve(run)
+    if n_tasks <= cfg.curve_tasks:
+        raise ValueError(f"--tasks {n_tasks}: give more than the curve's own {cfg.curve_tasks}")
+    if not pts:
+        raise ValueError(f"{run.dir.name} has no learning curve yet")
+    last = max(pts)
+    steps = [s for s in sorted(pts) if s >= 0.6 * last]
+    missing = [s for s in steps if not run.checkpoint_path(s).is_file()]
+    if missing:
+        raise ValueError(f"{run.dir.name} lacks the checkpoints of steps {_list(missing)} (the shipped runs keep "
+                         f"every {profiles.LONG_EVERY:,}th): run it where the trial trained")
+    tasks, inner = cfg.test_tasks(n_tasks), cfg.inner(train=False)
+    values = {}
+    for s in steps:
+        v = evaluate.per_task_scores(run.load_model(s), tasks, inner, loss=cfg.loss).double().numpy()
+        if abs(v[:cfg.curve_tasks].mean() - pts[s]) > 1e-6:
+            raise RuntimeError(f"step {s}: the first {cfg.curve_tasks} tasks give {v[:cfg.curve_tasks].mean():.4f}, "
+                               f"the log {pts[s]:.4f}: not the curve's tasks")
+        values[s] = v
+    return {"run": run.dir.name, "window": [steps[0], last], **scatter(values, cfg.curve_tasks), **provenance()}
+
+
+def _write(path: Path, rec: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1, default=float) + "\n"))
+
+
+def _list(steps: list[int]) -> str:
+    return ", ".join(f"{s:,}" for s in steps)
+
+
 def choose(rows: dict[str, dict], cap_hours: float = CAP_HOURS) -> dict:
     """The rule of the module docstring, on ``shape → {"levelled_step", "seconds_per_step"}``."""
     cost = {s: r["levelled_step"] * r["seconds_per_step"] / 3600 for s, r in rows.items()
@@ -458,6 +520,9 @@ def main(argv=None) -> int:
         p.add_argument("--algorithm", choices=sorted({a for a, _ in VARIANTS}), default=None,
                        help="the trial run of this algorithm (default maml; ship: every run)")
         p.add_argument("--seed", type=int, default=None, help="its seed (default 0)")
+    nz = sub.add_parser("noise", help="score the chosen run's convergence window on more test tasks: how much "
+                        "of its curve's scatter is the tasks' and how much the model's; write " + str(NOISE))
+    nz.add_argument("--tasks", type=int, default=1000)
     tm = sub.add_parser("time", help="time each shape's step at one thread (alone), write " + str(TIMING))
     tm.add_argument("--steps", type=int, default=8)
     args = parser.parse_args(argv)
@@ -497,16 +562,22 @@ def main(argv=None) -> int:
             print(f"its last chunk retrained: largest weight difference {diff:.3g}")
     elif args.command == "time":
         rec = time_shapes(steps=args.steps)
-        path = _root() / TIMING
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1) + "\n"))
-        print(json.dumps(rec["seconds_per_step"]), "→", path)
+        _write(_root() / TIMING, rec)
+        print(json.dumps(rec["seconds_per_step"]), "→", TIMING)
+    elif args.command == "noise":
+        shape = json.loads((_root() / RECORD).read_text())["choice"]["shape"]
+        try:
+            rec = curve_noise(shape, args.tasks)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        _write(_root() / NOISE, rec)
+        print(", ".join(f"{k} tasks: scatter {100 * v['scatter']:.2f} points, tasks' error {100 * v['task_se']:.2f}"
+                        for k, v in rec.items() if isinstance(v, dict) and "scatter" in v), "→", NOISE)
     elif args.command == "record":
         rec = measure()
-        path = _root() / RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1, default=float) + "\n"))
-        print(json.dumps(rec["choice"]), "→", path)
+        _write(_root() / RECORD, rec)
+        print(json.dumps(rec["choice"]), "→", RECORD)
     return 0
 
 
