@@ -158,11 +158,10 @@ def depth_trend(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
     depth = np.arange(values.shape[1])
     rhos = np.array([stats.spearmanr(depth, row).statistic for row in values], dtype=float)
     rhos = rhos[np.isfinite(rhos)]
-    mean = float(rhos.mean())
     if len(rhos) < 2 or np.allclose(rhos, rhos[0]):
+        mean = float(rhos.mean())
         return mean, mean, mean
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(rhos) - 1) * rhos.std(ddof=1) / np.sqrt(len(rhos)))
-    return mean, mean - half, mean + half
+    return t_interval(rhos, confidence)
 
 
 def inner_vs_meta_rdms(model, thetas: Sequence[Params], tasks: Task, eval_x: torch.Tensor,
