@@ -38,8 +38,8 @@ def test_the_table_reads_each_steps_records(tmp_path, monkeypatch):
         (d / "R3.json").write_text(json.dumps(rec))
     t = budget.table()
     assert list(t.index) == ["R3"] and list(t.columns) == [5000, 20000]
-    assert t.loc["R3", 5000] == "inconclusive: not reached at this budget"
-    assert t.loc["R3", 20000] == "reproduced: holds"
+    assert t.loc["R3", 5000] == "inconclusive (not reached at this budget)"
+    assert t.loc["R3", 20000] == "reproduced (holds)"
 
 
 def test_the_rule_alone_is_judged_again_from_each_records_values(tmp_path, monkeypatch):
@@ -68,3 +68,13 @@ def test_the_long_regime_page_is_what_the_records_give():
     root = Path(__file__).resolve().parents[1]
     assert (root / "book" / "long_regime.md").read_text() == long_regime.page(root)
     assert "book/long_regime" in (root / "_toc.yml").read_text()
+
+
+def test_the_page_joins_the_steps_with_one_verdict():
+    import pandas as pd
+
+    from mamlscope.studies import long_regime
+    frame = pd.DataFrame({2500: ["a", "x"], 5000: ["a", None], 7500: ["b", "x"], 10000: ["a", "x"]}, index=["C1", "C2"])
+    assert long_regime._by_step(frame) == [
+        ["C1", "steps 2,500–5,000: a; step 7,500: b; step 10,000: a"],
+        ["C2", "step 2,500: x; step 5,000: not judged; steps 7,500–10,000: x"]]

@@ -127,7 +127,7 @@ def table(root=None, rule_alone: bool = False) -> pd.DataFrame:
                     alone = claims.judge(r.claim, r.values, r.profile, r.null_values or None, r.seeds or None)
                     cells.setdefault(claim_id, {})[step] = alone.verdict
                 else:
-                    cells.setdefault(claim_id, {})[step] = f"{r.verdict}: {scorecard.outcome(r)}"
+                    cells.setdefault(claim_id, {})[step] = f"{r.verdict} ({scorecard.outcome(r)})"
     frame = pd.DataFrame(cells).T.reindex([c for c in CLAIMS if c in cells])
     frame.columns.name = "meta-training step"
     return frame

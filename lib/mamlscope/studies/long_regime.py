@@ -175,16 +175,34 @@ def _budget(root: Path) -> str:
                 + _chapters() + ") at each step the three runs have all reached, and this page shows what they "
                 "recorded.")
     alone = budget.table(results, rule_alone=True)
-    grid = lambda f: [[c] + [f.loc[c, s] if isinstance(f.loc[c, s], str) else "—" for s in f.columns]  # noqa: E731
-                      for c in f.index]
-    return ("**The verdict**, under the protocol (each cell: the verdict, then what it means in the scorecard's "
-            "words):\n\n" + _md_table(["claim"] + [f"step {s:,}" for s in t.columns], grid(t))
+    header = ["claim", "at each step"]
+    return ("**The verdict**, under the protocol (in brackets, what it means in the scorecard's words; steps in "
+            "a row with the same verdict are joined):\n\n" + _md_table(header, _by_step(t))
             + "\n\n**The rule alone**, on the same measurements without the regime preconditions (the model still "
               "rising, the setting): how the measurement itself moves as the model trains. It is not a verdict "
               "where a precondition fails; the recipe study reports it the same way.\n\n"
-            + _md_table(["claim"] + [f"step {s:,}" for s in alone.columns], grid(alone))
-            + "\n\nEach column is the run forked at that step (MAML and both ANIL seeds), measured by the code of "
-              + _chapters() + ".")
+            + _md_table(header, _by_step(alone))
+            + f"\n\nEach step ({_list(list(t.columns))}) is the run forked there (MAML and both ANIL seeds), "
+              "measured by the code of " + _chapters() + ".")
+
+
+def _by_step(frame) -> list[list[str]]:
+    """Claim → "steps a–b: verdict; step c: …": each run of consecutive steps with one verdict."""
+    rows = []
+    for claim in frame.index:
+        spans = []  # [first step, last step, cell]
+        for step in frame.columns:
+            cell = frame.loc[claim, step] if isinstance(frame.loc[claim, step], str) else "not judged"
+            if spans and spans[-1][2] == cell:
+                spans[-1][1] = step
+            else:
+                spans.append([step, step, cell])
+        rows.append([claim, "; ".join(f"step {a:,}: {c}" if a == b else f"steps {a:,}–{b:,}: {c}" for a, b, c in spans)])
+    return rows
+
+
+def _list(steps: list[int]) -> str:
+    return ", ".join(f"{s:,}" for s in steps)
 
 
 def _remaining() -> str:
