@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "lib" / "mamlscope"
 #: third-party packages a function may import where it uses them: heavy, and needed by few paths
 LAZY = {"sklearn", "scipy", "torchvision", "PIL", "papermill", "jupytext", "nbformat", "distributed",
-        "dask", "dask_jobqueue", "IPython", "tqdm", "psutil", "threadpoolctl"}
+        "dask", "dask_jobqueue", "IPython", "tqdm", "psutil", "threadpoolctl", "nbclient", "jupyter_core"}
 
 
 def test_the_import_contracts_hold():

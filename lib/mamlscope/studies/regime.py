@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mamlscope.core import meta, runs
+from mamlscope.core import evaluate, meta, runs
 from mamlscope.paths import atomic_write, cache_root, project_root, provenance
 from mamlscope.stats import window_rise
 from mamlscope.training import profiles
@@ -403,8 +403,6 @@ def curve_noise(shape: str, n_tasks: int = 1000, root=None, algorithm: str = "ma
     T: each of its checkpoints there (every 500 steps: the local cache's, since only every
     2,500th is shipped) scored on the first ``n_tasks`` fixed test tasks. Computed without writing
     into the run, which may be training; the first 100 tasks must give the logged curve."""
-    from mamlscope.core import evaluate
-
     run = runs.Run(config(shape, algorithm, seed), root)
     cfg, pts = run.config, curve(run)
     if n_tasks <= cfg.curve_tasks:
