@@ -182,7 +182,7 @@ def _budget(root: Path) -> str:
               "rising, the setting): how the measurement itself moves as the model trains. It is not a verdict "
               "where a precondition fails; the recipe study reports it the same way.\n\n"
             + _md_table(header, _by_step(alone))
-            + f"\n\nEach step ({_list(list(t.columns))}) is the run forked there (MAML and both ANIL seeds), "
+            + f"\n\nEach step ({regime.step_list(list(t.columns))}) is the run forked there (MAML and both ANIL seeds), "
               "measured by the code of " + _chapters() + ".")
 
 
@@ -199,10 +199,6 @@ def _by_step(frame) -> list[list[str]]:
                 spans.append([step, step, cell])
         rows.append([claim, "; ".join(f"step {a:,}: {c}" if a == b else f"steps {a:,}–{b:,}: {c}" for a, b, c in spans)])
     return rows
-
-
-def _list(steps: list[int]) -> str:
-    return ", ".join(f"{s:,}" for s in steps)
 
 
 def _remaining() -> str:

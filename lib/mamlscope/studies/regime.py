@@ -413,7 +413,7 @@ def curve_noise(shape: str, n_tasks: int = 1000, root=None, algorithm: str = "ma
     steps = [s for s in sorted(pts) if s >= 0.6 * last]
     missing = [s for s in steps if not run.checkpoint_path(s).is_file()]
     if missing:
-        raise ValueError(f"{run.dir.name} lacks the checkpoints of steps {_list(missing)} (the shipped runs keep "
+        raise ValueError(f"{run.dir.name} lacks the checkpoints of steps {step_list(missing)} (the shipped runs keep "
                          f"every {profiles.LONG_EVERY:,}th): run it where the trial trained")
     tasks, inner = cfg.test_tasks(n_tasks), cfg.inner(train=False)
     values = {}
@@ -431,7 +431,8 @@ def _write(path: Path, rec: dict) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(rec, indent=1, default=float) + "\n"))
 
 
-def _list(steps: list[int]) -> str:
+def step_list(steps: list[int]) -> str:
+    """Steps for a reader: "2,500, 5,000, 7,500"."""
     return ", ".join(f"{s:,}" for s in steps)
 
 
