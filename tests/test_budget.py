@@ -78,3 +78,11 @@ def test_the_page_joins_the_steps_with_one_verdict():
     assert long_regime._by_step(frame) == [
         ["C1", "steps 2,500–5,000: a; step 7,500: b; step 10,000: a"],
         ["C2", "step 2,500: x; step 5,000: not judged; steps 7,500–10,000: x"]]
+
+
+def test_the_page_says_which_runs_train_on_from_the_manifests():
+    from mamlscope.studies import long_regime
+    man = {("maml", 0): {"step": 18_000}, ("anil", 0): {"step": 31_000}, ("anil", 1): {"step": 30_000}}
+    assert long_regime._training(man, 31_000) == ("; ANIL, seed 0 has reached the cap (31,000 steps); "
+                                                  "MAML and ANIL, seed 1 train on")
+    assert long_regime._training({("maml", 0): {"step": 500}}, None) == "; MAML trains on"

@@ -114,7 +114,7 @@ def _noise(root: Path) -> str:
         return ""
     rec = json.loads(path.read_text())
     few, many = sorted((v for v in rec.values() if isinstance(v, dict) and "scatter" in v), key=lambda v: v["tasks"])
-    return (f" Would more test tasks narrow it? Scored on {many['tasks']:,} fixed test tasks instead of "
+    return (f"\n\nWould more test tasks narrow it? Scored on {many['tasks']:,} fixed test tasks instead of "
             f"{few['tasks']:,}, the checkpoints of the window at step {rec['window'][1]:,} (steps "
             f"{rec['window'][0]:,}–{rec['window'][1]:,}, every 500) have a sampling error of "
             f"{100 * many['task_se']:.2f} points instead of {100 * few['task_se']:.2f}, but the curve scatters about "
@@ -128,7 +128,7 @@ def _span(steps: list[int]) -> str:
     return f"{steps[0]:,}" if len(steps) == 1 else f"{min(steps):,}–{max(steps):,}"
 
 
-def _runs(man: dict) -> str:
+def _runs(man: dict, cap: int | None) -> str:
     rows = []
     T = (profiles.LONG_RUN or {}).get("steps")
     for key, name in NAMES.items():
@@ -144,12 +144,24 @@ def _runs(man: dict) -> str:
                      f"{m['machine']}, {m['threads']} thread", recovered or "none"])
     status = (f"The long profile's length is T = {T:,} steps (`profiles.LONG_RUN`)." if T else
               "The length rule (4, above) has not fixed the long run's length yet (`profiles.LONG_RUN` is unset), "
-              "so the long profile's chapters are not executed; MAML and ANIL seed 1 train on.")
+              "so the long profile's chapters are not executed" + _training(man, cap) + ".")
     return (_md_table(["run", "trained to step", "accuracy there", "hours of training", "trained on",
                        "checkpoints retrained after the fact"], rows)
             + f"\n\n{status} Hours of training add up the wall time of the logged steps (checkpoint evaluations "
               "not included), at one thread and the lowest priority, with other work sharing the machine's two "
               "cores: an upper bound on what the steps take alone (seconds per step in the table above).")
+
+
+def _training(man: dict, cap: int | None) -> str:
+    """"; ANIL, seed 0 has reached the cap (31,000 steps); MAML trains on", from the manifests."""
+    at_cap = [NAMES[k] for k in NAMES if k in man and cap is not None and man[k]["step"] >= cap]
+    on = [NAMES[k] for k in NAMES if k in man and NAMES[k] not in at_cap]
+    said = []
+    if at_cap:
+        said.append(f"{' and '.join(at_cap)} {'has' if len(at_cap) == 1 else 'have'} reached the cap ({cap:,} steps)")
+    if on:
+        said.append(f"{' and '.join(on)} {'trains' if len(on) == 1 else 'train'} on")
+    return "".join(f"; {x}" for x in said)
 
 
 def _curve(man: dict) -> str:
@@ -231,7 +243,7 @@ def page(root=None) -> str:
         "recipe (two seeds, for R1 and R5). Its checkpoints are shipped with the book.\n",
         "## Which run, and how long\n",
         _trial(rec, root) if rec else "The regime trial has not been recorded yet (`python -m mamlscope regime record`).",
-        "\n## The runs\n", _runs(man),
+        "\n## The runs\n", _runs(man, ((rec or {}).get("choice", {}).get("length") or {}).get("cap_step")),
         f"\n## Learning curves, every {profiles.LONG_EVERY:,} steps\n",
         "Accuracy on the fixed 100 test tasks at the checkpoints the book ships:\n\n" + _curve(man),
         "\n## The verdicts against the training step\n",
