@@ -27,10 +27,12 @@ SHAPE_NAMES = {"finn-queries": "Finn's queries and meta-batch", "cpu": "the cpu 
 NAMES = {("maml", 0): "MAML", ("anil", 0): "ANIL, seed 0", ("anil", 1): "ANIL, seed 1"}
 
 
-def _md_table(header: list[str], rows: list[list]) -> str:
+def _md_table(header: list[str], rows: list[list], caption: str, name: str) -> str:
+    """A Markdown table in a numbered MyST table with ``caption``, referenced as
+    {numref}`name` from the prose."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return f":::{{table}} {caption}\n:name: {name}\n\n" + "\n".join(lines) + "\n:::"
 
 
 def _pc(x) -> str:
@@ -52,19 +54,24 @@ def _manifests(root: Path) -> dict:
 
 
 def _trial(rec: dict, root: Path) -> str:
-    rows = []
+    labels = ["queries per class", "meta-batch", "trained to step", "accuracy there", "fitted level",
+              "levels off at (fitted accuracy)", "seconds per step", "hours to level off"]
+    cols = []
     for shape, r in rec["rows"].items():
         f, T = r.get("fit") or {}, r.get("levelled_step")
         cost = T * r["seconds_per_step"] / 3600 if T else None
-        rows.append([SHAPE_NAMES.get(shape, shape), r["q_query"], r["meta_batch"], r["filters"], f"{r['trained_steps']:,}",
+        cols.append([r["q_query"], r["meta_batch"], f"{r['trained_steps']:,}",
                      _pc(r["curve"][str(r["trained_steps"])] if str(r["trained_steps"]) in r["curve"]
                          else r["curve"][r["trained_steps"]]),
                      f"{100 * f['a']:.1f}% (τ = {f['tau']:,.0f})" if f else "—",
-                     f"{T:,}" if T else "—", _pc(r.get("accuracy_at_levelled")),
+                     f"{T:,} ({_pc(r.get('accuracy_at_levelled'))})" if T else "—",
                      f"{r['seconds_per_step']:.2f}", f"{cost:.1f}" if cost else "—"])
-    table = _md_table(["shape", "queries per class", "meta-batch", "filters", "trained to step",
-                       "accuracy there", "fitted level", "levels off at", "accuracy there (fit)",
-                       "seconds per step", "hours to level off"], rows)
+    filters = sorted({r["filters"] for r in rec["rows"].values()})
+    table = _md_table([""] + [SHAPE_NAMES.get(shape, shape) for shape in rec["rows"]],
+                      [[label] + [c[i] for c in cols] for i, label in enumerate(labels)],
+                      "The regime trial: each shape of Finn et al.'s 20-way 1-shot recipe "
+                      f"({' or '.join(map(str, filters))} filters), its newest checkpoint, its fitted learning curve, "
+                      "and what training it until the fit levels off would cost.", "tbl-long-trial")
     choice = rec["choice"]
     chosen = (f"The rule chooses {SHAPE_NAMES.get(choice['shape'], choice['shape'])}" + (" within the cap." if choice.get("within_cap") else
                                                          ", the cheapest to level off (none fits the cap).")
@@ -74,7 +81,7 @@ def _trial(rec: dict, root: Path) -> str:
     rule = rule.replace(":data:`CAP_HOURS`", f"{regime.CAP_HOURS:g} hours").replace("``regime time``", "`regime time`")
     rule = rule.replace("; :func:`length`", "")
     chosen += " " + _length(rec, root)
-    return (f"{table}\n\nAccuracy is on the run's fixed 100 test tasks (20-way 1-shot, 5 inner steps at α = 0.1), "
+    return (f"{table}\n\nAccuracy in {{numref}}`tbl-long-trial` is on the run's fixed 100 test tasks (20-way 1-shot, 5 inner steps at α = 0.1), "
             f"scored at each checkpoint while training; seconds per step were timed alone at one thread "
             f"({rec.get('machine', 'machine not recorded')}). The rule (fixed before any curve was seen; the "
             "additions are dated, each made before what it decides):\n\n"
@@ -146,8 +153,10 @@ def _runs(man: dict, cap: int | None) -> str:
               "The length rule (4, above) has not fixed the long run's length yet (`profiles.LONG_RUN` is unset), "
               "so the long profile's chapters are not executed" + _training(man, cap) + ".")
     return (_md_table(["run", "trained to step", "accuracy there", "hours of training", "trained on",
-                       "checkpoints retrained after the fact"], rows)
-            + f"\n\n{status} Hours of training add up the wall time of the logged steps (checkpoint evaluations "
+                       "checkpoints retrained after the fact"], rows,
+                      "The long runs: how far each has trained, its accuracy on the fixed test tasks there, the "
+                      "hours it took and where.", "tbl-long-runs")
+            + f"\n\n{status} Hours of training in {{numref}}`tbl-long-runs` add up the wall time of the logged steps (checkpoint evaluations "
               "not included), at one thread and the lowest priority, with other work sharing the machine's two "
               "cores: an upper bound on what the steps take alone (seconds per step in the table above).")
 
@@ -170,7 +179,10 @@ def _curve(man: dict) -> str:
     if not steps:
         return "No checkpoint on the grid yet."
     rows = [[f"{s:,}"] + [_pc(man[k]["curve"].get(s)) if k in man else "—" for k in NAMES] for s in steps]
-    return _md_table(["step"] + list(NAMES.values()), rows)
+    return ("{numref}`tbl-long-curves` gives each run's accuracy on the fixed 100 test tasks at the checkpoints the "
+            "book ships.\n\n" + _md_table(["step"] + list(NAMES.values()), rows,
+                                          f"Learning curves: accuracy on the fixed 100 test tasks (20-way 1-shot) at "
+                                          f"every {every:,}th step.", "tbl-long-curves"))
 
 
 def _chapters() -> str:
@@ -188,12 +200,15 @@ def _budget(root: Path) -> str:
                 "recorded.")
     alone = budget.table(results, rule_alone=True)
     header = ["claim", "at each step"]
-    return ("**The verdict**, under the protocol (in brackets, what it means in the scorecard's words; steps in "
-            "a row with the same verdict are joined):\n\n" + _md_table(header, _by_step(t))
+    return ("**The verdict**, under the protocol ({numref}`tbl-long-verdicts`; in brackets, what it means in the "
+            "scorecard's words; steps in a row with the same verdict are joined).\n\n"
+            + _md_table(header, _by_step(t), "The verdict of each claim on the run forked at each step.",
+                        "tbl-long-verdicts")
             + "\n\n**The rule alone**, on the same measurements without the regime preconditions (the model still "
-              "rising, the setting): how the measurement itself moves as the model trains. It is not a verdict "
-              "where a precondition fails; the recipe study reports it the same way.\n\n"
-            + _md_table(header, _by_step(alone))
+              "rising, the setting; {numref}`tbl-long-rule-alone`): how the measurement itself moves as the model "
+              "trains. It is not a verdict where a precondition fails; the recipe study reports it the same way.\n\n"
+            + _md_table(header, _by_step(alone), "What each claim's rule alone gives at each step, without the "
+                        "regime preconditions.", "tbl-long-rule-alone")
             + f"\n\nEach step ({regime.step_list(list(t.columns))}) is the run forked there (MAML and both ANIL seeds), "
               "measured by the code of " + _chapters() + ".")
 
@@ -221,8 +236,9 @@ def _remaining() -> str:
             ["inner loss, network", "Σℓ/K, Finn's", "Σℓ/K, Finn's", "mean, the book's"],
             ["meta-training steps", f"{PAPER['steps']:,}",
              f"{profiles.LONG_RUN['steps']:,}" if profiles.LONG_RUN else "until it levels off", "3,000"]]
-    return (_md_table(["", "the papers", "long", "cpu"], rows)
-            + f"\n\nThe long regime keeps Finn et al.'s recipe, queries and meta-batch; it still has half the "
+    return (_md_table(["", "the papers", "long", "cpu"], rows, "The 20-way 1-shot setting of the papers, of the "
+                      "long regime and of the cpu profile.", "tbl-long-differences")
+            + f"\n\nThe long regime ({{numref}}`tbl-long-differences`) keeps Finn et al.'s recipe, queries and meta-batch; it still has half the "
               f"filters and stops where its own curve levels off, below the papers' {PAPER['accuracy']}% "
               "(20-way 1-shot). The paper profile (`--profile paper`, {doc}`paper_scale`) has every one of the "
               "papers' settings; on a GPU its 20-way runs would settle whether the verdicts here move with the "
@@ -245,7 +261,7 @@ def page(root=None) -> str:
         _trial(rec, root) if rec else "The regime trial has not been recorded yet (`python -m mamlscope regime record`).",
         "\n## The runs\n", _runs(man, ((rec or {}).get("choice", {}).get("length") or {}).get("cap_step")),
         f"\n## Learning curves, every {profiles.LONG_EVERY:,} steps\n",
-        "Accuracy on the fixed 100 test tasks at the checkpoints the book ships:\n\n" + _curve(man),
+        _curve(man),
         "\n## The verdicts against the training step\n",
         f"Six claims whose verdict the training budget may decide ({', '.join(budget.CLAIMS)}) are judged again "
         "on the run at every shipped checkpoint:\n\n" + _budget(root),
