@@ -391,10 +391,10 @@ def scatter(values: dict[int, np.ndarray], curve_tasks: int) -> dict:
         means = np.array([np.mean(values[int(s)][:n]) for s in steps])
         se = float(np.mean([np.std(values[int(s)][:n], ddof=1) / math.sqrt(n) for s in steps]))
         resid = means - np.polyval(np.polyfit(steps, means, 2), steps)
-        r = window_rise({0: dict(zip(steps.astype(int).tolist(), means.tolist()))}, int(steps[-1]))
+        points = dict(zip(steps.astype(int).tolist(), means.tolist()))
+        r = window_rise({0: points}, int(steps[-1]))
         out[str(n)] = {"tasks": n, "task_se": se, "scatter": float(np.std(resid, ddof=3)),
-                       "rise": r.rise, "lo": r.lo, "hi": r.hi, "levelled": bool(r.hi <= claims.LEVEL),
-                       "curve": dict(zip(steps.astype(int).tolist(), means.tolist()))}
+                       "rise": r.rise, "lo": r.lo, "hi": r.hi, "levelled": bool(r.hi <= claims.LEVEL), "curve": points}
     return out
 
 
