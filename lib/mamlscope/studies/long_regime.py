@@ -224,7 +224,7 @@ def _by_step(frame) -> list[list[str]]:
                 spans[-1][1] = step
             else:
                 spans.append([step, step, cell])
-        rows.append([claim, "; ".join(f"step {a:,}: {c}" if a == b else f"steps {a:,}–{b:,}: {c}" for a, b, c in spans)])
+        rows.append([claim, "; ".join(f"step{'s' * (a != b)} {_span(sorted({a, b}))}: {c}" for a, b, c in spans)])
     return rows
 
 
