@@ -14,7 +14,13 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 # 2 cores). Lowering this session's autogroup makes it yield to everything else.
 if [ -w /proc/self/autogroup ]; then echo 19 > /proc/self/autogroup; fi
 for ((until = chunk; until <= last; until += chunk)); do
-  nice -n 19 "$py" -m mamlscope regime train "$shape" --until "$until" "$@"
+  out=$(nice -n 19 "$py" -m mamlscope regime train "$shape" --until "$until" "$@")
+  echo "$out"
+  # Nothing trained (the run, restored from the shipped checkpoints, is already past this chunk):
+  # go on from the chunk after the run's step, without shipping what is already shipped.
+  if [[ $out =~ steps\ ([0-9]+)\ [^0-9]+\ ([0-9]+)\ in ]] && [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ]; then
+    until=$(( BASH_REMATCH[2] / chunk * chunk )); continue
+  fi
   if [ $# -gt 0 ]; then "$py" -m mamlscope regime ship "$shape" "$@" >/dev/null
   else "$py" -m mamlscope regime ship "$shape" --algorithm maml --seed 0 >/dev/null; fi
 done

@@ -120,7 +120,7 @@ def _noise(root: Path) -> str:
     if not path.is_file():
         return ""
     rec = json.loads(path.read_text())
-    few, many = sorted((v for v in rec.values() if isinstance(v, dict) and "scatter" in v), key=lambda v: v["tasks"])
+    few, many = sorted(rec["by_tasks"].values(), key=lambda v: v["tasks"])
     return (f"\n\nWould more test tasks narrow it? Scored on {many['tasks']:,} fixed test tasks instead of "
             f"{few['tasks']:,}, the checkpoints of the window at step {rec['window'][1]:,} (steps "
             f"{rec['window'][0]:,}–{rec['window'][1]:,}, every 500) have a sampling error of "

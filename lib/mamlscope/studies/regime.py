@@ -423,7 +423,8 @@ def curve_noise(shape: str, n_tasks: int = 1000, root=None, algorithm: str = "ma
             raise RuntimeError(f"step {s}: the first {cfg.curve_tasks} tasks give {v[:cfg.curve_tasks].mean():.4f}, "
                                f"the log {pts[s]:.4f}: not the curve's tasks")
         values[s] = v
-    return {"run": run.dir.name, "window": [steps[0], last], **scatter(values, cfg.curve_tasks), **provenance()}
+    return {"run": run.dir.name, "window": [steps[0], last], "by_tasks": scatter(values, cfg.curve_tasks),
+            **provenance()}
 
 
 def _write(path: Path, rec: dict) -> None:
@@ -572,7 +573,7 @@ def main(argv=None) -> int:
             return 2
         _write(_root() / NOISE, rec)
         print(", ".join(f"{k} tasks: scatter {100 * v['scatter']:.2f} points, tasks' error {100 * v['task_se']:.2f}"
-                        for k, v in rec.items() if isinstance(v, dict) and "scatter" in v), "→", NOISE)
+                        for k, v in rec["by_tasks"].items()), "→", NOISE)
     elif args.command == "record":
         rec = measure()
         _write(_root() / RECORD, rec)
