@@ -109,8 +109,11 @@ def _length(rec: dict, root: Path) -> str:
     last = max(curve)
     r = window_rise({0: curve}, last)
     nxt = next((T for T in regime.looks(row["levelled_step"], got["cap_step"]) if T > last), got["cap_step"])
+    earlier = "; ".join(f"{int(s):,}: {100 * v['rise']:+.1f} [{100 * v['lo']:+.1f}, {100 * v['hi']:+.1f}]"
+                        for s, v in sorted(got.get("looks", {}).items(), key=lambda kv: int(kv[0])) if int(s) < last)
     return (f"Its length is not fixed yet: at step {last:,}, its newest, the protocol's window rise is "
-            f"{100 * r.rise:+.1f} [{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] points (levelled off: upper end ≤ 1); "
+            f"{100 * r.rise:+.1f} [{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] points (it passes once the upper end is at "
+            "most 1 point" + (f"; at the earlier looks, {earlier}" if earlier else "") + "); "
             f"the next look is at step {nxt:,}, and the cap is step {got['cap_step']:,}." + said + _noise(root))
 
 
