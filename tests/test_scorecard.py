@@ -293,12 +293,15 @@ def test_a_second_profiles_verdicts_sit_beside_and_a_difference_is_budget_depend
     t = _fake_table()
     other = t.copy()
     other["verdict"] = ["reproduced" if v != scorecard.NOT_RUN else v for v in t["verdict"]]
+    other["outcome"] = ["holds, not specific" if v != scorecard.NOT_RUN else "" for v in t["verdict"]]
     both = scorecard.beside(t, other)
     g4 = both[both["id"] == "G4"].iloc[0]
     assert g4["other_verdict"] == "reproduced" and g4["budget_dependent"]
     page = scorecard.front_page(both, other="long")
     assert "| verdict | what decided it | at `long` | chapter |" in page
     assert "budget-dependent" in page
+    # the second column qualifies a verdict in the first column's words: "holds" is the verdict's own
+    assert "{bdg-success}`reproduced` (not specific) |" in page and "holds, not specific" not in page
     # without a judged claim at the other profile, no column
     none = scorecard.beside(t, None)
     assert not none["budget_dependent"].any()

@@ -371,15 +371,18 @@ def beside_profile(table: pd.DataFrame, other: str, root=None) -> pd.DataFrame:
     return beside(table, scorecard(other, root) if recorded else None)
 
 
+def _qualifiers(verdict: str, outcome) -> list[str]:
+    """What qualifies a verdict, in the scorecard's words: the outcome's terms but those the
+    verdict already says ("holds" beside *reproduced*); the whole outcome for *inconclusive*."""
+    outcome = outcome if isinstance(outcome, str) else ""
+    if verdict in ("reproduced", "partly", "not reproduced"):
+        return [t for t in outcome.split(", ") if t and t not in ("holds", "holds in part", "contradicted")]
+    return [outcome] if verdict == "inconclusive" and outcome else []
+
+
 def _short_status(row) -> str:
     """The verdict badge and, in a few words, what qualifies it."""
-    extra = []
-    base = ("holds", "holds in part", "contradicted")
-    outcome_ = row.outcome if isinstance(row.outcome, str) else ""
-    if row.verdict in ("reproduced", "partly", "not reproduced"):
-        extra += [t for t in outcome_.split(", ") if t and t not in base]
-    elif row.verdict == "inconclusive" and outcome_:
-        extra.append(outcome_)
+    extra = _qualifiers(row.verdict, row.outcome)
     if row.recipe and "setting-dependent" not in extra:
         extra.append("recipe-dependent")
     if "a different verdict" in (row.seeds or ""):
@@ -443,7 +446,8 @@ def front_page(table: pd.DataFrame, *, book_dir=None, link_suffix: str = ".ipynb
             why = row.meaning if isinstance(row.meaning, str) and row.meaning else "—"
             also = ""
             if second:
-                also = (f" {badge(row.other_verdict)}" + (f" ({_cell(row.other_outcome)})" if row.other_outcome else "")
+                said = _qualifiers(row.other_verdict, row.other_outcome)
+                also = (f" {badge(row.other_verdict)}" + (f" ({_cell('; '.join(said))})" if said else "")
                         if row.other_verdict else " —") + " |"
             lines.append(f"| {claim_link(row)} | {_cell(row.claim)}{mark} | {_cell(shown[0])} | {_cell(shown[1])} "
                          f"| {_short_status(row)} | {_cell(why)} |{also} {link} |")
